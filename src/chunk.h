@@ -1,0 +1,148 @@
+/*
+ * chunk.h - the in-chunk bitmap allocator.
+ *
+ * A chunk manages the offsets of one region (one unit's worth of address
+ * space, the same offsets being used in every unit) in PCPU_MIN_ALLOC_SIZE
+ * (4-byte) fragments.  It never touches the memory it manages: the
+ * allocator above maps, populates and zeroes.  This layer is pure logic and
+ * is tested without any OS memory.
+ *
+ *   alloc_map   one bit per fragment, 1 = in use;
+ *   bound_map   nr_bits + 1 bits; a set bit marks where a live allocation
+ *               starts and where it ends (one past its last fragment).  Inside
+ *               a live allocation only its start bit is set, so a free needs
+ *               no per-object record and bound[off] && alloc[off] is exactly
+ *               "off starts a live allocation";
+ *   md          one block_md per page (block.h);
+ *   tree        a max-run summary over blocks (prefix, suffix and longest
+ *               free run per node) so the chunk's longest free run -- runs
+ *               may span blocks -- is exact after every operation at
+ *               O(log nr_blocks) cost;
+ *   chunk_md    the chunk-wide hints (contig, contig_start, first_free,
+ *               left_free, right_free) read from the tree;
+ *   populated   one bit per page, 1 = backed by memory in every unit.
+ *
+ * A hidden head [0, start_bits) and tail [end_bits, nr_bits) are marked in
+ * use without boundaries: the first chunk hides its static area and any
+ * unused end this way.  They can never be freed.
+ */
+#ifndef PCPU_CHUNK_H
+#define PCPU_CHUNK_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "block.h"
+
+#define PCPU_MIN_ALLOC_SHIFT 2
+#define PCPU_MIN_ALLOC_BYTES (1 << PCPU_MIN_ALLOC_SHIFT)
+
+struct run_node {               /* a tree node over a range of blocks */
+	int pre;                /* free bits from the range's start */
+	int suf;                /* free bits up to the range's end */
+	int best;               /* longest free run inside the range */
+	int best_start;         /* chunk bit offset where that run starts */
+};
+
+struct chunk {
+	int nr_pages;
+	int block_bits;         /* bits per block = page_size / 4 */
+	int block_shift;        /* log2(block_bits) */
+	int nr_bits;            /* nr_pages * block_bits */
+	int start_bits;         /* hidden head */
+	int end_bits;           /* hidden tail starts here */
+
+	unsigned long *alloc_map;
+	unsigned long *bound_map;
+	unsigned long *populated;
+	struct block_md *md;
+	struct block_md chunk_md;
+
+	int tree_leaves;        /* power of two >= nr_pages */
+	struct run_node *tree;  /* 2 * tree_leaves nodes, root at 1 */
+
+	int free_bytes;         /* free bytes in [start_bits, end_bits) */
+	int nr_alloc;           /* live allocations */
+	int nr_populated;       /* populated pages */
+	int nr_empty_pages;     /* blocks with no bit in use */
+	int nr_empty_pop_pages; /* blocks with no bit in use, populated */
+};
+
+/*
+ * Create a chunk of nr_pages pages of page_size bytes (page_size a power of
+ * two, >= 64) whose first head_bytes and last tail_bytes are hidden.  All
+ * pages start unpopulated.  NULL + errno (ENOMEM, EINVAL) on failure.
+ */
+struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes);
+void chunk_destroy(struct chunk *c);
+
+/*
+ * Find where to start looking for `bits` free bits aligned to align_bits
+ * (a power of two, at most block_bits).  Consults chunk_md first, then walks
+ * block hints; never reads the bitmaps.  With pop_only, only populated pages
+ * are considered.  Returns a bit offset to hand to chunk_alloc_area, or -1.
+ *
+ * Guarantee: if some free run (on populated pages when pop_only) has at
+ * least bits + align_bits - 1 free bits, the result is not -1; with
+ * align_bits == 1 any run of `bits` free bits is found.
+ */
+int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_only);
+
+/*
+ * Allocate `bits` at alignment align_bits, scanning the allocation map from
+ * `start` (a chunk_find_fit result) and at most one block past it.  Updates
+ * both maps and every hint exactly.  Returns the bit offset, or -1.
+ */
+int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start);
+
+/* chunk_find_fit + chunk_alloc_area in bytes: byte offset, or -1. */
+int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
+
+/*
+ * Size in bits of the live allocation starting at bit_off, or 0 when
+ * bit_off is not the start of a live allocation (never allocated, interior,
+ * freed, hidden head/tail, out of range).  O(1) to reject, O(size) to size.
+ */
+int chunk_area_bits(const struct chunk *c, int bit_off);
+
+/*
+ * Free the live allocation starting at bit_off (the caller has validated it
+ * with chunk_area_bits).  Returns the number of bits freed.
+ */
+int chunk_free_area(struct chunk *c, int bit_off);
+
+/* Byte-level free: validates, returns freed bytes or -1 if invalid. */
+int chunk_free(struct chunk *c, int off);
+
+/* Record that pages [start, end) are now populated / depopulated. */
+void chunk_mark_populated(struct chunk *c, int page_start, int page_end);
+void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end);
+
+/* True if every page covering bits [bit_off, bit_off + bits) is populated. */
+bool chunk_range_populated(const struct chunk *c, int bit_off, int bits);
+
+/* Longest free run in bytes (exact). */
+static inline int chunk_contig_bytes(const struct chunk *c)
+{
+	return c->chunk_md.contig * PCPU_MIN_ALLOC_BYTES;
+}
+
+/* Bytes the chunk can ever hand out: end_bits - start_bits, in bytes. */
+static inline int chunk_usable_bytes(const struct chunk *c)
+{
+	return (c->end_bits - c->start_bits) * PCPU_MIN_ALLOC_BYTES;
+}
+
+static inline bool chunk_is_empty(const struct chunk *c)
+{
+	return c->free_bytes == chunk_usable_bytes(c);
+}
+
+/*
+ * Recompute every hint, counter and tree node from the bitmaps and compare.
+ * Returns 0, or -1 with the first mismatch (block index, field, stored and
+ * recomputed values) in msg.
+ */
+int chunk_verify(const struct chunk *c, char *msg, size_t msglen);
+
+#endif

@@ -1,0 +1,155 @@
+/*
+ * chunk_verify.c - recompute everything a chunk believes from its bitmaps.
+ *
+ * The checker is the executable statement of the chunk's invariants: block
+ * hints (block.h), the run tree and chunk hints, the counters, and the
+ * boundary map's encoding of live allocations (chunk.h).  Tests call it
+ * after every step of random sequences; it never changes the chunk.
+ */
+#include <stdio.h>
+#include <string.h>
+
+#include "bitops.h"
+#include "chunk.h"
+
+#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return -1; } while (0)
+
+static int check_blocks(const struct chunk *c, char *msg, size_t msglen)
+{
+	char sub[160];
+
+	for (int b = 0; b < c->nr_pages; b++) {
+		const unsigned long *map = c->alloc_map + ((size_t)b << c->block_shift) / BITS_PER_LONG;
+
+		if (c->md[b].nr_bits != c->block_bits)
+			FAIL("block %d: nr_bits %d != %d", b, c->md[b].nr_bits, c->block_bits);
+		if (block_check(&c->md[b], map, sub, (int)sizeof(sub)))
+			FAIL("block %d: %s", b, sub);
+	}
+	return 0;
+}
+
+/* Longest run of clear bits in the whole map, and where the first one starts. */
+static int longest_run(const struct chunk *c, int *first_longest)
+{
+	size_t s, e;
+	int best = 0;
+
+	*first_longest = 0;
+	for (s = 0; bitmap_next_clear_run(c->alloc_map, (size_t)c->nr_bits, &s, &e); s = e) {
+		if ((int)(e - s) > best) {
+			best = (int)(e - s);
+			*first_longest = (int)s;
+		}
+	}
+	return best;
+}
+
+static int check_chunk_hints(const struct chunk *c, char *msg, size_t msglen)
+{
+	int first_longest, longest = longest_run(c, &first_longest);
+	int first = (int)bitmap_next_clear(c->alloc_map, (size_t)c->nr_bits, 0);
+	int left = first ? 0 : (int)bitmap_next_set(c->alloc_map, (size_t)c->nr_bits, 0);
+	int last_used = (int)bitmap_last_set_before(c->alloc_map, (size_t)c->nr_bits);
+	int right = last_used == c->nr_bits ? c->nr_bits : c->nr_bits - 1 - last_used;
+
+	if (c->chunk_md.contig != longest)
+		FAIL("chunk: contig %d != %d", c->chunk_md.contig, longest);
+	if (longest) {
+		int cs = c->chunk_md.contig_start, ce = cs + longest;
+
+		if (cs < 0 || ce > c->nr_bits ||
+		    !bitmap_range_clear(c->alloc_map, (size_t)cs, (size_t)ce) ||
+		    (cs > 0 && !bit_test(c->alloc_map, (size_t)cs - 1)) ||
+		    (ce < c->nr_bits && !bit_test(c->alloc_map, (size_t)ce)))
+			FAIL("chunk: contig run at %d len %d is not a maximal free run (first longest at %d)",
+			     cs, longest, first_longest);
+	}
+	if (c->chunk_md.first_free != first)
+		FAIL("chunk: first_free %d != %d", c->chunk_md.first_free, first);
+	if (c->chunk_md.left_free != left)
+		FAIL("chunk: left_free %d != %d", c->chunk_md.left_free, left);
+	if (c->chunk_md.right_free != right)
+		FAIL("chunk: right_free %d != %d", c->chunk_md.right_free, right);
+	return 0;
+}
+
+/* Every tree leaf mirrors its block; every inner node is its children's sum. */
+static int check_tree(const struct chunk *c, char *msg, size_t msglen)
+{
+	for (int b = 0; b < c->nr_pages; b++) {
+		const struct run_node *n = &c->tree[c->tree_leaves + b];
+		const struct block_md *md = &c->md[b];
+
+		if (n->pre != md->left_free || n->suf != md->right_free || n->best != md->contig ||
+		    n->best_start != (b << c->block_shift) + md->contig_start)
+			FAIL("tree leaf %d: {%d,%d,%d@%d} != block {%d,%d,%d@%d}", b, n->pre, n->suf,
+			     n->best, n->best_start, md->left_free, md->right_free, md->contig,
+			     (b << c->block_shift) + md->contig_start);
+	}
+	return 0;
+}
+
+static int check_counters(const struct chunk *c, char *msg, size_t msglen)
+{
+	int used = (int)bitmap_weight_range(c->alloc_map, (size_t)c->start_bits, (size_t)c->end_bits);
+	int free_bytes = (c->end_bits - c->start_bits - used) * PCPU_MIN_ALLOC_BYTES;
+	int empty = 0, empty_pop = 0;
+	int populated = (int)bitmap_weight_range(c->populated, 0, (size_t)c->nr_pages);
+
+	if (!bitmap_range_set(c->alloc_map, 0, (size_t)c->start_bits))
+		FAIL("hidden head [0,%d) not fully in use", c->start_bits);
+	if (!bitmap_range_set(c->alloc_map, (size_t)c->end_bits, (size_t)c->nr_bits))
+		FAIL("hidden tail [%d,%d) not fully in use", c->end_bits, c->nr_bits);
+	if (c->free_bytes != free_bytes)
+		FAIL("free_bytes %d != %d", c->free_bytes, free_bytes);
+	for (int b = 0; b < c->nr_pages; b++) {
+		size_t s = (size_t)b << c->block_shift;
+
+		if (bitmap_range_clear(c->alloc_map, s, s + (size_t)c->block_bits)) {
+			empty++;
+			empty_pop += bit_test(c->populated, (size_t)b);
+		}
+	}
+	if (c->nr_empty_pages != empty)
+		FAIL("nr_empty_pages %d != %d", c->nr_empty_pages, empty);
+	if (c->nr_empty_pop_pages != empty_pop)
+		FAIL("nr_empty_pop_pages %d != %d", c->nr_empty_pop_pages, empty_pop);
+	if (c->nr_populated != populated)
+		FAIL("nr_populated %d != %d", c->nr_populated, populated);
+	return 0;
+}
+
+/*
+ * Inside every used run of the managed region, boundary bits must cut it
+ * into allocations: a bit at the run's start, only allocation starts set
+ * inside, and a bit at the run's end.  Counts the allocations.
+ */
+static int check_bounds(const struct chunk *c, char *msg, size_t msglen)
+{
+	size_t s, e;
+	int nr_alloc = 0;
+
+	for (s = (size_t)c->start_bits;
+	     bitmap_next_set_run(c->alloc_map, (size_t)c->end_bits, &s, &e); s = e) {
+		if (!bit_test(c->bound_map, s))
+			FAIL("bound: used run at bit %zu has no start boundary", s);
+		if (!bit_test(c->bound_map, e))
+			FAIL("bound: used run [%zu,%zu) has no end boundary", s, e);
+		nr_alloc += (int)bitmap_weight_range(c->bound_map, s, e);
+	}
+	if (c->nr_alloc != nr_alloc)
+		FAIL("nr_alloc %d != %d allocations found in the boundary map", c->nr_alloc, nr_alloc);
+	return 0;
+}
+
+int chunk_verify(const struct chunk *c, char *msg, size_t msglen)
+{
+	if (check_blocks(c, msg, msglen) || check_tree(c, msg, msglen) ||
+	    check_chunk_hints(c, msg, msglen) || check_counters(c, msg, msglen) ||
+	    check_bounds(c, msg, msglen))
+		return -1;
+	if (msglen)
+		msg[0] = '\0';
+	return 0;
+}

@@ -1,0 +1,281 @@
+/*
+ * test_chunk.c - the in-chunk bitmap allocator: directed cases for every
+ * hint transition, then a randomised model test against a plain array of
+ * used bits, with chunk_verify after every step.
+ *
+ * Usage: test_chunk [seed [steps]]   (defaults: random seed, 200000 steps)
+ */
+#include <string.h>
+
+#include "bitops.h"
+#include "check.h"
+#include "chunk.h"
+
+static void verify(const struct chunk *c, const char *what)
+{
+	char msg[256];
+
+	REQUIRE(chunk_verify(c, msg, sizeof(msg)) == 0, "%s: %s", what, msg);
+}
+
+/* Small pages (256 B = 64 bits per block) keep multi-block cases cheap. */
+static void test_hints_directed(void)
+{
+	struct chunk *c = chunk_create(4, 256, 0, 0);
+	int a, b, d;
+
+	REQUIRE(c, "create");
+	CHECK(c->chunk_md.contig == 256 && c->nr_empty_pages == 4, "fresh chunk");
+
+	/* One fragment at the very start. */
+	a = chunk_alloc(c, 4, 4, false);
+	CHECK(a == 0, "first alloc at 0, got %d", a);
+	CHECK(c->md[0].first_free == 1 && c->md[0].left_free == 0 && c->md[0].contig == 63 &&
+	      c->md[0].contig_start == 1 && c->md[0].right_free == 63, "block 0 after 4 B");
+	CHECK(c->chunk_md.contig == 255 && c->chunk_md.contig_start == 1, "chunk contig 255@1");
+	CHECK(c->nr_empty_pages == 3, "3 empty pages");
+	verify(c, "after first alloc");
+
+	/* An aligned allocation leaves a hole that becomes the scan hint. */
+	b = chunk_alloc(c, 60, 64, false);
+	CHECK(b == 64, "aligned alloc at byte 64, got %d", b);
+	CHECK(c->md[0].contig == 33 && c->md[0].contig_start == 31 && c->md[0].scan == 15 &&
+	      c->md[0].scan_start == 1, "hole [1,16) is the scan hint, got contig %d@%d scan %d@%d",
+	      c->md[0].contig, c->md[0].contig_start, c->md[0].scan, c->md[0].scan_start);
+	CHECK(c->chunk_md.contig == 225 && c->chunk_md.contig_start == 31, "chunk contig 225@31");
+	verify(c, "after aligned alloc");
+
+	/* A request larger than the scan hint starts after it. */
+	CHECK(chunk_find_fit(c, 20, 1, false) == 16, "find_fit starts after the scan hole");
+	CHECK(chunk_find_fit(c, 10, 1, false) == 1, "small request starts at first_free");
+
+	/* Across two blocks: 40 bits from 31 end in block 1. */
+	d = chunk_alloc(c, 160, 4, false);
+	CHECK(d == 31 * 4, "cross-block alloc at bit 31, got %d", d / 4);
+	CHECK(c->md[0].right_free == 0 && c->md[1].left_free == 0 && c->md[1].first_free == 7,
+	      "edges after cross-block alloc");
+	CHECK(c->nr_empty_pages == 2, "2 empty pages");
+	verify(c, "after cross-block alloc");
+
+	/* Across three blocks. */
+	int e = chunk_alloc(c, 4 * 150, 4, false);
+	CHECK(e == 71 * 4, "three-block alloc at bit 71, got %d", e / 4);
+	CHECK(c->md[2].contig == 0 && c->md[2].first_free == 64, "middle block full");
+	verify(c, "after three-block alloc");
+
+	/* Exact fit of the hole [1,16). */
+	int f = chunk_alloc(c, 60, 4, false);
+	CHECK(f == 4, "exact fit of the 15-bit hole, got %d", f / 4);
+	CHECK(c->md[0].scan == 0 && c->md[0].contig == 0 && c->md[0].first_free == 64, "block 0 full");
+	verify(c, "after exact fit");
+
+	/* Frees: merge right (f then its right neighbour b), left, both. */
+	CHECK(chunk_free(c, f) == 60, "free exact-fit area");
+	verify(c, "free f");
+	CHECK(c->md[0].contig == 15 && c->md[0].contig_start == 1, "hole back");
+	CHECK(chunk_free(c, b) == 60, "free b merges left with the hole");
+	CHECK(c->md[0].contig == 30 && c->md[0].contig_start == 1, "merged [1,31)");
+	verify(c, "free b");
+	CHECK(chunk_free(c, a) == 4, "free a merges right");
+	CHECK(c->md[0].left_free == 31 && c->md[0].first_free == 0, "left run 31");
+	verify(c, "free a");
+	CHECK(chunk_free(c, e) == 600, "free the three-block area");
+	CHECK(c->md[2].contig == 64 && c->nr_empty_pages == 2, "middle block empty again");
+	verify(c, "free e");
+	CHECK(chunk_free(c, d) == 160, "free d: merge both sides, whole chunk free");
+	verify(c, "free d");
+	CHECK(c->chunk_md.contig == 256 && c->nr_empty_pages == 4 && chunk_is_empty(c),
+	      "whole chunk free");
+
+	/* Invalid frees are refused without changing anything. */
+	CHECK(chunk_free(c, 0) == -1 && chunk_free(c, 2) == -1 && chunk_free(c, 4096) == -1,
+	      "invalid frees refused");
+	a = chunk_alloc(c, 64, 4, false);
+	CHECK(chunk_area_bits(c, a / 4 + 1) == 0 && chunk_area_bits(c, a / 4) == 16, "interior refused");
+	CHECK(chunk_free(c, a) == 64 && chunk_free(c, a) == -1, "double free refused");
+	verify(c, "after invalid frees");
+	chunk_destroy(c);
+}
+
+/* Full allocation, failure, free-all: the chunk returns to its initial state. */
+static void test_full_roundtrip(size_t page, int pages, size_t head, size_t tail)
+{
+	struct chunk *c = chunk_create(pages, page, head, tail);
+	struct chunk *fresh = chunk_create(pages, page, head, tail);
+	int usable;
+
+	REQUIRE(c && fresh, "create");
+	chunk_mark_populated(c, 0, pages);
+	chunk_mark_populated(fresh, 0, pages);
+	usable = chunk_usable_bytes(c);
+	int off = chunk_alloc(c, (size_t)usable, 4, false);
+	CHECK(off == (int)head, "full-chunk alloc at the head's end, got %d", off);
+	CHECK(c->chunk_md.contig == 0 && c->free_bytes == 0, "chunk full");
+	CHECK(chunk_alloc(c, 4, 4, false) == -1, "alloc on a full chunk fails");
+	verify(c, "full");
+	CHECK(chunk_free(c, off) == usable, "free the whole area");
+	verify(c, "freed");
+	CHECK(memcmp(&c->chunk_md, &fresh->chunk_md, sizeof(c->chunk_md)) == 0, "chunk_md restored");
+	CHECK(memcmp(c->md, fresh->md, sizeof(*c->md) * (size_t)pages) == 0, "block hints restored");
+	CHECK(memcmp(c->tree, fresh->tree, sizeof(*c->tree) * 2 * (size_t)c->tree_leaves) == 0,
+	      "tree restored");
+	CHECK(c->nr_empty_pop_pages == fresh->nr_empty_pop_pages && c->free_bytes == fresh->free_bytes,
+	      "counters restored");
+
+	/* Many small allocations filling the chunk, then free all in reverse. */
+	int n = usable / 16, *offs = malloc(sizeof(int) * (size_t)n);
+	for (int i = 0; i < n; i++)
+		offs[i] = chunk_alloc(c, 16, 4, false);
+	CHECK(offs[n - 1] >= 0 && chunk_alloc(c, 16, 4, false) == -1, "filled with 16 B objects");
+	verify(c, "filled");
+	for (int i = n; i-- > 0;)
+		CHECK(chunk_free(c, offs[i]) == 16, "free %d", i);
+	verify(c, "emptied");
+	CHECK(memcmp(c->md, fresh->md, sizeof(*c->md) * (size_t)pages) == 0, "hints restored again");
+	free(offs);
+	chunk_destroy(c);
+	chunk_destroy(fresh);
+}
+
+/* ---- the randomised model test ------------------------------------------ */
+
+struct live { int off, bits; };
+
+static bool *model;            /* model[bit]: used */
+static struct live *lives;
+static int nr_lives;
+
+/* Longest free run in the model, restricted to populated pages if asked. */
+static int model_longest(const struct chunk *c, bool pop_only)
+{
+	int best = 0, cur = 0;
+
+	for (int i = 0; i < c->nr_bits; i++) {
+		bool usable = !model[i] &&
+			      (!pop_only || bit_test(c->populated, (size_t)(i >> c->block_shift)));
+
+		cur = usable ? cur + 1 : 0;
+		if (cur > best)
+			best = cur;
+	}
+	return best;
+}
+
+static void model_step(struct chunk *c, unsigned long step)
+{
+	int r = (int)rng_below(100);
+
+	if (r < 55 || nr_lives == 0) {
+		/* Sizes mostly small, sometimes up to the whole unit. */
+		int max_bits = c->end_bits - c->start_bits;
+		int bits = rng_below(10) ? 1 + (int)rng_below(16) :
+					   1 + (int)rng_below((uint64_t)max_bits);
+		int align_bits = 1 << rng_below((uint64_t)c->block_shift + 1);
+		bool pop_only = rng_below(4) == 0;
+		int start = chunk_find_fit(c, bits, align_bits, pop_only);
+		int off = start < 0 ? -1 : chunk_alloc_area(c, bits, align_bits, start);
+
+		if (off >= 0) {
+			bool ok = off >= c->start_bits && off + bits <= c->end_bits && off % align_bits == 0;
+			for (int i = off; ok && i < off + bits; i++)
+				ok = !model[i];
+			REQUIRE(ok, "step %lu: alloc %d bits align %d got bad area %d", step, bits,
+				align_bits, off);
+			if (pop_only)
+				REQUIRE(chunk_range_populated(c, off, bits),
+					"step %lu: atomic alloc on unpopulated page", step);
+			for (int i = off; i < off + bits; i++)
+				model[i] = true;
+			lives[nr_lives++] = (struct live){ off, bits };
+		} else {
+			/* The documented guarantee (chunk.h): failure only when no
+			 * run holds bits + align_bits - 1 (bits when unaligned). */
+			int need = bits + align_bits - 1;
+			int longest = model_longest(c, pop_only);
+			REQUIRE(start < 0, "step %lu: find_fit gave %d but alloc_area failed", step, start);
+			REQUIRE(longest < need, "step %lu: alloc %d bits align %d%s failed but a run of "
+				"%d exists", step, bits, align_bits, pop_only ? " pop_only" : "", longest);
+		}
+	} else if (r < 95) {
+		int k = (int)rng_below((uint64_t)nr_lives);
+		struct live l = lives[k];
+
+		/* Interior and neighbour offsets are never valid starts. */
+		if (l.bits > 1)
+			REQUIRE(chunk_area_bits(c, l.off + 1 + (int)rng_below((uint64_t)l.bits - 1)) == 0,
+				"step %lu: interior accepted", step);
+		REQUIRE(chunk_area_bits(c, l.off) == l.bits, "step %lu: size of live area", step);
+		REQUIRE(chunk_free_area(c, l.off) == l.bits, "step %lu: free size", step);
+		REQUIRE(chunk_area_bits(c, l.off) == 0, "step %lu: freed area still valid", step);
+		for (int i = l.off; i < l.off + l.bits; i++)
+			model[i] = false;
+		lives[k] = lives[--nr_lives];
+	} else {
+		int p0 = (int)rng_below((uint64_t)c->nr_pages);
+		int p1 = p0 + 1 + (int)rng_below((uint64_t)(c->nr_pages - p0));
+		if (rng_below(2))
+			chunk_mark_populated(c, p0, p1);
+		else
+			chunk_mark_depopulated(c, p0, p1);
+	}
+	char msg[256];
+	REQUIRE(chunk_verify(c, msg, sizeof(msg)) == 0, "step %lu: %s", step, msg);
+	int used = 0;
+	for (int i = c->start_bits; i < c->end_bits; i++)
+		used += model[i];
+	REQUIRE(c->free_bytes == (c->end_bits - c->start_bits - used) * 4, "step %lu: free bytes", step);
+}
+
+static void test_model(unsigned long steps)
+{
+	static const size_t pages[] = { 256, 512, 1024, 4096 };
+	unsigned long done = 0;
+
+	while (done < steps) {
+		size_t page = pages[rng_below(4)];
+		int nr_pages = 1 + (int)rng_below(page == 4096 ? 16 : 64);
+		int bits = nr_pages * (int)(page / 4);
+		size_t head = rng_below(3) ? 0 : 4 * rng_below((uint64_t)bits / 4);
+		size_t tail = rng_below(3) ? 0 : 4 * rng_below((uint64_t)bits / 4);
+		struct chunk *c = chunk_create(nr_pages, page, head, tail);
+		unsigned long n = 2000 + rng_below(8000);
+
+		REQUIRE(c, "create %d pages of %zu", nr_pages, page);
+		model = calloc((size_t)bits, sizeof(bool));
+		lives = malloc(sizeof(*lives) * (size_t)bits);
+		for (int i = 0; i < c->start_bits; i++)
+			model[i] = true;
+		for (int i = c->end_bits; i < bits; i++)
+			model[i] = true;
+		nr_lives = 0;
+		if (rng_below(2))
+			chunk_mark_populated(c, 0, nr_pages);
+		verify(c, "fresh");
+		for (unsigned long i = 0; i < n && done < steps; i++, done++)
+			model_step(c, done);
+		/* Free everything: back to an empty chunk. */
+		while (nr_lives)
+			chunk_free_area(c, lives[--nr_lives].off);
+		verify(c, "drained");
+		CHECK(chunk_is_empty(c) && c->chunk_md.contig == c->end_bits - c->start_bits,
+		      "drained chunk is one free run");
+		free(model);
+		free(lives);
+		chunk_destroy(c);
+	}
+	printf("model test: %lu steps, chunk_verify after each\n", done);
+}
+
+int main(int argc, char **argv)
+{
+	unsigned long steps = argc > 2 ? strtoul(argv[2], NULL, 0) : 200000;
+
+	test_seed(argc, argv);
+	test_hints_directed();
+	test_full_roundtrip(256, 4, 0, 0);
+	test_full_roundtrip(4096, 8, 0, 0);
+	test_full_roundtrip(4096, 3, 1000, 2000);
+	test_full_roundtrip(256, 1, 0, 0);
+	test_model(steps);
+	TEST_DONE();
+}
