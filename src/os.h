@@ -1,0 +1,141 @@
+/*
+ * os.h - the operating-system layer: machine topology and address space.
+ *
+ * Everything the allocator asks of the kernel goes through here, and this is
+ * the only place in the library that calls mmap/munmap/mprotect/madvise/mbind.
+ * Keeping it in one file gives one point for fault injection (tests make any
+ * of these calls fail on demand) and one place to port.
+ *
+ * Topology (CPUs, NUMA nodes, distances) is read from sysfs once, on first
+ * use, and cached for the life of the process.  Every function here is
+ * thread-safe and none of them prints anything: failures are reported by the
+ * return value and errno.
+ *
+ * Memory lifecycle of a range handed out by os_reserve():
+ *
+ *   reserved    PROT_NONE, no memory behind it; touching it faults
+ *   populated   read-write, resident, zero-filled when first populated
+ *   depopulated back to "reserved": memory returned, touching it faults
+ *
+ * Fault injection
+ * ---------------
+ * Each of the four memory operations (reserve, populate, depopulate, bind) can
+ * be told to fail with ENOMEM, either programmatically (os_fault_nth,
+ * os_fault_random) or through the environment variable PCPU_FAULT, which is
+ * read once, the first time any memory operation or fault-injection function
+ * is used.  An injected failure happens before any system call, so the range
+ * is left exactly as it was.  Format:
+ *
+ *   PCPU_FAULT = item [ "," item ]...
+ *   item       = op ":" spec | "seed=" N
+ *   op         = "reserve" | "populate" | "depopulate" | "bind"
+ *   spec       = P          each call fails with probability P, 0 <= P <= 1
+ *              | "nth=" N   the N-th call (counting from 1) fails, once
+ *
+ *   e.g.  PCPU_FAULT=populate:0.01,reserve:nth=3,seed=42
+ *
+ * "seed=" may appear anywhere and seeds every random item in the string
+ * (default seed 1).  A malformed PCPU_FAULT is ignored as a whole (nothing can
+ * be printed from here); os_fault_env_status() tells a test whether it parsed.
+ */
+#ifndef PCPU_OS_H
+#define PCPU_OS_H
+
+#include <stddef.h>
+
+/* ---- topology ---------------------------------------------------------- */
+
+#define OS_LOCAL_DISTANCE  10   /* distance of a node to itself */
+#define OS_REMOTE_DISTANCE 20   /* fallback distance between two nodes */
+
+size_t os_page_size(void);
+unsigned os_possible_cpus(void);   /* highest possible CPU + 1, >= 1 */
+int os_nr_nodes(void);             /* online NUMA nodes, >= 1 */
+int os_cpu_node(unsigned cpu);     /* node of cpu, 0 if unknown */
+int os_node_distance(int a, int b);
+int os_cpu_distance(unsigned a, unsigned b);
+
+/*
+ * Parse a sysfs list such as "0-3,5,8-9\n" and call fn(v, arg) for every
+ * value in it, in order.  Returns the number of values, or -1 with errno =
+ * EINVAL on bad syntax (fn may already have been called for earlier values).
+ */
+long os_parse_list(const char *s, void (*fn)(unsigned v, void *arg), void *arg);
+
+/*
+ * Re-read the topology from another sysfs tree (laid out like
+ * /sys/devices/system: cpu/possible, node/online, node/nodeN/{cpulist,
+ * distance}); NULL means the real one.  Meant for tests: a thread calling
+ * the topology functions meanwhile may still be answered from the previous
+ * snapshot (snapshots are kept, never freed, so nothing dangles).  Returns
+ * 0, or -1 with errno ENOMEM.
+ */
+int os_topology_reload(const char *sysfs_root);
+
+/* ---- address space ----------------------------------------------------- */
+
+/*
+ * Reserve size bytes of address space (rounded up to the page size) aligned
+ * to align, a power of two (values below the page size mean the page size).
+ * No memory is committed and every access faults until os_populate().
+ * NULL + errno (ENOMEM; EINVAL for size 0 or a bad align) on failure.
+ */
+void *os_reserve(size_t size, size_t align);
+int os_unreserve(void *addr, size_t size);
+
+/*
+ * Make a reserved, unpopulated, page-aligned range readable, writable and
+ * resident; its contents read as zero.  All or nothing: on failure the range
+ * is returned to the reserved state and -1 is returned with errno = ENOMEM
+ * (EINVAL, before any system call, if addr is not page aligned).  size is
+ * rounded up to the page size; size 0 succeeds and does nothing.
+ */
+int os_populate(void *addr, size_t size);
+
+/*
+ * Give the memory of a page-aligned range back to the OS and make it fault
+ * again.  A later os_populate() gives zeros.  -1 + errno on failure (on an
+ * injected failure nothing was changed).  size 0 succeeds and does nothing.
+ */
+int os_depopulate(void *addr, size_t size);
+
+/*
+ * Ask the kernel to place the range's memory on NUMA node `node` (preferred,
+ * not strict: the kernel may still fall back to another node when that one is
+ * full).  Call it before populating.  Returns 0 without a system call on a
+ * one-node machine.  Binding is an optimisation, so a kernel without NUMA
+ * support or a sandbox that forbids mbind (ENOSYS, EPERM) also yields 0, and
+ * so does a negative node ("no preference", e.g. a group of unknown node).
+ * -1 + errno otherwise (EINVAL for a node that is not online).
+ */
+int os_bind_node(void *addr, size_t size, int node);
+
+/* ---- fault injection and counters (tests) ------------------------------ */
+
+enum os_op { OS_OP_RESERVE, OS_OP_POPULATE, OS_OP_DEPOPULATE, OS_OP_BIND, OS_NR_OPS };
+
+/* After `skip` more calls of op, the next `count` calls fail with ENOMEM.
+ * count 0 turns the nth-call rule for op off. */
+void os_fault_nth(enum os_op op, unsigned long skip, unsigned long count);
+/* Every call of op fails with this probability, drawn from a deterministic
+ * generator seeded with seed (the same seed gives the same failure pattern in
+ * a single-threaded program).  0 turns it off, 1 fails every call. */
+void os_fault_random(enum os_op op, double probability, unsigned long seed);
+/* Turn every injected failure off (counters are not reset). */
+void os_fault_clear(void);
+/* Replace the fault configuration by one in PCPU_FAULT syntax.  0 on success;
+ * -1 + EINVAL on bad syntax, in which case the configuration is unchanged. */
+int os_fault_parse(const char *spec);
+/* Result of parsing the PCPU_FAULT variable: 0 if unset or valid, -1 if it
+ * was malformed (and therefore ignored). */
+int os_fault_env_status(void);
+
+unsigned long os_call_count(enum os_op op); /* calls attempted, failed or not */
+unsigned long os_fault_count(void);         /* failures injected, all ops */
+void os_counters_reset(void);               /* zero both kinds of counter */
+
+/* Tests: make os_populate() skip MADV_POPULATE_WRITE and touch pages one by
+ * one, as it does on kernels older than 5.14. */
+void os_force_touch_populate(int on);
+
+#endif /* PCPU_OS_H */
