@@ -92,8 +92,8 @@ static void list_del(struct pcpu_chunk *ch)
 {
 	if (ch->prev)
 		ch->prev->next = ch->next;
-	else
-		pcpu.slots[ch->slot].head = ch->next;
+	else if (!(pcpu.slots[ch->slot].head = ch->next))
+		pcpu.slot_mask &= ~(1UL << ch->slot);
 	if (ch->next)
 		ch->next->prev = ch->prev;
 	ch->prev = ch->next = NULL;
@@ -109,6 +109,7 @@ static void chunk_move(struct pcpu_chunk *ch, int slot, bool front)
 		return;
 	struct pcpu_list *l = &pcpu.slots[slot];
 
+	pcpu.slot_mask |= 1UL << slot;
 	if (front || !l->head) {
 		ch->next = l->head;
 		if (l->head)
@@ -317,6 +318,8 @@ static int do_init(const struct pcpu_config *user)
 	pcpu.free_slot = pcpu.sidelined_slot + 1;
 	pcpu.to_depopulate_slot = pcpu.free_slot + 1;
 	pcpu.nr_slots = pcpu.to_depopulate_slot + 1;
+	if (pcpu.nr_slots > BITS_PER_LONG)
+		goto fail_region;          /* unit sizes near 2^60: impossible */
 	pcpu.slots = calloc((size_t)pcpu.nr_slots, sizeof(*pcpu.slots));
 	if (!pcpu.chunk_table || !pcpu.chunk_used || !pcpu.slots)
 		goto fail_region;
@@ -419,8 +422,14 @@ static void atfork_child(void)
  */
 static struct pcpu_chunk *find_area(size_t size, int bits, int align_bits, bool pop_only, int *off)
 {
-	for (int slot = pcpu_size_to_slot(size); slot <= pcpu.free_slot; slot++) {
+	unsigned long todo = pcpu.slot_mask & ~((1UL << pcpu_size_to_slot(size)) - 1) &
+			     ((2UL << pcpu.free_slot) - 1);
+
+	while (todo) {
+		int slot = __builtin_ctzl(todo);
 		struct pcpu_chunk *ch, *next;
+
+		todo &= todo - 1;
 
 		for (ch = pcpu.slots[slot].head; ch; ch = next) {
 			int start, oslot, before;
@@ -473,6 +482,10 @@ static void account_alloc(size_t size)
 		st->max_alloc_size = size;
 }
 
+/* Pages populated at once on the allocation path: fewer system calls (and
+ * TLB flushes) per page, at the cost of up to POP_BATCH - 1 pages early. */
+#define POP_BATCH 4
+
 /* Populate every unpopulated page under [off, off + bits).  pop_mutex held. */
 static int populate_area(struct pcpu_chunk *ch, int off, int bits)
 {
@@ -481,6 +494,13 @@ static int populate_area(struct pcpu_chunk *ch, int off, int bits)
 	size_t s, e;
 
 	for (s = (size_t)ps; bitmap_next_clear_run(ch->map->populated, (size_t)pe, &s, &e); s = e) {
+		/* Extend the last run ahead into unpopulated pages. */
+		if ((int)e == pe && (int)e - (int)s < POP_BATCH) {
+			size_t limit = s + POP_BATCH < (size_t)ch->map->nr_pages ? s + POP_BATCH :
+										  (size_t)ch->map->nr_pages;
+
+			e = bitmap_next_set(ch->map->populated, limit, e);
+		}
 		if (pcpu_populate_pages(ch, (int)s, (int)e))
 			return -1;
 		pthread_mutex_lock(&pcpu.lock);
@@ -491,11 +511,11 @@ static int populate_area(struct pcpu_chunk *ch, int off, int bits)
 }
 
 /* Free [off, ...) of ch under `lock`, keeping the pool count and slot right. */
-static void free_area_locked(struct pcpu_chunk *ch, int off)
+static void free_area_locked(struct pcpu_chunk *ch, int off, int bits)
 {
 	int oslot = pcpu_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
 
-	chunk_free_area(ch->map, off);
+	chunk_free_area(ch->map, off, bits);
 	if (pcpu_chunk_in_pool(ch))
 		pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pcpu_chunk_relocate(ch, oslot);
@@ -574,7 +594,7 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 	pthread_mutex_unlock(&pcpu.lock);
 	if (populate_area(ch, off, bits)) {
 		pthread_mutex_lock(&pcpu.lock);
-		free_area_locked(ch, off);
+		free_area_locked(ch, off, bits);
 		pcpu.stats.nr_alloc--;
 		pcpu.stats.nr_cur_alloc--;
 		pthread_mutex_unlock(&pcpu.pop_mutex);
@@ -653,7 +673,7 @@ PCPU_API void pcpu_free(void __percpu *ptr)
 		invalid_pointer("pcpu_free", ptr, "the allocator has made no allocation");
 	pthread_mutex_lock(&pcpu.lock);
 	ch = validate("pcpu_free", ptr, &off, &bits);
-	free_area_locked(ch, off);
+	free_area_locked(ch, off, bits);
 	pcpu.stats.nr_dealloc++;
 	pcpu.stats.nr_cur_alloc--;
 	/*

@@ -195,7 +195,7 @@ static void *balancer_main(void *arg)
 			pthread_cond_wait(&wake_cond, &wake_mutex);
 		if (stopping)
 			break;
-		wake_pending = false;
+		__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
 		pthread_mutex_unlock(&wake_mutex);
 		pcpu_balance_pass();
 		pthread_mutex_lock(&wake_mutex);
@@ -227,8 +227,12 @@ void pcpu_balance_wake(void)
 {
 	static bool exit_hook;
 
+	/* A pass is already due: nothing to add (a wake is a hint; a pass
+	 * that started just before this point is followed by the next wake). */
+	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED))
+		return;
 	pthread_mutex_lock(&wake_mutex);
-	wake_pending = true;
+	__atomic_store_n(&wake_pending, true, __ATOMIC_RELAXED);
 	if (!thread_running && !stopping && !(pcpu.cfg.flags & PCPU_CFG_NO_BALANCER)) {
 		pthread_attr_t attr;
 		sigset_t all, old;

@@ -99,6 +99,23 @@ void block_note_alloc(struct block_md *md, const unsigned long *map, int start, 
 {
 	int nb = md->nr_bits;
 
+	/*
+	 * First-fit into a block whose only run is the one reaching its end
+	 * (no free bit before it, none after): the rest of that run is the
+	 * new longest, no scan needed.
+	 */
+	if (start == md->contig_start && start == md->first_free &&
+	    md->contig_start + md->contig == nb) {
+		md->contig -= end - start;
+		md->contig_start = md->contig ? end : 0;
+		md->first_free = md->contig ? end : nb;
+		md->right_free = md->contig;
+		if (start == 0)
+			md->left_free = 0;
+		md->scan = 0;
+		return;
+	}
+
 	if (start == md->first_free)
 		md->first_free = (int)bitmap_next_clear(map, (size_t)nb, (size_t)end);
 	if (start < md->left_free)

@@ -33,69 +33,165 @@ static inline bool page_populated(const struct chunk *c, int p)
 
 /* ---- the run tree ---------------------------------------------------- */
 
-static void tree_set_leaf(struct chunk *c, int b)
+/*
+ * Combine two children, each covering w bits, into their parent; the right
+ * child starts at bit rstart.  Leaves past the last block are padding: a
+ * right child made only of padding is ignored, one partly made of it counts
+ * its real length.  Ties keep the leftmost run.  Returns whether the parent
+ * changed.
+ */
+static inline bool tree_combine(const struct chunk *c, struct run_node *out, const struct run_node *l,
+				const struct run_node *r, int w, int rstart)
 {
-	const struct block_md *md = &c->md[b];
+	int rlen = c->nr_bits - rstart;
+	struct run_node n = *l;
 
-	c->tree[c->tree_leaves + b] = (struct run_node){
-		.pre = md->left_free, .suf = md->right_free, .best = md->contig,
-		.best_start = (b << c->block_shift) + md->contig_start,
-	};
+	if (rlen > 0) {
+		int mid = l->suf + r->pre;
+
+		if (rlen > w)
+			rlen = w;
+		if (n.pre == w)
+			n.pre += r->pre;
+		n.suf = r->suf == rlen ? rlen + l->suf : r->suf;
+		if (mid > n.best) {
+			n.best = mid;
+			n.best_start = rstart - l->suf;
+		}
+		if (r->best > n.best) {
+			n.best = r->best;
+			n.best_start = r->best_start;
+		}
+	}
+	if (n.pre == out->pre && n.suf == out->suf && n.best == out->best &&
+	    n.best_start == out->best_start)
+		return false;
+	*out = n;
+	return true;
 }
 
 /*
- * Combine two children covering `half` bits each, the right one starting at
- * bit rstart.  Leaves past the last block are padding: a right child made
- * only of padding is ignored, one partly made of it counts its real length.
- * Ties keep the leftmost run.
+ * Bring the tree up to date: re-summarise every dirty leaf and walk its
+ * path towards the root, stopping where a node comes out unchanged.  Node
+ * j of a level of N nodes covers w = total / N bits starting at
+ * j * w - total (total = tree_leaves * block_bits).  Then chunk_md's
+ * contig and edge runs are read from the root.
  */
-static void tree_combine(const struct chunk *c, struct run_node *out, const struct run_node *l,
-			 const struct run_node *r, int half, int rstart)
+static void tree_flush(struct chunk *c)
 {
-	int rlen = c->nr_bits - rstart;   /* the right child's real length */
+	int total = c->tree_leaves << c->block_shift;
+	size_t b = 0;
 
-	if (rlen <= 0) {
-		*out = *l;
-		return;
-	}
-	if (rlen > half)
-		rlen = half;
-	out->pre = l->pre == half ? half + r->pre : l->pre;
-	out->suf = r->suf == rlen ? rlen + l->suf : r->suf;
-	out->best = l->best;
-	out->best_start = l->best_start;
-	if (l->suf + r->pre > out->best) {
-		out->best = l->suf + r->pre;
-		out->best_start = rstart - l->suf;
-	}
-	if (r->best > out->best) {
-		out->best = r->best;
-		out->best_start = r->best_start;
-	}
-}
+	while ((b = bitmap_next_set(c->dirty, (size_t)c->nr_pages, b)) < (size_t)c->nr_pages) {
+		const struct block_md *md = &c->md[b];
+		int i = c->tree_leaves + (int)b;
 
-/* Re-summarise blocks [b0, b1] and every ancestor, then chunk_md. */
-static void tree_update(struct chunk *c, int b0, int b1)
-{
-	int lo = c->tree_leaves + b0, hi = c->tree_leaves + b1;
-	int half = c->block_bits, level_nodes = c->tree_leaves;
+		bit_clear(c->dirty, b);
+		c->tree[i] = (struct run_node){ md->left_free, md->right_free, md->contig,
+						((int)b << c->block_shift) + md->contig_start };
+		for (int w = c->block_bits; i > 1; i >>= 1, w *= 2) {
+			int p = i >> 1;
 
-	for (int b = b0; b <= b1; b++)
-		tree_set_leaf(c, b);
-	for (lo >>= 1, hi >>= 1; lo >= 1; lo >>= 1, hi >>= 1) {
-		for (int i = lo; i <= hi; i++) {
-			int rstart = (2 * i + 1 - level_nodes) * half;
-
-			tree_combine(c, &c->tree[i], &c->tree[2 * i], &c->tree[2 * i + 1], half,
-				     rstart);
+			if (!tree_combine(c, &c->tree[p], &c->tree[2 * p], &c->tree[2 * p + 1], w,
+					  (2 * p + 1) * w - total))
+				break;
 		}
-		half *= 2;
-		level_nodes >>= 1;
+		b++;
 	}
 	c->chunk_md.contig = c->tree[1].best;
 	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
 	c->chunk_md.left_free = c->tree[1].pre;
 	c->chunk_md.right_free = c->tree[1].suf;
+}
+
+static inline void mark_dirty(struct chunk *c, int b0, int b1)
+{
+	if (b0 == b1)
+		bit_set(c->dirty, (size_t)b0);
+	else
+		bitmap_set_range(c->dirty, (size_t)b0, (size_t)(b1 - b0 + 1));
+}
+
+/*
+ * Chunk hints after allocating [off, off + bits).  Runs only shrink, so the
+ * longest run is unchanged unless the allocation cut it; when it cut the
+ * chunk's only run (nothing free before it, nothing after) the rest of that
+ * run is the answer.  Otherwise the tree decides.
+ */
+static void chunk_hints_alloc(struct chunk *c, int off, int bits, int old_first_free)
+{
+	struct block_md *cm = &c->chunk_md;
+	int end = off + bits;
+
+	if (off < cm->left_free)
+		cm->left_free = off;
+	if (end > c->nr_bits - cm->right_free)
+		cm->right_free = c->nr_bits - end;
+	if (!cm->contig || off >= cm->contig_start + cm->contig || end <= cm->contig_start)
+		return;
+	if (off == cm->contig_start && off == old_first_free &&
+	    cm->contig_start + cm->contig == c->end_bits) {
+		cm->contig -= bits;
+		cm->contig_start = cm->contig ? end : 0;
+		return;
+	}
+	tree_flush(c);
+}
+
+/*
+ * Chunk hints after a free merged into the run whose part in the first
+ * block starts at block offset `start` of block sb and whose part in the
+ * last block ends at `end` of block eb.  The run's chunk-wide ends are
+ * known when it stops inside those blocks, or when it joins the chunk's
+ * leading or trailing run; then the run's length updates the hints in
+ * O(1).  Otherwise the tree decides.
+ */
+static void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
+{
+	struct block_md *cm = &c->chunk_md;
+	int lo, hi;
+
+	if (start > 0)
+		lo = (sb << c->block_shift) + start;
+	else if (cm->left_free >= sb << c->block_shift)
+		lo = 0;
+	else
+		return tree_flush(c);
+	if (end < c->block_bits)
+		hi = (eb << c->block_shift) + end;
+	else if (c->nr_bits - cm->right_free <= (eb + 1) << c->block_shift)
+		hi = c->nr_bits;
+	else
+		return tree_flush(c);
+
+	if (lo == 0)
+		cm->left_free = hi;
+	if (hi == c->nr_bits)
+		cm->right_free = hi - lo;
+	if (hi - lo > cm->contig) {
+		cm->contig = hi - lo;
+		cm->contig_start = lo;
+	}
+}
+
+void chunk_sync(struct chunk *c)
+{
+	tree_flush(c);
+}
+
+/* What inner node i (1 <= i < tree_leaves) should hold, from its children. */
+struct run_node chunk_tree_expected(const struct chunk *c, int i)
+{
+	int level_nodes = 1, w;
+	struct run_node out = c->tree[i];
+
+	while (level_nodes * 2 <= i)
+		level_nodes *= 2;
+	w = (c->tree_leaves / level_nodes / 2) << c->block_shift;   /* child width */
+	out.pre = -1;                                                 /* force a write */
+	tree_combine(c, &out, &c->tree[2 * i], &c->tree[2 * i + 1], w,
+		     (2 * i + 1) * w - (c->tree_leaves << c->block_shift));
+	return out;
 }
 
 /* ---- creation -------------------------------------------------------- */
@@ -136,7 +232,8 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	c->populated = calloc(BITS_TO_LONGS(nr_pages), sizeof(unsigned long));
 	c->md = calloc((size_t)nr_pages, sizeof(*c->md));
 	c->tree = calloc(2 * (size_t)leaves, sizeof(*c->tree));
-	if (!c->alloc_map || !c->bound_map || !c->populated || !c->md || !c->tree) {
+	c->dirty = calloc(BITS_TO_LONGS(nr_pages), sizeof(unsigned long));
+	if (!c->alloc_map || !c->bound_map || !c->populated || !c->md || !c->tree || !c->dirty) {
 		chunk_destroy(c);
 		errno = ENOMEM;
 		return NULL;
@@ -153,7 +250,8 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	c->chunk_md.nr_bits = nr_bits;
 	c->chunk_md.first_free = c->start_bits;
 	c->free_bytes = (c->end_bits - c->start_bits) * PCPU_MIN_ALLOC_BYTES;
-	tree_update(c, 0, nr_pages - 1);
+	mark_dirty(c, 0, nr_pages - 1);
+	tree_flush(c);
 	return c;
 }
 
@@ -166,6 +264,7 @@ void chunk_destroy(struct chunk *c)
 	free(c->populated);
 	free(c->md);
 	free(c->tree);
+	free(c->dirty);
 	free(c);
 }
 
@@ -306,9 +405,12 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 			block_init_full(&c->md[b], c->block_bits);
 		block_note_alloc(&c->md[eb], block_map(c, eb), 0, ((off + bits - 1) & bmask) + 1);
 	}
-	if (off == c->chunk_md.first_free)
+	mark_dirty(c, sb, eb);
+	int old_first_free = c->chunk_md.first_free;
+
+	if (off == old_first_free)
 		c->chunk_md.first_free = next_free_from(c, off + bits);
-	tree_update(c, sb, eb);
+	chunk_hints_alloc(c, off, bits, old_first_free);
 	return off;
 }
 
@@ -339,9 +441,8 @@ int chunk_area_bits(const struct chunk *c, int bit_off)
 	return (int)bitmap_next_set(c->bound_map, (size_t)c->nr_bits + 1, (size_t)bit_off + 1) - bit_off;
 }
 
-int chunk_free_area(struct chunk *c, int bit_off)
+int chunk_free_area(struct chunk *c, int bit_off, int bits)
 {
-	int bits = (int)bitmap_next_set(c->bound_map, (size_t)c->nr_bits + 1, (size_t)bit_off + 1) - bit_off;
 	int bmask = c->block_bits - 1;
 	int sb = bit_off >> c->block_shift, eb = (bit_off + bits - 1) >> c->block_shift;
 	int s_off = bit_off & bmask, e_off = ((bit_off + bits - 1) & bmask) + 1;
@@ -375,13 +476,16 @@ int chunk_free_area(struct chunk *c, int bit_off)
 		block_note_run(emd, 0, end);
 	}
 	count_empty(c, sb, eb, +1);
-	tree_update(c, sb, eb);
+	mark_dirty(c, sb, eb);
+	chunk_hints_free(c, sb, start, eb, end);
 	return bits;
 }
 
 int chunk_free(struct chunk *c, int off)
 {
-	if (off < 0 || off % PCPU_MIN_ALLOC_BYTES || !chunk_area_bits(c, off / PCPU_MIN_ALLOC_BYTES))
+	int bits;
+
+	if (off < 0 || off % PCPU_MIN_ALLOC_BYTES || !(bits = chunk_area_bits(c, off / PCPU_MIN_ALLOC_BYTES)))
 		return -1;
-	return chunk_free_area(c, off / PCPU_MIN_ALLOC_BYTES) * PCPU_MIN_ALLOC_BYTES;
+	return chunk_free_area(c, off / PCPU_MIN_ALLOC_BYTES, bits) * PCPU_MIN_ALLOC_BYTES;
 }

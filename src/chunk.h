@@ -15,11 +15,14 @@
  *               "off starts a live allocation";
  *   md          one block_md per page (block.h);
  *   tree        a max-run summary over blocks (prefix, suffix and longest
- *               free run per node) so the chunk's longest free run -- runs
- *               may span blocks -- is exact after every operation at
- *               O(log nr_blocks) cost;
- *   chunk_md    the chunk-wide hints (contig, contig_start, first_free,
- *               left_free, right_free) read from the tree;
+ *               free run per node), giving the chunk's longest free run --
+ *               runs may span blocks -- in O(log nr_blocks).  Leaves are
+ *               refreshed lazily (the `dirty` bitmap): allocations and frees
+ *               whose effect on the longest run is known locally (it was not
+ *               cut, or the merged run's ends are known) skip the tree;
+ *   chunk_md    the chunk-wide hints: contig, contig_start, first_free,
+ *               left_free (the run from bit 0), right_free (the run to the
+ *               end).  Exact after every allocation and every free.
  *   populated   one bit per page, 1 = backed by memory in every unit.
  *
  * A hidden head [0, start_bits) and tail [end_bits, nr_bits) are marked in
@@ -60,6 +63,7 @@ struct chunk {
 
 	int tree_leaves;        /* power of two >= nr_pages */
 	struct run_node *tree;  /* 2 * tree_leaves nodes, root at 1 */
+	unsigned long *dirty;   /* blocks whose tree leaf is stale */
 
 	int free_bytes;         /* free bytes in [start_bits, end_bits) */
 	int nr_alloc;           /* live allocations */
@@ -106,10 +110,10 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
 int chunk_area_bits(const struct chunk *c, int bit_off);
 
 /*
- * Free the live allocation starting at bit_off (the caller has validated it
- * with chunk_area_bits).  Returns the number of bits freed.
+ * Free the live allocation of `bits` bits starting at bit_off, as validated
+ * and sized by chunk_area_bits.  Returns bits.
  */
-int chunk_free_area(struct chunk *c, int bit_off);
+int chunk_free_area(struct chunk *c, int bit_off, int bits);
 
 /* Byte-level free: validates, returns freed bytes or -1 if invalid. */
 int chunk_free(struct chunk *c, int off);
@@ -139,10 +143,17 @@ static inline bool chunk_is_empty(const struct chunk *c)
 }
 
 /*
- * Recompute every hint, counter and tree node from the bitmaps and compare.
- * Returns 0, or -1 with the first mismatch (block index, field, stored and
- * recomputed values) in msg.
+ * Recompute every hint and counter from the bitmaps and compare; then bring
+ * the summary tree up to date (a cache: no hint changes) and check every
+ * node.  Returns 0, or -1 with the first mismatch (block index, field,
+ * stored and recomputed values) in msg.
  */
-int chunk_verify(const struct chunk *c, char *msg, size_t msglen);
+int chunk_verify(struct chunk *c, char *msg, size_t msglen);
+
+/* Bring the summary tree up to date (tests, verify). */
+void chunk_sync(struct chunk *c);
+
+/* The value inner tree node i should hold given its children (for verify). */
+struct run_node chunk_tree_expected(const struct chunk *c, int i);
 
 #endif

@@ -87,6 +87,13 @@ static int check_tree(const struct chunk *c, char *msg, size_t msglen)
 			     n->best, n->best_start, md->left_free, md->right_free, md->contig,
 			     (b << c->block_shift) + md->contig_start);
 	}
+	for (int i = c->tree_leaves - 1; i >= 1; i--) {
+		struct run_node want = chunk_tree_expected(c, i), *n = &c->tree[i];
+
+		if (memcmp(&want, n, sizeof(want)))
+			FAIL("tree node %d: {%d,%d,%d@%d} != {%d,%d,%d@%d} from its children", i, n->pre,
+			     n->suf, n->best, n->best_start, want.pre, want.suf, want.best, want.best_start);
+	}
 	return 0;
 }
 
@@ -143,11 +150,22 @@ static int check_bounds(const struct chunk *c, char *msg, size_t msglen)
 	return 0;
 }
 
-int chunk_verify(const struct chunk *c, char *msg, size_t msglen)
+int chunk_verify(struct chunk *c, char *msg, size_t msglen)
 {
-	if (check_blocks(c, msg, msglen) || check_tree(c, msg, msglen) ||
-	    check_chunk_hints(c, msg, msglen) || check_counters(c, msg, msglen) ||
-	    check_bounds(c, msg, msglen))
+	if (check_blocks(c, msg, msglen) || check_chunk_hints(c, msg, msglen) ||
+	    check_counters(c, msg, msglen) || check_bounds(c, msg, msglen))
+		return -1;
+	/* The tree is a cache of the block hints: refresh it, then check that
+	 * it agrees with them and with the (already checked) chunk hints. */
+	struct block_md before = c->chunk_md;
+
+	chunk_sync(c);
+	if (before.contig != c->chunk_md.contig || before.left_free != c->chunk_md.left_free ||
+	    before.right_free != c->chunk_md.right_free)
+		FAIL("chunk: contig/left/right %d/%d/%d, the tree says %d/%d/%d", before.contig,
+		     before.left_free, before.right_free, c->chunk_md.contig, c->chunk_md.left_free,
+		     c->chunk_md.right_free);
+	if (check_tree(c, msg, msglen))
 		return -1;
 	if (msglen)
 		msg[0] = '\0';

@@ -83,6 +83,7 @@ struct pcpu_state {
 	int nr_slots;                      /* size slots, then the three below */
 	int free_slot, sidelined_slot, to_depopulate_slot;
 	struct pcpu_list *slots;
+	unsigned long slot_mask;           /* bit s set: slots[s] is not empty */
 
 	pthread_mutex_t lock;
 	pthread_mutex_t pop_mutex;
