@@ -55,7 +55,17 @@ extern "C" {
  * Fields after `flags` are libpercpu extensions (also zero = default):
  *   addr_space     bytes of address space reserved for chunks: the largest
  *                  of 64 GiB and 256 chunks, shrunk if the system refuses;
- *                  allocations fail with ENOMEM when it is exhausted.
+ *                  allocations fail with ENOMEM when it is exhausted
+ *                  (environment: PCPU_ADDR_SPACE, bytes with k/m/g suffix);
+ *   empty_pop_low  the balancer populates when fewer empty populated pages
+ *   empty_pop_high than empty_pop_low remain, up to empty_pop_high: 2 and 4
+ *                  (the kernel's), raised to keep at least 1/64 and 1/32 of
+ *                  a chunk's pages when chunks are large (environment:
+ *                  PCPU_EMPTY_POP_LOW, PCPU_EMPTY_POP_HIGH);
+ *   reclaim_frac   a chunk is isolated for reclaim by a free that leaves at
+ *                  least 1/reclaim_frac of its pages empty and populated
+ *                  while the pool stays above the high mark without them:
+ *                  4 (environment: PCPU_RECLAIM_FRAC).
  */
 struct pcpu_config {
 	unsigned int nr_cpus;
@@ -66,6 +76,9 @@ struct pcpu_config {
 	int (*cpu_distance)(unsigned int from, unsigned int to);
 	unsigned int flags;
 	size_t addr_space;
+	unsigned int empty_pop_low;
+	unsigned int empty_pop_high;
+	unsigned int reclaim_frac;
 };
 
 /*

@@ -251,6 +251,25 @@ fail:
 	return -1;
 }
 
+/* Balancer marks and reclaim rule: config, else environment, else defaults
+ * (the kernel's 2 and 4 pages, scaled up for chunks of many pages). */
+static void set_marks(const struct pcpu_config *cfg)
+{
+	size_t low = cfg->empty_pop_low ? cfg->empty_pop_low : env_size("PCPU_EMPTY_POP_LOW", 0);
+	size_t high = cfg->empty_pop_high ? cfg->empty_pop_high : env_size("PCPU_EMPTY_POP_HIGH", 0);
+	size_t frac = cfg->reclaim_frac ? cfg->reclaim_frac : env_size("PCPU_RECLAIM_FRAC", 4);
+
+	if (!low)
+		low = pcpu.unit_pages / 64 > 2 ? (size_t)pcpu.unit_pages / 64 : 2;
+	if (!high)
+		high = pcpu.unit_pages / 32 > 4 ? (size_t)pcpu.unit_pages / 32 : 4;
+	if (high < low)
+		high = low;
+	pcpu.empty_pop_low = low > (size_t)pcpu.unit_pages ? pcpu.unit_pages : (int)low;
+	pcpu.empty_pop_high = high > (size_t)pcpu.unit_pages ? pcpu.unit_pages : (int)high;
+	pcpu.reclaim_frac = frac < 1 ? 1 : frac > 1024 ? 1024 : (int)frac;
+}
+
 static void atfork_prepare(void);
 static void atfork_parent(void);
 static void atfork_child(void);
@@ -329,8 +348,7 @@ static int do_init(const struct pcpu_config *user)
 	if (setup_first_chunk(static_size))
 		goto fail_region;
 
-	pcpu.empty_pop_low = 2;
-	pcpu.empty_pop_high = 4;
+	set_marks(&cfg);
 	return 0;
 
 fail_region:
@@ -685,7 +703,8 @@ PCPU_API void pcpu_free(void __percpu *ptr)
 	if (ch->slot == pcpu.free_slot) {
 		wake = pcpu.slots[pcpu.free_slot].head->next != NULL;
 	} else if (!ch->immutable && !ch->isolated && ch != pcpu.reserved_chunk &&
-		   ch->map->nr_empty_pop_pages >= ch->map->nr_pages / 4 &&
+		   ch->map->nr_empty_pop_pages > 0 &&
+		   ch->map->nr_empty_pop_pages >= ch->map->nr_pages / pcpu.reclaim_frac &&
 		   pcpu.nr_empty_pop_pages > pcpu.empty_pop_high + ch->map->nr_empty_pop_pages) {
 		pcpu_isolate_chunk(ch);
 		wake = true;

@@ -142,9 +142,10 @@ static void chunk_hints_alloc(struct chunk *c, int off, int bits, int old_first_
  * Chunk hints after a free merged into the run whose part in the first
  * block starts at block offset `start` of block sb and whose part in the
  * last block ends at `end` of block eb.  The run's chunk-wide ends are
- * known when it stops inside those blocks, or when it joins the chunk's
- * leading or trailing run; then the run's length updates the hints in
- * O(1).  Otherwise the tree decides.
+ * known when it stops inside those blocks or inside their neighbours, or
+ * when it joins the chunk's leading or trailing run; then the run's length
+ * updates the hints in O(1).  Otherwise (a fully free neighbour block in
+ * the middle of the chunk) the tree decides.
  */
 static void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
 {
@@ -153,14 +154,18 @@ static void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end
 
 	if (start > 0)
 		lo = (sb << c->block_shift) + start;
-	else if (cm->left_free >= sb << c->block_shift)
+	else if (sb == 0 || cm->left_free >= sb << c->block_shift)
 		lo = 0;
+	else if (c->md[sb - 1].right_free < c->block_bits)
+		lo = (sb << c->block_shift) - c->md[sb - 1].right_free;
 	else
 		return tree_flush(c);
 	if (end < c->block_bits)
 		hi = (eb << c->block_shift) + end;
-	else if (c->nr_bits - cm->right_free <= (eb + 1) << c->block_shift)
+	else if (eb + 1 == c->nr_pages || c->nr_bits - cm->right_free <= (eb + 1) << c->block_shift)
 		hi = c->nr_bits;
+	else if (c->md[eb + 1].left_free < c->block_bits)
+		hi = ((eb + 1) << c->block_shift) + c->md[eb + 1].left_free;
 	else
 		return tree_flush(c);
 
@@ -382,10 +387,15 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 
 	if (end > c->nr_bits)
 		end = c->nr_bits;
-	off = (int)bitmap_find_zero_area(c->alloc_map, (size_t)end, (size_t)start, (size_t)bits,
-					 (size_t)align_bits - 1);
-	if (off >= end)
-		return -1;
+	if (start == c->chunk_md.first_free && start == c->chunk_md.contig_start &&
+	    !(start & (align_bits - 1)) && c->chunk_md.contig >= bits) {
+		off = start;    /* the first free bit starts the longest run: no scan */
+	} else {
+		off = (int)bitmap_find_zero_area(c->alloc_map, (size_t)end, (size_t)start,
+						 (size_t)bits, (size_t)align_bits - 1);
+		if (off >= end)
+			return -1;
+	}
 
 	bitmap_set_range(c->alloc_map, (size_t)off, (size_t)bits);
 	bit_set(c->bound_map, (size_t)off);

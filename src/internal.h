@@ -93,6 +93,7 @@ struct pcpu_state {
 	long nr_empty_pop_pages;
 	long nr_populated;                 /* populated pages, all chunks */
 	int empty_pop_low, empty_pop_high; /* balancer marks */
+	int reclaim_frac;                  /* isolate at 1/reclaim_frac empty pages */
 
 	struct pcpu_stats stats;           /* counters part; layout filled on read */
 	unsigned warn_count;

@@ -1,0 +1,210 @@
+/*
+ * test_balance.c - population balancing: the pool of empty populated pages
+ * between the marks, memory given back after frees (checked with mincore
+ * over the chunk address range), pages in use never depopulated, the
+ * background thread refilling after an atomic failure, fork.
+ *
+ * Each scenario runs in its own forked child (one configuration per
+ * process).
+ */
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "percpu.h"
+
+/* Resident pages in the dynamic chunks' address range (not the first chunk). */
+static long resident_dynamic_pages(void)
+{
+	size_t page = pcpu.page_size, stride = (size_t)1 << pcpu.stride_shift;
+	size_t len = (size_t)pcpu.chunk_hiwater * stride - stride;
+	unsigned char *vec;
+	long n = 0;
+
+	if (!len)
+		return 0;
+	vec = malloc(len / page);
+	REQUIRE(vec && mincore(pcpu.region + stride, len, vec) == 0, "mincore");
+	for (size_t i = 0; i < len / page; i++)
+		n += vec[i] & 1;
+	free(vec);
+	return n;
+}
+
+static long dynamic_populated_pages(void)
+{
+	long n = 0;
+
+	pthread_mutex_lock(&pcpu.lock);
+	for (int i = 1; i < pcpu.chunk_hiwater; i++)
+		if (pcpu.chunk_table[i])
+			n += pcpu.chunk_table[i]->map->nr_populated;
+	pthread_mutex_unlock(&pcpu.lock);
+	return n;
+}
+
+static int dynamic_free_chunks(void)
+{
+	int n = 0;
+
+	pthread_mutex_lock(&pcpu.lock);
+	for (struct pcpu_chunk *ch = pcpu.slots[pcpu.free_slot].head; ch; ch = ch->next)
+		n++;
+	pthread_mutex_unlock(&pcpu.lock);
+	return n;
+}
+
+static void child_marks(void)
+{
+	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER };
+	struct pcpu_stats st;
+	int n = 0;
+	void **h = malloc(sizeof(void *) * 200000);
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	/* Drain populated space with atomic allocations. */
+	while ((h[n] = pcpu_alloc_flags(64, 4, PCPU_ATOMIC | PCPU_NOWARN)))
+		n++;
+	pcpu_stats_get(&st);
+	CHECK(st.nr_empty_pop_pages == 0, "drained: %llu empty populated pages",
+	      (unsigned long long)st.nr_empty_pop_pages);
+	CHECK(pcpu_balance() == 0, "balance");
+	pcpu_stats_get(&st);
+	CHECK(st.nr_empty_pop_pages >= (uint64_t)pcpu.empty_pop_low &&
+	      st.nr_empty_pop_pages <= (uint64_t)pcpu.empty_pop_high,
+	      "after balance %llu empty populated pages, marks %d..%d",
+	      (unsigned long long)st.nr_empty_pop_pages, pcpu.empty_pop_low, pcpu.empty_pop_high);
+	CHECK(st.nr_balance_populated > 0 && st.nr_balance_passes == 1, "balancer counters");
+	void *a = pcpu_alloc_flags(64, 4, PCPU_ATOMIC);
+	CHECK(a != NULL, "atomic allocation after balance");
+	CHECK(pcpu_verify() == 0, "verify");
+	exit(check_failed ? 1 : 0);
+}
+
+static void child_release(int mixed)
+{
+	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER };
+	int n = 1 << 20;
+	void **h = malloc(sizeof(void *) * (size_t)n);
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (int i = 0; i < n; i++) {
+		size_t size = mixed ? (size_t)4 << rng_below(6) : 4;
+
+		h[i] = pcpu_alloc(size, 4);
+		REQUIRE(h[i], "alloc %d", i);
+		*(int *)this_cpu_ptr(h[i]) = i;
+		if (mixed && i == n / 8)
+			break;
+	}
+	if (mixed)
+		n = n / 8 + 1;
+	long before = resident_dynamic_pages();
+	CHECK(pcpu_verify() == 0, "verify with everything live");
+	for (int i = 0; i < n; i++)
+		pcpu_free(h[i]);
+	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after free-all");
+	long after = resident_dynamic_pages(), populated = dynamic_populated_pages();
+
+	printf("%s: resident dynamic pages %ld -> %ld, populated after %ld (one chunk = %d x %u units)\n",
+	       mixed ? "mixed" : "4 B", before, after, populated, pcpu.unit_pages, pcpu.nr_cpus);
+	CHECK(dynamic_free_chunks() <= 1, "at most one fully free dynamic chunk, %d", dynamic_free_chunks());
+	CHECK(populated <= pcpu.unit_pages, "populated pages outside the first chunk (%ld) <= one chunk", populated);
+	CHECK(after <= (long)pcpu.unit_pages * (long)pcpu.nr_cpus, "resident after (%ld) <= one chunk", after);
+	CHECK(after < before / 4, "resident memory released: %ld -> %ld", before, after);
+	exit(check_failed ? 1 : 0);
+}
+
+/* Keep one object per page live: balance must not depopulate those pages. */
+static void child_sparse(void)
+{
+	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER, .reclaim_frac = 1 };
+	int n = 1 << 17;
+	void **h = malloc(sizeof(void *) * (size_t)n);
+	int per_page;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	per_page = (int)(pcpu.page_size / 16);
+	for (int i = 0; i < n; i++) {
+		REQUIRE((h[i] = pcpu_alloc(16, 16)), "alloc");
+		for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+			*(int *)per_cpu_ptr(h[i], cpu) = i ^ (int)cpu;
+	}
+	for (int i = 0; i < n; i++)
+		if (i % per_page != per_page / 2) {
+			pcpu_free(h[i]);
+			h[i] = NULL;
+		}
+	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify");
+	bool ok = true;
+	for (int i = 0; i < n; i++)
+		for (unsigned cpu = 0; h[i] && cpu < pcpu_nr_cpus(); cpu++)
+			ok &= *(int *)per_cpu_ptr(h[i], cpu) == (i ^ (int)cpu);
+	CHECK(ok, "sparse survivors intact after balance");
+	/* Now free the survivors: the pages can go. */
+	for (int i = 0; i < n; i++)
+		pcpu_free(h[i]);
+	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after all freed");
+	CHECK(dynamic_populated_pages() <= pcpu.unit_pages, "pages released");
+	exit(check_failed ? 1 : 0);
+}
+
+/* With the thread: an atomic failure gets refilled without pcpu_balance(). */
+static void child_thread(void)
+{
+	void *h;
+	int tries = 0, n = 0;
+
+	REQUIRE(pcpu_init(NULL) == 0, "init");
+	while ((h = pcpu_alloc_flags(256, 4, PCPU_ATOMIC | PCPU_NOWARN)) && n < 1000000)
+		n++;
+	CHECK(h == NULL, "atomic allocations eventually fail");
+	/* Wait (deadline 20 s, no timing assertion) for the balancer to refill. */
+	while (!(h = pcpu_alloc_flags(256, 4, PCPU_ATOMIC | PCPU_NOWARN)) && tries++ < 2000)
+		usleep(10000);
+	CHECK(h != NULL, "the background balancer refilled populated pages");
+	struct pcpu_stats st;
+	pcpu_stats_get(&st);
+	CHECK(st.nr_balance_passes > 0 && st.nr_atomic_fail > 0, "balancer ran");
+	/* Fork while the balancer exists: the child balances and allocates atomically. */
+	pid_t pid = fork();
+	if (pid == 0) {
+		int ok = pcpu_balance() == 0 && pcpu_alloc_flags(64, 4, PCPU_ATOMIC) != NULL &&
+			 pcpu_verify() == 0;
+		_exit(ok ? 0 : 1);
+	}
+	int status;
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child after fork");
+	CHECK(pcpu_verify() == 0, "verify");
+	exit(check_failed ? 1 : 0);
+}
+
+static void run(const char *name, void (*fn)(void))
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	int status;
+
+	if (pid == 0)
+		fn();
+	waitpid(pid, &status, 0);
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s failed (status %#x)", name, status);
+}
+
+static void release_4b(void) { child_release(0); }
+static void release_mixed(void) { child_release(1); }
+
+int main(int argc, char **argv)
+{
+	test_seed(argc, argv);
+	run("marks", child_marks);
+	run("release 4 B", release_4b);
+	run("release mixed", release_mixed);
+	run("sparse", child_sparse);
+	run("thread", child_thread);
+	TEST_DONE();
+}
