@@ -48,7 +48,9 @@ extern "C" {
  *   reserved_size  first chunk's reserved area (PCPU_RESERVED allocations and
  *                  shared libraries' static per-CPU variables): 8 KiB;
  *   dyn_size       first chunk's dynamic area: 20 KiB;
- *   min_unit_size  lower bound of unit_size: 64 KiB;
+ *   min_unit_size  lower bound of unit_size: 256 KiB (the kernel's usual unit
+ *                  on x86_64; only the first chunk's used part is populated
+ *                  up front, dynamic chunks are populated on demand);
  *   atom_size      allocation atom for unit placement: the page size;
  *   cpu_distance   NUMA distance between CPUs: read from sysfs;
  *   flags          PCPU_CFG_*.

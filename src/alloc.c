@@ -32,7 +32,7 @@ static pthread_mutex_t init_mutex = PTHREAD_MUTEX_INITIALIZER;
 
 #define DEFAULT_RESERVED_SIZE (8u << 10)
 #define DEFAULT_DYN_SIZE (20u << 10)
-#define DEFAULT_MIN_UNIT_SIZE (64u << 10)
+#define DEFAULT_MIN_UNIT_SIZE (256u << 10)   /* a typical x86_64 kernel unit */
 #define DEFAULT_ADDR_SPACE (64ull << 30)
 #define MAX_REGION_SIZE (1ull << 40)
 #define WARN_LIMIT 10

@@ -139,9 +139,41 @@ bool bitmap_range_set(const unsigned long *map, size_t start, size_t end)
 	return bitmap_next_clear(map, end, start) >= end;
 }
 
+/*
+ * Small areas: test every aligned start of a word at once.  free has a bit
+ * set where a run of nr clear bits starts (looking into the next word for
+ * runs that cross), masked to the aligned positions.
+ */
+static size_t find_small_zero_area(const unsigned long *map, size_t size, size_t start,
+				   size_t nr, size_t align_mask)
+{
+	unsigned long aligned = align_mask == 63 ? 1UL : ~0UL / ((2UL << align_mask) - 1);
+	size_t w = WORD(start), nwords = BITS_TO_LONGS(size);
+	unsigned long first = MASK_FROM(BIT(start));
+
+	for (; w < nwords; w++, first = ~0UL) {
+		unsigned long cur = ~map[w];
+		unsigned long next = w + 1 < nwords ? ~map[w + 1] : 0;
+		unsigned long f = cur & aligned & first;
+
+		for (size_t k = 1; f && k < nr; k++)
+			f &= (cur >> k) | (next << (BITS_PER_LONG - k));
+		if (f) {
+			size_t pos = w * BITS_PER_LONG + (size_t)__builtin_ctzl(f);
+
+			return pos + nr <= size ? pos : size;
+		}
+	}
+	return size;
+}
+
 size_t bitmap_find_zero_area(const unsigned long *map, size_t size, size_t start,
 			     size_t nr, size_t align_mask)
 {
+	if (start >= size)
+		return size;
+	if (nr <= 8 && align_mask < (size_t)BITS_PER_LONG && align_mask)
+		return find_small_zero_area(map, size, start, nr, align_mask);
 	for (;;) {
 		size_t idx = bitmap_next_clear(map, size, start);
 

@@ -32,8 +32,9 @@ static inline int scan_end(const struct block_md *md)
  * A run [start, end) appeared or grew.  The contig hint takes it if it is
  * longer.  The scan hint must keep its promise (no run starting before
  * scan_start is longer than scan, and it lies before the contig run):
- *  - a new contig run after the old one makes the old one the scan hint,
- *    since the old contig was the longest of everything before it;
+ *  - a new contig run after the old one, longer or as long, makes the old
+ *    one the scan hint, since the old contig was the longest of everything
+ *    before it;
  *  - a new contig run before the old scan run's end voids the scan hint;
  *  - a run before the contig run becomes the scan hint when it is provably
  *    the longest of all runs up to its end: it ties the contig length, or
@@ -60,6 +61,13 @@ void block_note_run(struct block_md *md, int start, int end)
 			md->scan = 0;
 		}
 		md->contig = len;
+		md->contig_start = start;
+	} else if (len == md->contig && start > md->contig_start) {
+		/* A tie after the contig run: move the contig hint forward and
+		 * let the old one become the scan hint (it is as long as any run
+		 * before it), so later rescans start further on. */
+		md->scan = md->contig;
+		md->scan_start = md->contig_start;
 		md->contig_start = start;
 	} else if (start < md->contig_start) {
 		if (len == md->contig ||

@@ -326,7 +326,11 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 	int bb = c->block_bits;
 	int carry_start = -1, carry_len = 0;
 
-	if (c->chunk_md.contig < bits)
+	/* The longest run must hold the request at its own alignment; a run of
+	 * bits + align_bits - 1 always does, so no guaranteed fit is lost. */
+	if (c->chunk_md.contig < bits ||
+	    ALIGN_UP(c->chunk_md.contig_start, align_bits) - c->chunk_md.contig_start + bits >
+		    c->chunk_md.contig)
 		return -1;
 
 	for (int b = c->chunk_md.first_free >> c->block_shift; b < c->nr_pages; b++) {

@@ -66,7 +66,10 @@ static bool zeroed_and_aligned(const struct obj *o)
 
 static void run_config(unsigned nr_cpus, unsigned long steps)
 {
-	struct pcpu_config cfg = { .nr_cpus = nr_cpus, .flags = PCPU_CFG_NO_BALANCER };
+	/* Small units where pcpu_verify runs after every step (it rechecks every
+	 * chunk), the default unit size elsewhere. */
+	struct pcpu_config cfg = { .nr_cpus = nr_cpus, .flags = PCPU_CFG_NO_BALANCER,
+				   .min_unit_size = nr_cpus <= 2 ? 64 << 10 : 0 };
 	static struct obj objs[NOBJ];
 	struct pcpu_stats st;
 	int n = 0;
