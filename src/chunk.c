@@ -104,6 +104,30 @@ static void tree_flush(struct chunk *c)
 	c->chunk_md.right_free = c->tree[1].suf;
 }
 
+/* Build the whole tree bottom up (creation): one combine per inner node. */
+static void tree_build(struct chunk *c)
+{
+	int total = c->tree_leaves << c->block_shift;
+
+	for (int b = 0; b < c->nr_pages; b++) {
+		const struct block_md *md = &c->md[b];
+
+		c->tree[c->tree_leaves + b] = (struct run_node){
+			md->left_free, md->right_free, md->contig, (b << c->block_shift) + md->contig_start };
+	}
+	for (int i = c->tree_leaves - 1, w = c->block_bits; i >= 1; i--) {
+		if (i < c->tree_leaves && (i & (i + 1)) == 0 && i != c->tree_leaves - 1)
+			w *= 2;     /* i = 2^k - 1: the level above starts here */
+		c->tree[i].pre = -1;
+		tree_combine(c, &c->tree[i], &c->tree[2 * i], &c->tree[2 * i + 1], w,
+			     (2 * i + 1) * w - total);
+	}
+	c->chunk_md.contig = c->tree[1].best;
+	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
+	c->chunk_md.left_free = c->tree[1].pre;
+	c->chunk_md.right_free = c->tree[1].suf;
+}
+
 static inline void mark_dirty(struct chunk *c, int b0, int b1)
 {
 	if (b0 == b1)
@@ -255,8 +279,7 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	c->chunk_md.nr_bits = nr_bits;
 	c->chunk_md.first_free = c->start_bits;
 	c->free_bytes = (c->end_bits - c->start_bits) * PCPU_MIN_ALLOC_BYTES;
-	mark_dirty(c, 0, nr_pages - 1);
-	tree_flush(c);
+	tree_build(c);
 	return c;
 }
 
