@@ -136,7 +136,8 @@ static void balance_populated(void)
 		pthread_mutex_lock(&pcpu.lock);
 		for (int slot = page_slot; slot <= pcpu.free_slot && !target; slot++)
 			for (struct pcpu_chunk *ch = pcpu.slots[slot].head; ch; ch = ch->next)
-				if (ch->map->nr_populated < ch->map->nr_pages) {
+				if (!ch->immutable &&
+				    ch->map->nr_empty_pages > ch->map->nr_empty_pop_pages) {
 					target = ch;
 					break;
 				}
@@ -149,7 +150,18 @@ static void balance_populated(void)
 		size_t s = 0, e;
 		while (nr_to_pop > 0 &&
 		       bitmap_next_clear_run(target->map->populated, (size_t)target->map->nr_pages, &s, &e)) {
-			int n = (int)(e - s) < nr_to_pop ? (int)(e - s) : (int)nr_to_pop;
+			/* Only empty pages: they are what the pool counts. */
+			const struct block_md *md = target->map->md;
+			int bb = target->map->block_bits;
+
+			if (md[s].contig != bb) {
+				s++;
+				continue;
+			}
+			size_t run = s + 1;
+			while (run < e && md[run].contig == bb)
+				run++;
+			int n = (int)(run - s) < nr_to_pop ? (int)(run - s) : (int)nr_to_pop;
 
 			if (pcpu_populate_pages(target, (int)s, (int)s + n))
 				return;
