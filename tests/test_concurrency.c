@@ -1,0 +1,500 @@
+/*
+ * test_concurrency.c - threads and fork.  Each scenario runs in a forked
+ * child with its own configuration; the parent checks its exit status.
+ *
+ *   threads   6 threads allocate (4 B..2 KiB, align up to 256, some
+ *             PCPU_ATOMIC), fill a per-object per-CPU pattern, check and free,
+ *             hand objects to each other through an exchange array, with the
+ *             balancer thread running; at the end every pattern is intact,
+ *             pcpu_verify() is clean and nr_cur_alloc equals what is held.
+ *   counter   this_cpu_inc/add/sub from 6 threads sums exactly.
+ *   fork      the child sees the parent's objects, allocates (new chunks),
+ *             frees parent objects, verifies; the parent is untouched; fork
+ *             while other threads allocate leaves the child usable.
+ *   handles   writing or reading through a handle faults and leaves every
+ *             CPU's copy intact; memory of a destroyed chunk faults.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "percpu.h"
+
+#define NTHREADS 6
+
+static uint64_t g_seed;
+static unsigned long t_failed;       /* failures inside threads (atomic) */
+
+#define TCHECK(cond, ...)                                                          \
+	do {                                                                       \
+		if (!(cond)) {                                                     \
+			__atomic_fetch_add(&t_failed, 1, __ATOMIC_RELAXED);        \
+			fprintf(stderr, "%s:%d: TCHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, " " __VA_ARGS__);                           \
+			fputc('\n', stderr);                                       \
+		}                                                                  \
+	} while (0)
+
+/* Per-thread xorshift64*. */
+static uint64_t trng(uint64_t *s)
+{
+	*s ^= *s >> 12;
+	*s ^= *s << 25;
+	*s ^= *s >> 27;
+	return *s * 2685821657736338717ULL;
+}
+static uint64_t trng_below(uint64_t *s, uint64_t n) { return trng(s) % n; }
+
+struct obj {
+	unsigned char *h;
+	size_t size;
+	unsigned tag;
+};
+
+static unsigned char pat(unsigned tag, unsigned cpu, size_t i)
+{
+	return (unsigned char)((tag >> 8) * 13u + tag * 131u + cpu * 17u + i * 7u + 1u);
+}
+
+static void fill(const struct obj *o)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		for (size_t i = 0; i < o->size; i++)
+			per_cpu_ptr(o->h, cpu)[i] = pat(o->tag, cpu, i);
+}
+
+static bool intact(const struct obj *o)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		for (size_t i = 0; i < o->size; i++)
+			if (per_cpu_ptr(o->h, cpu)[i] != pat(o->tag, cpu, i))
+				return false;
+	return true;
+}
+
+static bool zeroed(const void *h, size_t size, size_t align)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
+		const unsigned char *p = pcpu_ptr(h, cpu);
+
+		if ((uintptr_t)p % align)
+			return false;
+		for (size_t i = 0; i < size; i++)
+			if (p[i])
+				return false;
+	}
+	return true;
+}
+
+static uint64_t cur_alloc(void)
+{
+	struct pcpu_stats st;
+
+	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
+	return st.nr_cur_alloc;
+}
+
+/* Run fn(arg) in a forked child; true if it exited 0. */
+static bool run_child(int (*fn)(long), long arg, int *status)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		check_passed = check_failed = 0;
+		rng_state = g_seed + (uint64_t)arg;
+		alarm(120);                      /* a hang becomes a failure */
+		int rc = fn(arg);
+
+		fflush(stdout);
+		_exit(rc ? rc : check_failed || t_failed ? 1 : 0);
+	}
+	REQUIRE(waitpid(pid, status, 0) == pid, "waitpid");
+	return WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+}
+
+/* ---- 1. threads ------------------------------------------------------------ */
+
+#define LOCAL_MAX 300
+#define XCHG_MAX 64
+#define STEPS 12000
+
+struct worker {
+	int id;
+	uint64_t rng;
+	int n;
+	struct obj objs[LOCAL_MAX];
+	unsigned long atomic_fail, allocs;
+};
+
+static struct worker workers[NTHREADS];
+static struct obj xchg[XCHG_MAX];
+static int nxchg;
+static pthread_mutex_t xchg_lock = PTHREAD_MUTEX_INITIALIZER;
+static int stop_workers;
+static unsigned long progress;
+static unsigned worker_steps = STEPS;   /* the fork test runs them until stopped */
+
+static bool worker_alloc(struct worker *w, unsigned tag)
+{
+	unsigned r = (unsigned)trng_below(&w->rng, 100);
+	size_t size = r < 70 ? 4 + trng_below(&w->rng, 61) : 4 + trng_below(&w->rng, 2045);
+	size_t align = (size_t)1 << trng_below(&w->rng, 9);
+	bool atomic = trng_below(&w->rng, 5) == 0;
+	void *h;
+
+	errno = 0;
+	h = pcpu_alloc_flags(size, align, atomic ? PCPU_ATOMIC | PCPU_NOWARN : 0);
+	if (!h) {
+		TCHECK(atomic && errno == ENOMEM, "thread %d: alloc %zu/%zu%s failed, errno %d", w->id,
+		       size, align, atomic ? " atomic" : "", errno);
+		w->atomic_fail++;
+		return false;
+	}
+	w->allocs++;
+	TCHECK(zeroed(h, size, align < 4 ? 4 : align), "thread %d: %p not zeroed or aligned", w->id, h);
+	TCHECK(pcpu_alloc_size(h) == ((size + 3) & ~(size_t)3), "thread %d: alloc_size", w->id);
+	w->objs[w->n] = (struct obj){ h, size, tag };
+	fill(&w->objs[w->n++]);
+	return true;
+}
+
+static void worker_free(struct worker *w, int k)
+{
+	TCHECK(intact(&w->objs[k]), "thread %d: object tag %#x overwritten", w->id, w->objs[k].tag);
+	pcpu_free(w->objs[k].h);
+	w->objs[k] = w->objs[--w->n];
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	for (unsigned step = 0; step < worker_steps && !__atomic_load_n(&stop_workers, __ATOMIC_RELAXED);
+	     step++) {
+		unsigned r = (unsigned)trng_below(&w->rng, 100);
+
+		if (r < 45 && w->n < LOCAL_MAX) {
+			worker_alloc(w, (unsigned)w->id << 24 | step);
+		} else if (r < 75 && w->n) {
+			worker_free(w, (int)trng_below(&w->rng, (uint64_t)w->n));
+		} else if (r < 85 && w->n) {           /* give one away */
+			pthread_mutex_lock(&xchg_lock);
+			if (nxchg < XCHG_MAX) {
+				int k = (int)trng_below(&w->rng, (uint64_t)w->n);
+				xchg[nxchg++] = w->objs[k];
+				w->objs[k] = w->objs[--w->n];
+			}
+			pthread_mutex_unlock(&xchg_lock);
+		} else if (r < 95 && w->n < LOCAL_MAX) { /* take one, free it or keep it */
+			pthread_mutex_lock(&xchg_lock);
+			bool got = nxchg > 0;
+			if (got)
+				w->objs[w->n++] = xchg[--nxchg];
+			pthread_mutex_unlock(&xchg_lock);
+			if (got && trng_below(&w->rng, 2))
+				worker_free(w, w->n - 1);
+		} else if (w->n) {
+			struct obj *o = &w->objs[trng_below(&w->rng, (uint64_t)w->n)];
+			TCHECK(intact(o) && pcpu_alloc_size(o->h) == ((o->size + 3) & ~(size_t)3),
+			       "thread %d: spot check", w->id);
+		}
+		if (w->id == 0 && step % 2000 == 1999)
+			TCHECK(pcpu_verify() == 0, "verify during the run");
+		if (w->id == 1 && step % 3000 == 2999)
+			TCHECK(pcpu_balance() == 0, "balance during the run");
+		__atomic_fetch_add(&progress, 1, __ATOMIC_RELAXED);
+	}
+	return NULL;
+}
+
+static void start_workers(pthread_t *tids, int n, uint64_t seed)
+{
+	for (int i = 0; i < n; i++) {
+		workers[i].id = i;
+		workers[i].rng = seed * 2654435761u + (uint64_t)i + 1;
+		REQUIRE(pthread_create(&tids[i], NULL, worker_main, &workers[i]) == 0, "pthread_create");
+	}
+}
+
+/* Check every object held by workers and the exchange; return the count. */
+static uint64_t check_held(int n)
+{
+	uint64_t held = 0;
+
+	for (int i = 0; i < n; i++)
+		for (int k = 0; k < workers[i].n; k++, held++)
+			CHECK(intact(&workers[i].objs[k]), "thread %d object %d at the end", i, k);
+	for (int k = 0; k < nxchg; k++, held++)
+		CHECK(intact(&xchg[k]), "exchange object %d at the end", k);
+	return held;
+}
+
+static int child_threads(long nr_cpus)
+{
+	struct pcpu_config cfg = { .nr_cpus = (unsigned)nr_cpus };
+	pthread_t tids[NTHREADS];
+	unsigned long allocs = 0, afail = 0;
+
+	REQUIRE(pcpu_init(nr_cpus ? &cfg : NULL) == 0, "pcpu_init");
+	start_workers(tids, NTHREADS, g_seed + (uint64_t)nr_cpus);
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(tids[i], NULL);
+	for (int i = 0; i < NTHREADS; i++)
+		allocs += workers[i].allocs, afail += workers[i].atomic_fail;
+	uint64_t held = check_held(NTHREADS);
+	CHECK(pcpu_verify() == 0, "verify after the threads");
+	CHECK(cur_alloc() == held, "nr_cur_alloc %llu, the test holds %llu",
+	      (unsigned long long)cur_alloc(), (unsigned long long)held);
+	CHECK(allocs > NTHREADS * STEPS / 4, "threads allocated (%lu)", allocs);
+	printf("threads (nr_cpus %u): %lu allocations, %lu atomic failures, %llu held at the end\n",
+	       pcpu_nr_cpus(), allocs, afail, (unsigned long long)held);
+	for (int i = 0; i < NTHREADS; i++)
+		while (workers[i].n)
+			worker_free(&workers[i], 0);
+	while (nxchg)
+		pcpu_free(xchg[--nxchg].h);
+	CHECK(cur_alloc() == 0 && pcpu_balance() == 0 && pcpu_verify() == 0, "all freed");
+	return 0;
+}
+
+/* ---- 2. this_cpu_inc -------------------------------------------------------- */
+
+#define INCS 1000000
+static long *counter;
+static pthread_barrier_t inc_start;
+
+static void *inc_main(void *arg)
+{
+	pthread_barrier_wait(&inc_start);     /* all threads contend from the start */
+	for (long i = 0; i < INCS; i++) {
+		this_cpu_inc(counter);
+		if (i % 64 == (long)(intptr_t)arg) {
+			this_cpu_add(counter, 5);
+			this_cpu_sub(counter, 5);
+		}
+	}
+	return NULL;
+}
+
+static void *churn_main(void *arg)
+{
+	struct worker *w = arg;
+
+	while (!__atomic_load_n(&stop_workers, __ATOMIC_RELAXED)) {
+		if (w->n < LOCAL_MAX && trng_below(&w->rng, 2))
+			worker_alloc(w, (unsigned)w->allocs);
+		else if (w->n)
+			worker_free(w, (int)trng_below(&w->rng, (uint64_t)w->n));
+	}
+	return NULL;
+}
+
+static int child_counter(long nr_cpus)
+{
+	struct pcpu_config cfg = { .nr_cpus = (unsigned)nr_cpus };
+	pthread_t tids[NTHREADS], churn;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	counter = pcpu_alloc(sizeof(long), sizeof(long));
+	REQUIRE(counter && pcpu_sum(counter) == 0, "counter");
+	pthread_barrier_init(&inc_start, NULL, NTHREADS);
+	workers[0].rng = g_seed | 1;
+	REQUIRE(pthread_create(&churn, NULL, churn_main, &workers[0]) == 0, "churn thread");
+	for (long i = 0; i < NTHREADS; i++)
+		REQUIRE(pthread_create(&tids[i], NULL, inc_main, (void *)(intptr_t)i) == 0, "thread");
+	for (int i = 0; i < NTHREADS; i++)
+		pthread_join(tids[i], NULL);
+	__atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
+	pthread_join(churn, NULL);
+	long sum = pcpu_sum(counter);
+	CHECK(sum == (long)NTHREADS * INCS, "nr_cpus %ld: sum %ld, want %ld", nr_cpus, sum,
+	      (long)NTHREADS * INCS);
+	check_held(1);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* ---- 3. fork ------------------------------------------------------------------ */
+
+#define NPARENT 40
+
+static int grandchild_work(struct obj *parent, int np)
+{
+	static struct obj mine[400];
+	int n = 0;
+
+	for (int i = 0; i < np; i++)
+		CHECK(intact(&parent[i]), "parent object %d not visible intact in the child", i);
+	for (int i = 0; i < 2000; i++) {
+		if (n < 400 && (n == 0 || rng_below(100) < 60)) {
+			size_t size = rng_below(20) == 0 ? 16384 + rng_below(32768) : 1 + rng_below(512);
+			void *h = pcpu_alloc(size, 4);
+			REQUIRE(h && zeroed(h, size, 4), "child alloc %zu", size);
+			mine[n] = (struct obj){ h, size, (unsigned)i + 7 };
+			fill(&mine[n++]);
+		} else {
+			int k = (int)rng_below((uint64_t)n);
+			CHECK(intact(&mine[k]), "child object %d", k);
+			pcpu_free(mine[k].h);
+			mine[k] = mine[--n];
+		}
+	}
+	for (int i = 0; i < np; i++) {
+		if (i % 2)
+			pcpu_free(parent[i].h);          /* the parent's handles are valid here */
+		else
+			memset(per_cpu_ptr(parent[i].h, 0), 0xee, parent[i].size); /* private copy */
+	}
+	CHECK(pcpu_verify() == 0, "child verify");
+	CHECK(pcpu_balance() == 0, "child balance");
+	void *a = pcpu_alloc_flags(64, 8, PCPU_ATOMIC);
+	CHECK(a && zeroed(a, 64, 8), "child atomic allocation after pcpu_balance");
+	for (int k = 0; k < n; k++)
+		CHECK(intact(&mine[k]), "child object %d at the end", k);
+	CHECK(pcpu_verify() == 0, "child verify at the end");
+	fflush(stdout);
+	return check_failed ? 1 : 0;
+}
+
+static int child_fork(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 4 };
+	static struct obj parent[NPARENT];
+	pthread_t tids[4];
+	int status, nforks = arg ? 12 : 1;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	for (int i = 0; i < NPARENT; i++) {    /* small ones in the first chunk, large in new chunks */
+		size_t size = i % 4 == 3 ? 20000 : 8 + rng_below(200);
+		parent[i] = (struct obj){ pcpu_alloc(size, 8), size, 1000u + (unsigned)i };
+		REQUIRE(parent[i].h, "parent alloc");
+		fill(&parent[i]);
+	}
+	uint64_t live = cur_alloc();
+	if (arg) {
+		worker_steps = ~0u;
+		start_workers(tids, 4, g_seed + 99);
+	}
+	for (int f = 0; f < nforks; f++) {
+		unsigned long p0 = __atomic_load_n(&progress, __ATOMIC_RELAXED);
+		while (arg && __atomic_load_n(&progress, __ATOMIC_RELAXED) < p0 + 500)
+			sched_yield();
+		fflush(stdout);
+		pid_t pid = fork();
+		REQUIRE(pid >= 0, "fork");
+		if (pid == 0) {
+			rng_state = g_seed + (uint64_t)f * 7 + 3;
+			check_failed = 0;        /* count this child's failures only */
+			alarm(60);
+			_exit(grandchild_work(parent, NPARENT));
+		}
+		REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", f, status);
+	}
+	if (arg) {
+		__atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
+		for (int i = 0; i < 4; i++)
+			pthread_join(tids[i], NULL);
+		live += check_held(4);
+	}
+	for (int i = 0; i < NPARENT; i++)
+		CHECK(intact(&parent[i]), "parent object %d changed by the child", i);
+	CHECK(cur_alloc() == live, "parent's live count changed");
+	CHECK(pcpu_verify() == 0, "parent verify after the children");
+	return 0;
+}
+
+/* ---- 4. handles fault ------------------------------------------------------------ */
+
+static sigjmp_buf fault_jmp;
+
+static void on_fault(int sig)
+{
+	siglongjmp(fault_jmp, sig);
+}
+
+/* Write (or read) through h itself: true if it faulted. */
+static bool faults(void *h, bool write)
+{
+	if (sigsetjmp(fault_jmp, 1))
+		return true;
+	if (write)
+		*(volatile int *)h = 1;
+	else
+		(void)*(volatile int *)h;
+	return false;
+}
+
+static int child_handles(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 4, .flags = PCPU_CFG_NO_BALANCER };
+	struct pcpu_stats st;
+
+	REQUIRE(pcpu_init(&cfg) == 0 && pcpu_stats_get(&st) == 0, "init");
+	struct obj o[4] = {
+		{ pcpu_alloc(16, 4), 16, 1 },                        /* first chunk */
+		{ pcpu_alloc_flags(16, 4, PCPU_RESERVED), 16, 2 },  /* reserved area */
+		{ pcpu_alloc(st.unit_size / 2, 4096), 64, 3 },       /* a new chunk */
+		{ pcpu_alloc(64, 4), 64, 4 },
+	};
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(o[i].h, "alloc %d", i);
+		fill(&o[i]);
+	}
+	if (arg == 0) {                  /* no handler: the process dies */
+		*(volatile int *)o[0].h = 1;
+		return 3;
+	}
+	struct sigaction sa = { .sa_handler = on_fault };
+	sigemptyset(&sa.sa_mask);
+	sigaction(SIGSEGV, &sa, NULL);
+	sigaction(SIGBUS, &sa, NULL);
+	for (int i = 0; i < 4; i++) {
+		CHECK(faults(o[i].h, true) && faults(o[i].h, false), "handle %d did not fault", i);
+		CHECK(intact(&o[i]), "handle %d: a CPU's copy changed", i);
+	}
+	/* A destroyed chunk's memory goes back to the OS and faults. */
+	void *x = pcpu_alloc(st.unit_size, 4), *y = pcpu_alloc(st.unit_size, 4);
+	int off;
+	REQUIRE(x && y, "two whole-unit chunks");
+	pcpu_free(x);
+	pcpu_free(y);
+	pcpu_balance();
+	void *gone = pcpu_handle_chunk(x, &off) ? y : x;
+	CHECK(!pcpu_handle_chunk(gone, &off), "one free chunk destroyed");
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		CHECK(faults(pcpu_ptr(gone, cpu), false), "cpu %u copy of a destroyed chunk readable", cpu);
+	for (int i = 0; i < 4; i++)
+		CHECK(intact(&o[i]), "object %d after balance", i);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	int status;
+
+	g_seed = test_seed(argc, argv);
+	CHECK(run_child(child_threads, 0, &status), "threads, default config: status %#x", status);
+	CHECK(run_child(child_threads, 8, &status), "threads, 8 CPU slots: status %#x", status);
+	CHECK(run_child(child_counter, 0, &status), "counter, default: status %#x", status);
+	CHECK(run_child(child_counter, 1, &status), "counter, 1 CPU slot: status %#x", status);
+	CHECK(run_child(child_fork, 0, &status), "fork: status %#x", status);
+	CHECK(run_child(child_fork, 1, &status), "fork with threads: status %#x", status);
+	run_child(child_handles, 0, &status);
+	CHECK(WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
+	      "writing through a handle: status %#x, want SIGSEGV", status);
+	CHECK(run_child(child_handles, 1, &status), "handles fault: status %#x", status);
+	TEST_DONE();
+}

@@ -1,0 +1,717 @@
+/*
+ * test_errors.c - SPEC section 3 row by row, plus fault injection.  Each
+ * scenario runs in a forked child with its own configuration; the parent
+ * checks the exit status or fatal signal, the child's stderr (a temp file)
+ * and its report file (g_out).
+ *
+ *   EINVAL rows, rate limit; pcpu_free(NULL); invalid pointers (SIGABRT with
+ *   "invalid pointer %p", and with a SIGABRT handler that runs pcpu_verify:
+ *   nothing changed before the abort); pcpu_init EBUSY / EINVAL / ENOMEM;
+ *   ENOMEM from populate faults, address space exhaustion and a random fault
+ *   run; PCPU_ATOMIC (no OS call, refilled by balancing); PCPU_RESERVED.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <setjmp.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "internal.h"
+#include "os.h"
+#include "percpu.h"
+
+static int g_out = -1;          /* child: report file shared with the parent */
+static uint64_t g_seed;
+
+/* ---- objects with a per-CPU pattern ---------------------------------------- */
+
+struct obj {
+	unsigned char *h;
+	size_t size;
+	unsigned tag;
+};
+
+static unsigned char pat(unsigned tag, unsigned cpu, size_t i)
+{
+	return (unsigned char)(tag * 131u + cpu * 17u + i * 7u + 1u);
+}
+
+/* Write o's pattern into every unit, or check it is there. */
+static bool pattern(const struct obj *o, bool write)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		for (size_t i = 0; i < o->size; i++)
+			if (write)
+				per_cpu_ptr(o->h, cpu)[i] = pat(o->tag, cpu, i);
+			else if (per_cpu_ptr(o->h, cpu)[i] != pat(o->tag, cpu, i))
+				return false;
+	return true;
+}
+#define fill(o) ((void)pattern((o), true))
+#define intact(o) pattern((o), false)
+
+static bool zeroed(const void *h, size_t size, size_t align)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
+		const unsigned char *p = pcpu_ptr(h, cpu);
+
+		if ((uintptr_t)p % align)
+			return false;
+		for (size_t i = 0; i < size; i++)
+			if (p[i])
+				return false;
+	}
+	return true;
+}
+
+static struct pcpu_stats stats(void)
+{
+	struct pcpu_stats st = { 0 };
+
+	CHECK(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
+	return st;
+}
+
+static void init4(unsigned flags, size_t addr_space)
+{
+	struct pcpu_config cfg = { .nr_cpus = 4, .flags = flags, .addr_space = addr_space };
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
+}
+
+#define MAXOBJ 4000
+static struct obj objs[MAXOBJ];
+static int nobj;
+
+static bool all_intact(void)
+{
+	for (int i = 0; i < nobj; i++)
+		if (!intact(&objs[i]))
+			return false;
+	return true;
+}
+
+/* Allocate, check zeroed and aligned in every unit, fill and keep. */
+static void *add_obj(size_t size, size_t align, unsigned flags)
+{
+	static unsigned tag;
+	void *h = pcpu_alloc_flags(size, align, flags);
+
+	if (h) {
+		REQUIRE(zeroed(h, size, align < 4 ? 4 : align), "new object not zeroed or aligned");
+		REQUIRE(nobj < MAXOBJ, "too many objects");
+		objs[nobj] = (struct obj){ h, size, ++tag };
+		fill(&objs[nobj++]);
+	}
+	return h;
+}
+
+/* ---- children and captured output ------------------------------------------ */
+
+struct child { int status; char out[4096], err[8192]; };
+
+static void slurp(FILE *f, char *buf, size_t len)
+{
+	rewind(f);
+	buf[fread(buf, 1, len - 1, f)] = 0;
+	fclose(f);
+}
+
+/* Run fn(arg) in a forked child, stderr and g_out going to temp files; if
+ * code >= 0, check that it exited with code (else show what it said). */
+static struct child *run(int (*fn)(long), long arg, int code, const char *what)
+{
+	static struct child c;
+	FILE *out = tmpfile(), *err = tmpfile();
+	pid_t pid;
+
+	REQUIRE(out && err, "tmpfile");
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		dup2(fileno(err), 2);
+		g_out = fileno(out);
+		rng_state = g_seed + (uint64_t)arg;
+		check_passed = check_failed = 0;
+		alarm(120);                      /* a hang becomes a failure */
+		int rc = fn(arg);
+
+		fflush(stdout);
+		_exit(rc ? rc : check_failed ? 1 : 0);
+	}
+	REQUIRE(waitpid(pid, &c.status, 0) == pid, "waitpid");
+	slurp(out, c.out, sizeof(c.out));
+	slurp(err, c.err, sizeof(c.err));
+	bool ok = code < 0 || (WIFEXITED(c.status) && WEXITSTATUS(c.status) == code);
+	CHECK(ok, "%s: status %#x, expected exit %d", what, c.status, code);
+	if (!ok)
+		fprintf(stderr, "---- child stderr:\n%s---- child report:\n%s----\n", c.err, c.out);
+	return &c;
+}
+
+static int count_lines(const char *s)
+{
+	int n = 0;
+
+	for (; *s; s++)
+		n += *s == '\n';
+	return n;
+}
+
+/* Redirect fd 2 to a temp file inside a child; stop_capture returns its text. */
+static FILE *cap_file;
+static int cap_saved = -1;
+
+static void start_capture(void)
+{
+	fflush(stderr);
+	cap_file = tmpfile();
+	REQUIRE(cap_file, "tmpfile");
+	cap_saved = dup(2);
+	dup2(fileno(cap_file), 2);
+}
+
+static void stop_capture(char *buf, size_t len)
+{
+	fflush(stderr);
+	dup2(cap_saved, 2);
+	close(cap_saved);
+	slurp(cap_file, buf, len);
+}
+
+/* ---- 1. EINVAL rows, rate limit; 2. pcpu_free(NULL) --------------------------- */
+
+static int child_einval(long arg)
+{
+	(void)arg;
+	pcpu_free(NULL);                 /* before initialisation: a no-op, initialises nothing */
+	CHECK(!pcpu.ready, "pcpu_free(NULL) initialised the allocator");
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	struct obj keep = { pcpu_alloc(32, 8), 32, 5 };
+	struct pcpu_stats s0 = stats();
+	const size_t unit = s0.unit_size, page = s0.page_size;
+	const struct { size_t size, align; unsigned flags; } bad[] = {
+		{ 0, 4, 0 }, { unit + 1, 4, 0 }, { SIZE_MAX, 4, 0 }, { 16, 12, 0 },
+		{ 16, page * 2, 0 }, { 16, (size_t)1 << 40, 0 }, { 16, 4, 0x100 },
+		{ 16, 4, 0x8 | PCPU_ATOMIC },
+	};
+	char buf[1024];
+
+	REQUIRE(keep.h, "alloc");
+	fill(&keep);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		for (int nowarn = 0; nowarn < 2; nowarn++) {
+			unsigned fl = bad[i].flags | (nowarn ? PCPU_NOWARN : 0);
+			void *p;
+
+			start_capture();
+			errno = 0;
+			p = pcpu_alloc_flags(bad[i].size, bad[i].align, fl);
+			int e = errno;
+			stop_capture(buf, sizeof(buf));
+			CHECK(!p && e == EINVAL, "row %zu (size %zu align %zu flags %#x): %p errno %d", i,
+			      bad[i].size, bad[i].align, fl, p, e);
+			if (nowarn)
+				CHECK(buf[0] == 0, "row %zu: PCPU_NOWARN but stderr says \"%s\"", i, buf);
+			else
+				CHECK(count_lines(buf) == 1 && strstr(buf, "libpercpu"),
+				      "row %zu: want one line on stderr, got \"%s\"", i, buf);
+		}
+	}
+	start_capture();
+	errno = 0;
+	void *p = pcpu_alloc(0, 4);
+	int e = errno;
+	stop_capture(buf, sizeof(buf));
+	CHECK(!p && e == EINVAL && count_lines(buf) == 1, "pcpu_alloc(0, 4): errno %d, \"%s\"", e, buf);
+	pcpu_free(NULL);
+
+	struct pcpu_stats s1 = stats();
+	CHECK(s1.nr_cur_alloc == s0.nr_cur_alloc && s1.nr_alloc == s0.nr_alloc &&
+	      s1.nr_dealloc == s0.nr_dealloc && s1.nr_chunks == s0.nr_chunks &&
+	      s1.nr_populated_pages == s0.nr_populated_pages,
+	      "invalid requests or pcpu_free(NULL) changed the allocator");
+	CHECK(pcpu_verify() == 0, "verify");
+	CHECK(intact(&keep), "live object intact");
+	return 0;
+}
+
+static int child_ratelimit(long arg)
+{
+	static char buf[16384];
+
+	(void)arg;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	start_capture();
+	for (int i = 0; i < 200; i++)
+		(void)pcpu_alloc_flags(i % 2 ? 0 : 16, i % 3 ? 4 : 12, (unsigned)(i % 4 ? 0 : 0x40));
+	stop_capture(buf, sizeof(buf));
+	int n = count_lines(buf);
+
+	CHECK(n >= 1 && n <= 11, "200 invalid calls printed %d lines", n);
+	CHECK(strstr(buf, "suppress") != NULL, "no suppression notice in \"%s\"", buf);
+	void *p = pcpu_alloc(16, 4);
+	CHECK(p && pcpu_verify() == 0, "allocator usable after many invalid calls");
+	return 0;
+}
+
+/* ---- 3. invalid pointers ----------------------------------------------------- */
+
+enum bad_kind {
+	BAD_DOUBLE_FREE, BAD_INTERIOR, BAD_MALLOC, BAD_GARBAGE, BAD_STALE, BAD_MISALIGNED,
+	BAD_SIZE_FREED, BAD_SIZE_INTERIOR, BAD_RESERVED_DOUBLE, BAD_DESTROYED_CHUNK,
+	BAD_HIDDEN_TAIL, BAD_UNIT_GAP, BAD_BEFORE_INIT, NR_BAD
+};
+static const char *const bad_name[NR_BAD] = {
+	"double free", "interior pointer", "malloc pointer", "garbage", "stale handle",
+	"misaligned handle", "alloc_size of freed", "alloc_size of interior",
+	"reserved double free", "handle in a destroyed chunk", "first chunk hidden tail",
+	"gap between units", "free before initialisation",
+};
+
+static struct obj g_live;               /* a separate live allocation */
+static void *g_extra;                   /* must still be live with g_extra_size */
+static size_t g_extra_size;
+static struct pcpu_stats g_saved;
+
+static void abort_handler(int sig)
+{
+	struct pcpu_stats st;
+	int v = pcpu_verify();
+
+	(void)sig;
+	pcpu_stats_get(&st);
+	bool same = st.nr_cur_alloc == g_saved.nr_cur_alloc && st.nr_alloc == g_saved.nr_alloc &&
+		    st.nr_dealloc == g_saved.nr_dealloc && st.nr_chunks == g_saved.nr_chunks;
+	bool extra = !g_extra || pcpu_alloc_size(g_extra) == g_extra_size;
+
+	dprintf(g_out, "HANDLER verify=%d same=%d intact=%d extra=%d\n", v, same, intact(&g_live),
+		extra);
+	_exit(42);
+}
+
+/* arg = kind * 2 + with_handler */
+static int child_bad(long arg)
+{
+	int kind = (int)(arg / 2), off;
+	unsigned char *a = NULL, *bad = (unsigned char *)0x1234, *c;
+	void *x, *y;
+
+	if (kind == BAD_BEFORE_INIT)
+		goto call;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	g_live = (struct obj){ pcpu_alloc(48, 16), 48, 77 };
+	REQUIRE(g_live.h, "alloc");
+	fill(&g_live);
+	const size_t unit = stats().unit_size;
+	if (kind != BAD_MALLOC && kind != BAD_GARBAGE)
+		REQUIRE((a = pcpu_alloc_flags(16, 4, kind == BAD_RESERVED_DOUBLE ? PCPU_RESERVED : 0)),
+			"alloc");
+	switch (kind) {
+	case BAD_DOUBLE_FREE: case BAD_SIZE_FREED: case BAD_RESERVED_DOUBLE:
+		pcpu_free(a);
+		bad = a;
+		break;
+	case BAD_INTERIOR: case BAD_SIZE_INTERIOR: case BAD_MISALIGNED:
+		bad = a + (kind == BAD_INTERIOR ? 4 : kind == BAD_MISALIGNED ? 1 : 8);
+		g_extra = a, g_extra_size = 16;
+		break;
+	case BAD_MALLOC:
+		bad = malloc(64);
+		break;
+	case BAD_STALE:                          /* pin, a, after; free a; c does not fit a's hole */
+		x = pcpu_alloc(16, 4);
+		pcpu_free(a);
+		c = pcpu_alloc(32, 4);
+		REQUIRE(x && c && (c + 32 <= a || c >= a + 16), "stale setup");
+		g_extra = c, g_extra_size = 32;
+		bad = a;
+		break;
+	case BAD_DESTROYED_CHUNK:
+		x = pcpu_alloc(unit, 4), y = pcpu_alloc(unit, 4);
+		REQUIRE(x && y && stats().nr_chunks == 2, "two whole-unit chunks");
+		pcpu_free(x);
+		pcpu_free(y);
+		pcpu_balance();
+		bad = pcpu_handle_chunk(x, &off) ? y : x;
+		REQUIRE(stats().nr_chunks == 1 && !pcpu_handle_chunk(bad, &off), "a destroyed chunk");
+		break;
+	case BAD_HIDDEN_TAIL: case BAD_UNIT_GAP:
+		REQUIRE(pcpu_handle_chunk(g_live.h, &off) == pcpu.first_chunk, "first chunk");
+		bad = g_live.h - off + unit + (kind == BAD_HIDDEN_TAIL ? -4 : 64);
+		break;
+	}
+	REQUIRE(intact(&g_live), "live allocation intact before the bad call");
+	g_saved = stats();
+call:
+	dprintf(g_out, "PTR %p\n", (void *)bad);
+	if (arg % 2) {
+		struct sigaction sa = { .sa_handler = abort_handler };
+
+		sigemptyset(&sa.sa_mask);
+		sigaction(SIGABRT, &sa, NULL);
+	}
+	if (kind == BAD_SIZE_FREED || kind == BAD_SIZE_INTERIOR)
+		(void)pcpu_alloc_size(bad);
+	else
+		pcpu_free(bad);
+	dprintf(g_out, "RETURNED\n");
+	return 3;
+}
+
+static void test_invalid_pointers(void)
+{
+	for (int kind = 0; kind < NR_BAD; kind++) {
+		for (int handler = 0; handler < 2 - (kind == BAD_BEFORE_INIT); handler++) {
+			struct child *c = run(child_bad, kind * 2 + handler, handler ? 42 : -1,
+					      bad_name[kind]);
+			char ptr[64] = "?";
+			const char *p = strstr(c->out, "PTR ");
+
+			if (p)
+				sscanf(p + 4, "%63s", ptr);
+			if (handler)
+				CHECK(strstr(c->out, "HANDLER verify=0 same=1 intact=1 extra=1"),
+				      "%s: state changed before the abort: %s", bad_name[kind], c->out);
+			else
+				CHECK(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT,
+				      "%s: status %#x, want SIGABRT; stderr: %s", bad_name[kind], c->status,
+				      c->err);
+			CHECK(p && strstr(c->err, "invalid pointer") && strstr(c->err, ptr),
+			      "%s: stderr lacks \"invalid pointer\" and %s: %s", bad_name[kind], ptr, c->err);
+		}
+	}
+}
+
+/* ---- 4. pcpu_init ---------------------------------------------------------- */
+
+static int child_init(long arg)
+{
+	struct pcpu_config valid = { .nr_cpus = 4, .flags = PCPU_CFG_NO_BALANCER };
+
+	if (arg == 0) {                  /* EBUSY once in use */
+		REQUIRE(add_obj(16, 4, 0), "lazy init");
+		errno = 0;
+		CHECK(pcpu_init(&valid) == -1 && errno == EBUSY, "pcpu_init in use: errno %d", errno);
+		errno = 0;
+		CHECK(pcpu_init(NULL) == -1 && errno == EBUSY, "pcpu_init(NULL) in use");
+		CHECK(pcpu_nr_cpus() == os_possible_cpus(), "configuration unchanged");
+		CHECK(all_intact() && pcpu_verify() == 0, "allocator intact");
+		return 0;
+	}
+	if (arg == 1) {                  /* impossible configurations, then a valid one */
+		const struct pcpu_config bad[] = {
+			{ .nr_cpus = 100000 }, { .nr_cpus = PCPU_MAX_CPUS + 1 }, { .atom_size = 3 * 4096 },
+			{ .dyn_size = (size_t)1 << 34 }, { .reserved_size = (size_t)1 << 34 },
+			{ .min_unit_size = (size_t)1 << 34 }, { .addr_space = (size_t)1 << 50 },
+		};
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			errno = 0;
+			CHECK(pcpu_init(&bad[i]) == -1 && errno == EINVAL, "bad config %zu: errno %d", i,
+			      errno);
+			CHECK(!pcpu.ready, "bad config %zu marked the allocator ready", i);
+		}
+	} else {                         /* ENOMEM from reserve, then from populate */
+		os_fault_random(OS_OP_RESERVE, 1.0, 1);
+		errno = 0;
+		CHECK(pcpu_init(&valid) == -1 && errno == ENOMEM, "reserve failure: errno %d", errno);
+		os_fault_clear();
+		os_fault_nth(OS_OP_POPULATE, 0, 1);
+		errno = 0;
+		CHECK(pcpu_init(&valid) == -1 && errno == ENOMEM, "populate failure: errno %d", errno);
+		os_fault_clear();
+		CHECK(!pcpu.ready, "a failed pcpu_init marked the allocator ready");
+	}
+	REQUIRE(pcpu_init(&valid) == 0, "valid pcpu_init after failures: %s", strerror(errno));
+	CHECK(pcpu_nr_cpus() == 4, "nr_cpus %u", pcpu_nr_cpus());
+	CHECK(add_obj(100, 4, 0) && add_obj(stats().unit_size, 4, 0), "allocations after failed inits");
+	CHECK(all_intact() && pcpu_verify() == 0 && stats().nr_cur_alloc == 2, "usable, counters clean");
+	return 0;
+}
+
+/* ---- 5. ENOMEM ------------------------------------------------------------- */
+
+static int child_populate_fault(long arg)
+{
+	(void)arg;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	while (stats().nr_chunks < 2)
+		REQUIRE(add_obj(16 + rng_below(1024), 4, 0), "filling");
+	for (unsigned long skip = 0; skip < 4; skip += 2) {
+		unsigned long pop0 = os_call_count(OS_OP_POPULATE), f0 = os_fault_count();
+		bool failed = false;
+
+		os_fault_nth(OS_OP_POPULATE, skip, 1);
+		for (int i = 0; i < 100000 && !failed; i++) {
+			unsigned long pop = os_call_count(OS_OP_POPULATE), dep = os_call_count(OS_OP_DEPOPULATE);
+			struct pcpu_stats s0 = stats();
+
+			errno = 0;
+			if (add_obj(256, 4, PCPU_NOWARN)) {
+				REQUIRE(os_call_count(OS_OP_POPULATE) == pop, "populated and succeeded while armed");
+				continue;
+			}
+			failed = true;
+			struct pcpu_stats s1 = stats();
+			CHECK(errno == ENOMEM, "skip %lu: errno %d", skip, errno);
+			CHECK(os_fault_count() == f0 + 1 && os_call_count(OS_OP_POPULATE) == pop0 + skip + 1,
+			      "skip %lu: one injected fault after %lu populate calls", skip, skip);
+			CHECK(os_call_count(OS_OP_DEPOPULATE) - dep == skip,
+			      "skip %lu: the %lu populated units are undone", skip, skip);
+			CHECK(s1.nr_cur_alloc == s0.nr_cur_alloc && s1.nr_alloc == s0.nr_alloc &&
+			      s1.nr_populated_pages == s0.nr_populated_pages &&
+			      s1.nr_alloc_fail == s0.nr_alloc_fail + 1, "skip %lu: counters after failure", skip);
+		}
+		REQUIRE(failed, "skip %lu: no allocation needed population", skip);
+		CHECK(pcpu_verify() == 0 && all_intact(), "skip %lu: consistent after ENOMEM", skip);
+		os_fault_clear();
+		void *h = pcpu_alloc(256, 4);
+		CHECK(h && zeroed(h, 256, 4), "skip %lu: allocation succeeds after os_fault_clear", skip);
+		CHECK(stats().nr_cur_alloc == (uint64_t)nobj + 1, "live count");
+		pcpu_free(h);
+	}
+	CHECK(pcpu_verify() == 0 && all_intact(), "final");
+	return 0;
+}
+
+/* arg 0: report the chunk stride; else run with addr_space = 4 * arg. */
+static int child_addr_space(long arg)
+{
+	init4(PCPU_CFG_NO_BALANCER, (size_t)arg * 4);
+	if (!arg) {
+		dprintf(g_out, "STRIDE %zu\n", (size_t)1 << pcpu.stride_shift);
+		return 0;
+	}
+	const size_t unit = stats().unit_size;
+	int nbig = 0, nsmall = 0;
+
+	REQUIRE(pcpu.max_chunks == 4, "max_chunks %d", pcpu.max_chunks);
+	while (nbig < 8 && (errno = 0, add_obj(unit, 4, 0)))
+		nbig++;
+	CHECK(nbig == 3 && errno == ENOMEM, "whole-unit allocations: %d, errno %d", nbig, errno);
+	CHECK(stats().nr_chunks == 3, "three dynamic chunks at the limit");
+	while (nsmall < 100000 && (errno = 0, add_obj(64, 4, PCPU_NOWARN)))
+		nsmall++;
+	CHECK(nsmall < 100000 && errno == ENOMEM, "small allocations stop with ENOMEM (%d)", nsmall);
+	CHECK(pcpu_verify() == 0 && all_intact(), "consistent at the limit");
+	uint64_t created = stats().nr_chunks_created;
+	REQUIRE(nbig >= 1, "need a whole-unit object");
+	pcpu_free(objs[0].h);                /* the first whole-unit object */
+	objs[0] = objs[--nobj];
+	void *a = add_obj(64, 4, 0), *b = add_obj(unit / 2, 4, 0);
+	CHECK(a && b, "freeing a chunk's object lets allocation continue");
+	CHECK(stats().nr_chunks_created == created, "no chunk created beyond the limit");
+	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after freeing");
+	return 0;
+}
+
+static int child_random_faults(long arg)
+{
+	unsigned long fails = 0, allocs = 0;
+
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	const size_t unit = stats().unit_size;
+
+	os_fault_random(OS_OP_POPULATE, 0.2, (unsigned long)arg);
+	os_fault_random(OS_OP_DEPOPULATE, 0.1, (unsigned long)arg + 1);
+	for (int step = 0; step < 6000; step++) {
+		if (nobj < MAXOBJ && (nobj == 0 || rng_below(100) < 55)) {
+			unsigned r = (unsigned)rng_below(100);
+			size_t size = r < 70 ? 1 + rng_below(64) : r < 97 ? 1 + rng_below(4096) :
+				      1 + rng_below(unit / 2);
+			size_t align = (size_t)4 << rng_below(6);
+			unsigned flags = PCPU_NOWARN | (rng_below(8) == 0 ? PCPU_ATOMIC : 0);
+
+			errno = 0;
+			if (add_obj(size, align, flags))
+				allocs++;
+			else if (++fails, errno != ENOMEM)
+				REQUIRE(0, "step %d: failure with errno %d", step, errno);
+		} else {
+			int k = (int)rng_below((uint64_t)nobj);
+
+			REQUIRE(intact(&objs[k]), "step %d: object %d overwritten", step, k);
+			pcpu_free(objs[k].h);
+			objs[k] = objs[--nobj];
+		}
+		if (step % 500 == 499)
+			pcpu_balance();
+		if (step % 50 == 0)
+			REQUIRE(pcpu_verify() == 0, "step %d: verify", step);
+	}
+	CHECK(all_intact() && pcpu_verify() == 0, "final state");
+	CHECK(stats().nr_cur_alloc == (uint64_t)nobj, "live count");
+	CHECK(fails > 0 && os_fault_count() > 0, "faults had an effect");
+	printf("random faults (seed %ld): %lu injected, %lu allocations failed, %lu succeeded\n", arg,
+	       os_fault_count(), fails, allocs);
+	os_fault_clear();
+	while (nobj)
+		pcpu_free(objs[--nobj].h);
+	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && stats().nr_cur_alloc == 0, "drained");
+	return 0;
+}
+
+/* ---- 6. PCPU_ATOMIC and PCPU_RESERVED ----------------------------------------- */
+
+static void os_counts(unsigned long c[OS_NR_OPS])
+{
+	for (int op = 0; op < OS_NR_OPS; op++)
+		c[op] = os_call_count((enum os_op)op);
+}
+
+static int child_atomic(long arg)
+{
+	unsigned long c0[OS_NR_OPS], c1[OS_NR_OPS];
+	bool failed = false;
+
+	(void)arg;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	void *h = add_obj(64, 4, PCPU_ATOMIC);
+	CHECK(h != NULL, "atomic allocation from the first chunk");
+	for (int i = 0; i < 100000 && !failed; i++) {
+		os_counts(c0);
+		errno = 0;
+		h = add_obj(256, 4, PCPU_ATOMIC | PCPU_NOWARN);
+		os_counts(c1);
+		REQUIRE(!memcmp(c0, c1, sizeof(c0)), "atomic allocation %d made an OS call", i);
+		if (!h) {
+			failed = true;
+			CHECK(errno == ENOMEM, "atomic failure errno %d", errno);
+		}
+	}
+	REQUIRE(failed, "atomic allocations never ran out");
+	struct pcpu_stats st = stats();
+	CHECK(st.nr_atomic_fail == 1 && st.nr_chunks == 0, "one atomic failure, no chunk created");
+	os_counts(c0);
+	errno = 0;
+	CHECK(!pcpu_alloc_flags(st.unit_size, 4, PCPU_ATOMIC | PCPU_NOWARN) && errno == ENOMEM,
+	      "whole-unit atomic allocation fails");
+	os_counts(c1);
+	CHECK(!memcmp(c0, c1, sizeof(c0)) && stats().nr_chunks == 0, "...without an OS call or a chunk");
+	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after atomic failures");
+
+	CHECK(pcpu_balance() == 0, "balance");
+	CHECK(add_obj(256, 4, PCPU_ATOMIC) != NULL, "atomic allocation after pcpu_balance");
+	CHECK(add_obj(4096, 4, 0) != NULL, "normal allocation");
+	CHECK(pcpu_verify() == 0 && all_intact(), "consistent");
+	return 0;
+}
+
+/*
+ * The pool for atomic allocations: after pcpu_balance() there are at least
+ * empty_pop_high empty populated pages, so that many page-sized atomic
+ * allocations succeed.  The first chunk keeps room here (two empty pages,
+ * contig hint >= a page), so the balancer must not pick it to populate.
+ */
+static int child_atomic_pool(long arg)
+{
+	(void)arg;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	const size_t page = stats().page_size;
+
+	while ((long)stats().nr_empty_pop_pages > pcpu.empty_pop_low)
+		REQUIRE(add_obj(page, page, 0), "page allocation");
+	REQUIRE(pcpu_balance() == 0, "balance");
+	struct pcpu_stats st = stats();
+	CHECK((long)st.nr_empty_pop_pages >= pcpu.empty_pop_high,
+	      "after pcpu_balance: %llu empty populated pages, high mark %d (populated pages %llu)",
+	      (unsigned long long)st.nr_empty_pop_pages, pcpu.empty_pop_high,
+	      (unsigned long long)st.nr_populated_pages);
+	int n = 0;
+	while (n < pcpu.empty_pop_high && add_obj(page, page, PCPU_ATOMIC | PCPU_NOWARN))
+		n++;
+	CHECK(n == pcpu.empty_pop_high, "%d page-sized atomic allocations after balance, want %d", n,
+	      pcpu.empty_pop_high);
+	CHECK(pcpu_verify() == 0 && all_intact(), "consistent");
+	return 0;
+}
+
+/* Default configuration: an atomic failure wakes the balancer thread. */
+static int child_atomic_wake(long arg)
+{
+	(void)arg;
+	init4(0, 0);
+	struct pcpu_stats st = stats();
+
+	REQUIRE(st.nr_balance_passes == 0, "no pass before any request");
+	errno = 0;
+	CHECK(!pcpu_alloc_flags(st.unit_size, 4, PCPU_ATOMIC | PCPU_NOWARN) && errno == ENOMEM,
+	      "whole-unit atomic allocation with nothing populated");
+	for (int i = 0; i < 10000 && stats().nr_balance_passes == 0; i++)
+		usleep(1000);
+	st = stats();
+	CHECK(st.nr_balance_passes >= 1 && st.nr_balance_populated >= 1,
+	      "balancer woken by the atomic failure: %llu passes, %llu pages",
+	      (unsigned long long)st.nr_balance_passes, (unsigned long long)st.nr_balance_populated);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+static int child_reserved(long arg)
+{
+	(void)arg;
+	init4(PCPU_CFG_NO_BALANCER, 0);
+	struct pcpu_stats s0 = stats();
+	size_t total = 0;
+	int off;
+
+	REQUIRE(pcpu.reserved_chunk && s0.reserved_size > 0, "a reserved area");
+	for (;;) {
+		errno = 0;
+		void *h = add_obj(16, 4, PCPU_RESERVED | PCPU_NOWARN);
+		if (!h) {
+			CHECK(errno == ENOMEM, "reserved exhaustion errno %d", errno);
+			break;
+		}
+		REQUIRE(pcpu_handle_chunk(h, &off) == pcpu.reserved_chunk && pcpu_alloc_size(h) == 16,
+			"not a 16 B object in the reserved area");
+		total += 16;
+		REQUIRE(total <= s0.reserved_size, "more than reserved_size served");
+	}
+	CHECK(total + 16 > s0.reserved_size, "served %zu of %zu reserved bytes", total, s0.reserved_size);
+	CHECK(stats().nr_chunks == s0.nr_chunks, "reserved allocations made chunks");
+	int nres = nobj;
+	void *n = add_obj(64, 64, 0);
+	CHECK(n && pcpu_handle_chunk(n, &off) != pcpu.reserved_chunk, "normal allocation still works");
+	for (int i = 0; i < nres; i += 2)
+		pcpu_free(objs[i].h), objs[i].size = 0;
+	CHECK(pcpu_verify() == 0 && all_intact(), "after freeing half the reserved objects");
+	void *r = pcpu_alloc_flags(16, 16, PCPU_RESERVED | PCPU_ATOMIC);
+	CHECK(r && zeroed(r, 16, 16) && pcpu_handle_chunk(r, &off) == pcpu.reserved_chunk,
+	      "reserved + atomic, aligned, after frees");
+	pcpu_free(r);
+	for (int i = 1; i < nres; i += 2)
+		pcpu_free(objs[i].h), objs[i].size = 0;
+	CHECK(pcpu_verify() == 0 && all_intact(), "after freeing all reserved objects");
+	CHECK(stats().nr_cur_alloc == 1, "one live object left");
+	return 0;
+}
+
+/* ---- main ------------------------------------------------------------------ */
+
+int main(int argc, char **argv)
+{
+	size_t stride = 0;
+
+	g_seed = test_seed(argc, argv);
+	run(child_einval, 0, 0, "EINVAL rows");
+	run(child_ratelimit, 0, 0, "rate limit");
+	test_invalid_pointers();
+	run(child_init, 0, 0, "pcpu_init EBUSY");
+	run(child_init, 1, 0, "pcpu_init EINVAL");
+	run(child_init, 2, 0, "pcpu_init ENOMEM");
+	run(child_populate_fault, 0, 0, "populate faults");
+	REQUIRE(sscanf(run(child_addr_space, 0, 0, "stride")->out, "STRIDE %zu", &stride) == 1, "stride");
+	run(child_addr_space, (long)stride, 0, "address space exhaustion");
+	run(child_random_faults, (long)(g_seed % 1000003), 0, "random faults");
+	run(child_atomic, 0, 0, "PCPU_ATOMIC");
+	run(child_atomic_pool, 0, 0, "PCPU_ATOMIC pool after pcpu_balance");
+	run(child_atomic_wake, 0, 0, "PCPU_ATOMIC wakes the balancer");
+	run(child_reserved, 0, 0, "PCPU_RESERVED");
+	TEST_DONE();
+}
