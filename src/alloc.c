@@ -409,25 +409,30 @@ int pcpu_ensure_init(void)
 
 /* ---- fork ---------------------------------------------------------------- */
 
-/* Hold both locks across fork so the child's copy of the metadata is
- * consistent; the child then gets fresh, unlocked mutexes. */
+/*
+ * Hold every allocator lock across fork so the child's copy of the
+ * metadata is consistent.  The forking thread owns them in both processes
+ * afterwards and releases them; the child has no balancer thread.
+ */
 static void atfork_prepare(void)
 {
 	pthread_mutex_lock(&pcpu.pop_mutex);
 	pthread_mutex_lock(&pcpu.lock);
+	pcpu_balance_atfork_prepare();
 }
 
 static void atfork_parent(void)
 {
+	pcpu_balance_atfork_parent();
 	pthread_mutex_unlock(&pcpu.lock);
 	pthread_mutex_unlock(&pcpu.pop_mutex);
 }
 
 static void atfork_child(void)
 {
-	pthread_mutex_init(&pcpu.lock, NULL);
-	pthread_mutex_init(&pcpu.pop_mutex, NULL);
 	pcpu_balance_atfork_child();
+	pthread_mutex_unlock(&pcpu.lock);
+	pthread_mutex_unlock(&pcpu.pop_mutex);
 }
 
 /* ---- allocation ---------------------------------------------------------- */
@@ -560,6 +565,7 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 	bool atomic = flags & PCPU_ATOMIC;
 	struct pcpu_chunk *ch = NULL;
 	int bits, align_bits, off = -1;
+	bool pool_low;          /* read under the lock: wake the balancer after */
 	const char *err;
 
 	if (pcpu_ensure_init())
@@ -609,6 +615,7 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 		}
 	}
 	account_alloc(size);
+	pool_low = pcpu.nr_empty_pop_pages < pcpu.empty_pop_low;
 	pthread_mutex_unlock(&pcpu.lock);
 	if (populate_area(ch, off, bits)) {
 		pthread_mutex_lock(&pcpu.lock);
@@ -639,9 +646,10 @@ found:
 		return NULL;
 	}
 	account_alloc(size);
+	pool_low = pcpu.nr_empty_pop_pages < pcpu.empty_pop_low;
 	pthread_mutex_unlock(&pcpu.lock);
 done:
-	if (pcpu.nr_empty_pop_pages < pcpu.empty_pop_low)
+	if (pool_low)
 		pcpu_balance_wake();
 	void *handle = pcpu_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
 

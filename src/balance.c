@@ -271,12 +271,23 @@ void pcpu_note_atomic_failure(void)
 	__atomic_store_n(&atomic_failed, true, __ATOMIC_RELAXED);
 }
 
+/* fork: wake_mutex is held across it (after the allocator's locks). */
+void pcpu_balance_atfork_prepare(void)
+{
+	pthread_mutex_lock(&wake_mutex);
+}
+
+void pcpu_balance_atfork_parent(void)
+{
+	pthread_mutex_unlock(&wake_mutex);
+}
+
 /* The child of fork has no balancer thread; it starts one when needed. */
 void pcpu_balance_atfork_child(void)
 {
-	pthread_mutex_init(&wake_mutex, NULL);
 	pthread_cond_init(&wake_cond, NULL);
 	thread_running = false;
 	stopping = false;
 	wake_pending = false;
+	pthread_mutex_unlock(&wake_mutex);
 }
