@@ -183,6 +183,71 @@ static void child_thread(void)
 	exit(check_failed ? 1 : 0);
 }
 
+/*
+ * Steady load: three threads make PCPU_ATOMIC allocations of 4 B to a page
+ * while freeing their oldest.  Failures happen (the pool is a few pages);
+ * the check is that after every failure the same thread succeeds again
+ * without anyone calling pcpu_balance(): the background balancer refills.
+ */
+#define LOAD_THREADS 3
+#define LOAD_ITERS 4000
+#define LOAD_WINDOW 48
+
+static unsigned long load_failures[LOAD_THREADS], load_stuck[LOAD_THREADS];
+
+static void *load_worker(void *arg)
+{
+	long t = (long)arg;
+	void *held[LOAD_WINDOW] = { 0 };
+	uint64_t r = 0x9e3779b97f4a7c15ULL * (uint64_t)(t + 1);
+
+	for (int i = 0; i < LOAD_ITERS; i++) {
+		int slot = i % LOAD_WINDOW, waits = 0;
+		size_t size;
+		void *h;
+
+		r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+		size = 4 + (size_t)(r % 4093);
+		pcpu_free(held[slot]);
+		held[slot] = NULL;
+		while (!(h = pcpu_alloc_flags(size, 4, PCPU_ATOMIC | PCPU_NOWARN))) {
+			load_failures[t]++;
+			if (++waits > 5000) {      /* ~5 s without a refill */
+				load_stuck[t]++;
+				break;
+			}
+			usleep(1000);
+		}
+		if (h)
+			*(char *)this_cpu_ptr(h) = 1;
+		held[slot] = h;
+	}
+	for (int i = 0; i < LOAD_WINDOW; i++)
+		pcpu_free(held[i]);
+	return NULL;
+}
+
+static void child_steady_atomic(void)
+{
+	pthread_t tid[LOAD_THREADS];
+	struct pcpu_stats st;
+	unsigned long failures = 0;
+
+	REQUIRE(pcpu_init(NULL) == 0, "init");
+	for (long t = 0; t < LOAD_THREADS; t++)
+		REQUIRE(pthread_create(&tid[t], NULL, load_worker, (void *)t) == 0, "thread");
+	for (int t = 0; t < LOAD_THREADS; t++) {
+		pthread_join(tid[t], NULL);
+		failures += load_failures[t];
+		CHECK(load_stuck[t] == 0, "thread %d: atomic allocations stopped succeeding", t);
+	}
+	pcpu_stats_get(&st);
+	printf("steady atomic load: %d allocations, %lu transient failures, %llu balance passes\n",
+	       LOAD_THREADS * LOAD_ITERS, failures, (unsigned long long)st.nr_balance_passes);
+	CHECK(pcpu_verify() == 0 && st.nr_cur_alloc == 0, "verify after the load");
+	exit(check_failed ? 1 : 0);
+}
+
 static void run(const char *name, void (*fn)(void))
 {
 	fflush(stdout);
@@ -206,5 +271,6 @@ int main(int argc, char **argv)
 	run("release mixed", release_mixed);
 	run("sparse", child_sparse);
 	run("thread", child_thread);
+	run("steady atomic load", child_steady_atomic);
 	TEST_DONE();
 }
