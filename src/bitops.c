@@ -14,7 +14,7 @@
 
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-void bitmap_set_range(unsigned long *map, size_t start, size_t len)
+void bitmap_set_range_slow(unsigned long *map, size_t start, size_t len)
 {
 	size_t end = start + len;
 
@@ -34,7 +34,7 @@ void bitmap_set_range(unsigned long *map, size_t start, size_t len)
 	map[we] |= last;
 }
 
-void bitmap_clear_range(unsigned long *map, size_t start, size_t len)
+void bitmap_clear_range_slow(unsigned long *map, size_t start, size_t len)
 {
 	size_t end = start + len;
 

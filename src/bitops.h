@@ -32,8 +32,32 @@ static inline void bit_clear(unsigned long *map, size_t n)
 }
 
 /* Set / clear bits [start, start + len). */
-void bitmap_set_range(unsigned long *map, size_t start, size_t len);
-void bitmap_clear_range(unsigned long *map, size_t start, size_t len);
+void bitmap_set_range_slow(unsigned long *map, size_t start, size_t len);
+void bitmap_clear_range_slow(unsigned long *map, size_t start, size_t len);
+
+/* Ranges inside one word (most small allocations) are done inline. */
+static inline unsigned long bitmap_word_mask(size_t start, size_t len)
+{
+	size_t shift = start % BITS_PER_LONG;
+
+	return (len >= (size_t)BITS_PER_LONG ? ~0UL : ((1UL << len) - 1)) << shift;
+}
+
+static inline void bitmap_set_range(unsigned long *map, size_t start, size_t len)
+{
+	if (len && start % BITS_PER_LONG + len <= (size_t)BITS_PER_LONG)
+		map[start / BITS_PER_LONG] |= bitmap_word_mask(start, len);
+	else
+		bitmap_set_range_slow(map, start, len);
+}
+
+static inline void bitmap_clear_range(unsigned long *map, size_t start, size_t len)
+{
+	if (len && start % BITS_PER_LONG + len <= (size_t)BITS_PER_LONG)
+		map[start / BITS_PER_LONG] &= ~bitmap_word_mask(start, len);
+	else
+		bitmap_clear_range_slow(map, start, len);
+}
 
 /* First set / clear bit in [start, size); size if none. */
 size_t bitmap_next_set(const unsigned long *map, size_t size, size_t start);

@@ -331,7 +331,7 @@ bool chunk_range_populated(const struct chunk *c, int bit_off, int bits)
 }
 
 /* Account blocks [b0, b1] that are (were) empty: sign -1 before, +1 after. */
-static void count_empty(struct chunk *c, int b0, int b1, int sign)
+static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 {
 	for (int b = b0; b <= b1; b++) {
 		if (c->md[b].contig != c->block_bits)
@@ -348,6 +348,12 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 {
 	int bb = c->block_bits;
 	int carry_start = -1, carry_len = 0;
+	int ff = c->chunk_md.first_free;
+
+	/* The first free bit starts the longest run and is aligned: first fit. */
+	if (ff == c->chunk_md.contig_start && !(ff & (align_bits - 1)) && c->chunk_md.contig >= bits &&
+	    (!pop_only || chunk_range_populated(c, ff, bits)))
+		return ff;
 
 	/* The longest run must hold the request at its own alignment; a run of
 	 * bits + align_bits - 1 always does, so no guaranteed fit is lost. */
@@ -393,7 +399,7 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 /* ---- allocation ------------------------------------------------------- */
 
 /* First free bit at or after bit `from` (all bits before `from` are used). */
-static int next_free_from(const struct chunk *c, int from)
+static inline int next_free_from(const struct chunk *c, int from)
 {
 	for (int b = from >> c->block_shift; b < c->nr_pages; b++) {
 		int in_block = b == from >> c->block_shift ? from & (c->block_bits - 1) : 0;
