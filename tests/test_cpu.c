@@ -1,0 +1,259 @@
+/*
+ * test_cpu.c - pcpu_current_cpu() and the this_cpu_* operations.
+ *
+ * Each configuration runs in a forked child: the machine's CPU count
+ * (default), fewer units than CPUs (nr_cpus 1: every CPU wraps to 0) and
+ * more units than CPUs (nr_cpus 64).
+ *
+ *   pinned    pinned with sched_setaffinity to each allowed CPU in turn, in
+ *             the main thread and in a new thread, pcpu_current_cpu() (the
+ *             inline path and the library function) equals sched_getcpu()
+ *             modulo the unit count
+ *   counters  T threads x M this_cpu_inc on a dynamic handle and on a
+ *             PCPU_DEFINE variable (program linked with the static
+ *             library), plus add/sub pairs, sum to exactly T x M: threads
+ *             pinned, unpinned, and hopping between CPUs mid-way
+ *   no rseq   the pinned test again in a copy of this program started with
+ *             GLIBC_TUNABLES=glibc.pthread.rseq=0: the sched_getcpu()
+ *             fallback gives the same answers
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "percpu.h"
+#include "static.h"
+
+PCPU_DEFINE(long, c_count) = 0;
+
+static uint64_t g_seed;
+static cpu_set_t g_allowed;     /* the CPUs this process may run on */
+static int g_nr_allowed;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static int nth_allowed(int i)
+{
+	for (int c = 0, n = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &g_allowed) && n++ == i % g_nr_allowed)
+			return c;
+	return 0;
+}
+
+static bool pin(int cpu)
+{
+	cpu_set_t set;
+
+	CPU_ZERO(&set);
+	CPU_SET(cpu, &set);
+	return sched_setaffinity(0, sizeof(set), &set) == 0;
+}
+
+static void unpin(void)
+{
+	(void)sched_setaffinity(0, sizeof(g_allowed), &g_allowed);
+}
+
+/* Run fn(arg) in a forked child; true if it exited 0. */
+static bool run(const char *name, int (*fn)(long), long arg)
+{
+	int status;
+	pid_t pid;
+
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		check_passed = check_failed = 0;
+		rng_state = g_seed + (uint64_t)arg;
+		alarm(120);
+		int rc = fn(arg);
+
+		fflush(stdout);
+		_exit(rc || check_failed ? 1 : 0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s(%ld): child status %#x", name, arg,
+	      status);
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+}
+
+static void init_units(long nr_cpus)
+{
+	struct pcpu_config cfg = { .nr_cpus = (unsigned)nr_cpus, .flags = PCPU_CFG_NO_BALANCER };
+
+	REQUIRE(pcpu_init(nr_cpus ? &cfg : NULL) == 0, "pcpu_init(%ld): %s", nr_cpus, strerror(errno));
+	if (nr_cpus)
+		REQUIRE(pcpu_nr_cpus() == (unsigned)nr_cpus, "nr_cpus");
+}
+
+/* ---- pinned -------------------------------------------------------------- */
+
+/* Pin to every allowed CPU in turn; count mismatches. */
+static void *pinned_walk(void *arg)
+{
+	unsigned n = pcpu_nr_cpus();
+	long bad = 0;
+
+	for (int i = 0; i < g_nr_allowed; i++) {
+		int c = nth_allowed(i), now;
+		unsigned want = (unsigned)c % n, fast, slow;
+
+		if (!pin(c)) {
+			fprintf(stderr, "sched_setaffinity(%d): %s\n", c, strerror(errno));
+			bad++;
+			continue;
+		}
+		now = sched_getcpu();
+		fast = pcpu_current_cpu();
+		slow = (pcpu_current_cpu)();
+		if (now != c || fast != want || slow != want) {
+			fprintf(stderr, "pinned to %d: sched_getcpu %d, pcpu_current_cpu %u / %u, want %u\n",
+				c, now, fast, slow, want);
+			bad++;
+		}
+	}
+	unpin();
+	*(long *)arg = bad;
+	return NULL;
+}
+
+static int child_pinned(long nr_cpus)
+{
+	long bad_main = -1, bad_thread = -1;
+	pthread_t t;
+
+	init_units(nr_cpus);
+	pinned_walk(&bad_main);
+	REQUIRE(pthread_create(&t, NULL, pinned_walk, &bad_thread) == 0, "pthread_create");
+	pthread_join(t, NULL);
+	CHECK(bad_main == 0 && bad_thread == 0, "units %u: %ld / %ld mismatches", pcpu_nr_cpus(),
+	      bad_main, bad_thread);
+	for (int i = 0; i < 1000; i++)
+		if (pcpu_current_cpu() >= pcpu_nr_cpus()) {
+			CHECK(false, "pcpu_current_cpu() >= pcpu_nr_cpus()");
+			break;
+		}
+	return 0;
+}
+
+/* ---- counters ------------------------------------------------------------ */
+
+enum mode { UNPINNED, PINNED, HOPPING };
+
+struct counter_arg {
+	long __percpu *dyn;
+	int id;
+	long incs;
+	enum mode mode;
+};
+
+static void *counter_thread(void *p)
+{
+	struct counter_arg *a = p;
+
+	if (a->mode == PINNED)
+		pin(nth_allowed(a->id));
+	for (long i = 0; i < a->incs; i++) {
+		this_cpu_inc(a->dyn);
+		this_cpu_inc(PCPU_VAR(c_count));
+		if (i % 7 == 0) {
+			this_cpu_add(a->dyn, 3);
+			this_cpu_sub(a->dyn, 3);
+		}
+		if (a->mode == HOPPING && i % 4096 == 0)
+			pin(nth_allowed(a->id + (int)(i / 4096)));
+	}
+	return NULL;
+}
+
+static int child_counters(long nr_cpus)
+{
+	struct counter_arg args[8];
+	pthread_t t[8];
+	int nthreads = 2 + (int)rng_below(7);
+	long incs = 50000 + (long)rng_below(100000);
+
+	init_units(nr_cpus);
+	for (enum mode mode = UNPINNED; mode <= HOPPING; mode++) {
+		long __percpu *dyn = pcpu_alloc(sizeof(long), sizeof(long));
+		long before = pcpu_sum(PCPU_VAR(c_count)), total = (long)nthreads * incs;
+
+		REQUIRE(dyn, "pcpu_alloc");
+		for (int i = 0; i < nthreads; i++) {
+			args[i] = (struct counter_arg){ dyn, i, incs, mode };
+			REQUIRE(pthread_create(&t[i], NULL, counter_thread, &args[i]) == 0, "pthread_create");
+		}
+		for (int i = 0; i < nthreads; i++)
+			pthread_join(t[i], NULL);
+		CHECK(pcpu_sum(dyn) == total, "units %u, mode %d, %d threads x %ld: dynamic sum %ld",
+		      pcpu_nr_cpus(), mode, nthreads, incs, pcpu_sum(dyn));
+		CHECK(pcpu_sum(PCPU_VAR(c_count)) - before == total, "static sum %ld, want %ld",
+		      pcpu_sum(PCPU_VAR(c_count)) - before, total);
+		if (pcpu_nr_cpus() == 1)
+			CHECK(*per_cpu_ptr(dyn, 0) == total, "one unit takes everything");
+		pcpu_free(dyn);
+	}
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* ---- without rseq -------------------------------------------------------- */
+
+/* Started by exec with glibc's rseq registration turned off. */
+static int norseq_main(void)
+{
+	printf("no-rseq copy: rseq area %s\n", pcpu_cpu_rseq_active() ? "registered" : "not registered");
+	CHECK(!pcpu_cpu_rseq_active(), "GLIBC_TUNABLES=glibc.pthread.rseq=0 leaves it unregistered");
+	run("pinned", child_pinned, 0);
+	run("pinned", child_pinned, 1);
+	run("counters", child_counters, 0);
+	TEST_DONE();
+}
+
+static void exec_norseq(char **argv)
+{
+	char seed[32];
+	int status;
+	pid_t pid;
+
+	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
+	fflush(stdout);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		char *args[] = { argv[0], seed, "--norseq", NULL };
+
+		setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "no-rseq copy: status %#x", status);
+}
+
+int main(int argc, char **argv)
+{
+	REQUIRE(sched_getaffinity(0, sizeof(g_allowed), &g_allowed) == 0, "sched_getaffinity");
+	g_nr_allowed = CPU_COUNT(&g_allowed);
+	REQUIRE(g_nr_allowed > 0, "no CPU allowed");
+	g_seed = test_seed(argc, argv);
+	if (argc > 2 && !strcmp(argv[2], "--norseq"))
+		return norseq_main();
+
+	printf("%d CPUs allowed; rseq area %s\n", g_nr_allowed,
+	       pcpu_cpu_rseq_active() ? "registered: pcpu_current_cpu() reads it" :
+					"not registered: sched_getcpu() fallback");
+	for (long nr = 0; nr <= 64; nr = nr ? nr * 64 : 1) {
+		run("pinned", child_pinned, nr);
+		run("counters", child_counters, nr);
+	}
+	exec_norseq(argv);
+	TEST_DONE();
+}

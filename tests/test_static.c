@@ -1,0 +1,523 @@
+/*
+ * test_static.c - static per-CPU variables (PCPU_DEFINE) in the main
+ * program, in a shared library linked at start-up (static_lib_a*.c) and in
+ * libraries loaded with dlopen (static_lib_b.c, static_lib_big.c).
+ *
+ * Linked against the shared libpercpu, as real programs are, so only the
+ * public API is used.  Each scenario runs in a forked child (pcpu_init is
+ * once per process); its stderr goes to a temp file the parent checks.
+ *
+ *   config    pcpu_init(&cfg) first in main still configures (nr_cpus 3);
+ *             initial values on every CPU, alignment, one handle per
+ *             variable across translation units, independent updates,
+ *             pcpu_is_percpu_addr, dynamic allocations beside them
+ *   lazy      the first PCPU_VAR initialises with defaults; pcpu_init EBUSY
+ *   dlopen    values, updates, dlclose returns the reserved space (fill
+ *             test), reload reuses it, 100 load/unload rounds
+ *   early     libraries loaded (and one unloaded) before initialisation
+ *   big       a library too large for the reserved area: one stderr line
+ *             naming it, its copies fault; with a larger area it fits
+ *   free      pcpu_free / pcpu_alloc_size of static handles abort
+ *   threads   this_cpu_inc on program and library variables sums exactly
+ *   late      a copy whose allocator a preloaded library (static_lib_init.c)
+ *             initialises from its constructor before the program registers:
+ *             the program's variables go to the reserved area, values hold
+ */
+#define _GNU_SOURCE
+#include <dlfcn.h>
+#include <errno.h>
+#include <pthread.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "percpu.h"
+#include "static_lib_a.h"
+
+struct mstats {
+	long packets;
+	int drops;
+	short tag;
+	char name[6];
+};
+typedef int __attribute__((aligned(128))) line128_t;
+
+PCPU_DEFINE(long, m_hits) = 41;
+PCPU_DEFINE(struct mstats, m_stats) = { 100, 3, -2, "eth0" };
+PCPU_DEFINE_STATIC(int[5], m_arr) = { 1, 2, 3, 4, 5 };
+PCPU_DEFINE(line128_t, m_line) = 128;
+PCPU_DEFINE_STATIC(char, m_zero);
+
+long __percpu *main2_hits_handle(void);          /* static_lib_main.c */
+unsigned int __percpu *main2_other_handle(void);
+
+static uint64_t g_seed;
+
+/* ---- helpers ------------------------------------------------------------- */
+
+static uint64_t cur_alloc(void)
+{
+	struct pcpu_stats st;
+
+	REQUIRE(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
+	return st.nr_cur_alloc;
+}
+
+/* The main program's and library A's initial values on CPU cpu. */
+static bool initial_on(unsigned cpu)
+{
+	const struct mstats *s = per_cpu_ptr(PCPU_VAR(m_stats), cpu);
+	const int *arr = *per_cpu_ptr(PCPU_VAR(m_arr), cpu);
+	const struct liba_pair *p = per_cpu_ptr(liba_pair_handle(), cpu);
+
+	return *per_cpu_ptr(PCPU_VAR(m_hits), cpu) == 41 && s->packets == 100 && s->drops == 3 &&
+	       s->tag == -2 && !strcmp(s->name, "eth0") && arr[0] == 1 && arr[4] == 5 &&
+	       *per_cpu_ptr(PCPU_VAR(m_line), cpu) == 128 && *per_cpu_ptr(PCPU_VAR(m_zero), cpu) == 0 &&
+	       *per_cpu_ptr(main2_other_handle(), cpu) == 0xfeed &&
+	       *per_cpu_ptr(liba_counter_handle(), cpu) == LIBA_COUNTER_INIT &&
+	       p->x == LIBA_PAIR_X && p->y == LIBA_PAIR_Y &&
+	       *per_cpu_ptr(liba_aligned_handle(), cpu) == LIBA_ALIGNED_INIT;
+}
+
+static void *xdlsym(void *h, const char *name)
+{
+	void *f = dlsym(h, name);
+
+	REQUIRE(f, "dlsym %s: %s", name, dlerror());
+	return f;
+}
+
+struct libb {
+	void *h;
+	unsigned long (*size)(void);
+	void *(*state)(void);
+	int *(*counter)(void);
+	int (*check_initial)(unsigned);
+};
+
+static struct libb libb_open(void)
+{
+	struct libb b = { .h = dlopen(LIB_B, RTLD_NOW | RTLD_LOCAL) };
+
+	REQUIRE(b.h, "dlopen %s: %s", LIB_B, dlerror());
+	*(void **)&b.size = xdlsym(b.h, "libb_size");
+	*(void **)&b.state = xdlsym(b.h, "libb_state_handle");
+	*(void **)&b.counter = xdlsym(b.h, "libb_counter_handle");
+	*(void **)&b.check_initial = xdlsym(b.h, "libb_check_initial");
+	return b;
+}
+
+static bool libb_initial(const struct libb *b)
+{
+	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		if (!b->check_initial(cpu))
+			return false;
+	return true;
+}
+
+/* 4-byte PCPU_RESERVED allocations until the area is full; freed again. */
+static size_t reserved_room(void)
+{
+	static void *h[1 << 16];
+	size_t n = 0;
+
+	while (n < sizeof(h) / sizeof(h[0]) &&
+	       (h[n] = pcpu_alloc_flags(4, 4, PCPU_RESERVED | PCPU_NOWARN)))
+		n++;
+	for (size_t i = 0; i < n; i++)
+		pcpu_free(h[i]);
+	return n * 4;
+}
+
+static char g_err[16384];       /* the last child's stderr */
+
+/* Run fn in a forked child, its stderr in g_err.  Expect exit 0, or death
+ * by signal sig when sig != 0. */
+static bool run(const char *name, int (*fn)(void), int sig)
+{
+	FILE *err = tmpfile();
+	int status;
+	bool ok;
+	pid_t pid;
+
+	REQUIRE(err, "tmpfile");
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		dup2(fileno(err), 2);
+		check_passed = check_failed = 0;
+		rng_state = g_seed;
+		alarm(120);
+		int rc = fn();
+
+		fflush(stderr);
+		_exit(rc || check_failed ? 1 : 0);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	rewind(err);
+	g_err[fread(g_err, 1, sizeof(g_err) - 1, err)] = 0;
+	fclose(err);
+	ok = sig ? WIFSIGNALED(status) && WTERMSIG(status) == sig :
+		   WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	CHECK(ok, "%s: child status %#x (expected %s %d)", name, status, sig ? "signal" : "exit", sig);
+	if (!ok)
+		fprintf(stderr, "--- %s: child's stderr:\n%s---\n", name, g_err);
+	printf("%-8s %s\n", name, ok ? "ok" : "FAILED");
+	return ok;
+}
+
+static int count_lines(const char *s, const char *needle)
+{
+	int n = 0;
+
+	for (const char *p = s; (p = strstr(p, needle)); p++)
+		n++;
+	return n;
+}
+
+/* ---- scenarios ----------------------------------------------------------- */
+
+static int child_config(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = 3 };
+	struct pcpu_stats st;
+	long vals[3];
+	void *dyn[64];
+	unsigned cpu;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init(&cfg) first in main: %s", strerror(errno));
+	REQUIRE(pcpu_nr_cpus() == 3, "nr_cpus %u, configured 3", pcpu_nr_cpus());
+	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
+	CHECK(st.static_size >= sizeof(long) + sizeof(struct mstats) + 5 * sizeof(int) +
+				sizeof(line128_t) + 1 + sizeof(unsigned int) &&
+	      st.static_size % PCPU_MIN_ALLOC_SIZE == 0 && st.static_size < 4096,
+	      "static_size %zu", st.static_size);
+	CHECK(st.nr_cur_alloc == 1, "library A's block is the one live allocation: %" PRIu64,
+	      st.nr_cur_alloc);
+
+	pcpu_for_each_cpu(cpu) {
+		CHECK(initial_on(cpu), "initial values on CPU %u", cpu);
+		CHECK((uintptr_t)per_cpu_ptr(PCPU_VAR(m_line), cpu) % 128 == 0, "128-byte alignment");
+		CHECK((uintptr_t)per_cpu_ptr(liba_aligned_handle(), cpu) % 64 == 0, "64-byte alignment");
+		CHECK(pcpu_is_percpu_addr(per_cpu_ptr(PCPU_VAR(m_hits), cpu)), "main var in a unit");
+		CHECK(pcpu_is_percpu_addr(per_cpu_ptr(liba_pair_handle(), cpu)), "library var in a unit");
+		CHECK(pcpu_is_percpu_addr(per_cpu_ptr(PCPU_VAR(m_zero), cpu)), "last byte in a unit");
+	}
+	CHECK(PCPU_VAR(m_hits) == main2_hits_handle(), "one handle across translation units");
+	CHECK(liba_counter_handle() == liba_counter_handle2(), "one handle across library units");
+	CHECK(!pcpu_is_percpu_addr(PCPU_VAR(m_hits)), "a handle is not a per-CPU address");
+	CHECK(!pcpu_is_percpu_addr(&pcpu_tmpl_m_hits), "the template is not a copy");
+	CHECK(!pcpu_is_percpu_addr(&cfg) && !pcpu_is_percpu_addr(NULL), "stack, NULL");
+
+	/* Independent updates: each CPU's copy keeps its own value. */
+	pcpu_for_each_cpu(cpu) {
+		vals[cpu] = (long)rng_below(1000000);
+		*per_cpu_ptr(PCPU_VAR(m_hits), cpu) = vals[cpu];
+		per_cpu_ptr(PCPU_VAR(m_stats), cpu)->drops = (int)cpu + 10;
+		per_cpu_ptr(liba_pair_handle(), cpu)->x = (int)cpu * 3;
+		(*per_cpu_ptr(PCPU_VAR(m_arr), cpu))[4] = (int)cpu;
+	}
+	pcpu_for_each_cpu(cpu) {
+		CHECK(*per_cpu_ptr(PCPU_VAR(m_hits), cpu) == vals[cpu], "m_hits on CPU %u", cpu);
+		CHECK(per_cpu_ptr(PCPU_VAR(m_stats), cpu)->drops == (int)cpu + 10, "drops");
+		CHECK(per_cpu_ptr(PCPU_VAR(m_stats), cpu)->packets == 100, "neighbour field intact");
+		CHECK(per_cpu_ptr(liba_pair_handle(), cpu)->x == (int)cpu * 3, "library pair");
+		CHECK(per_cpu_ptr(liba_pair_handle(), cpu)->y == LIBA_PAIR_Y, "library pair y");
+		CHECK((*per_cpu_ptr(PCPU_VAR(m_arr), cpu))[4] == (int)cpu, "array");
+		CHECK(*per_cpu_ptr(liba_counter_handle(), cpu) == LIBA_COUNTER_INIT, "library counter");
+	}
+	CHECK(pcpu_tmpl_m_hits == 41, "the template is untouched by updates");
+
+	/* Dynamic allocations live beside them without overlap. */
+	for (int i = 0; i < 64; i++) {
+		dyn[i] = pcpu_alloc(8 + 4 * (size_t)i, 8);
+		REQUIRE(dyn[i], "pcpu_alloc");
+		pcpu_for_each_cpu(cpu)
+			memset(pcpu_ptr(dyn[i], cpu), 0xee, 8 + 4 * (size_t)i);
+	}
+	pcpu_for_each_cpu(cpu)
+		CHECK(*per_cpu_ptr(PCPU_VAR(m_hits), cpu) == vals[cpu] &&
+		      per_cpu_ptr(liba_pair_handle(), cpu)->y == LIBA_PAIR_Y &&
+		      *per_cpu_ptr(main2_other_handle(), cpu) == 0xfeed, "static vars intact");
+	for (int i = 0; i < 64; i++)
+		pcpu_free(dyn[i]);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+static int child_lazy(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = 3 };
+	unsigned cpu;
+
+	CHECK(this_cpu_read(PCPU_VAR(m_hits)) == 41, "first use reads the initial value");
+	CHECK(pcpu_init(&cfg) == -1 && errno == EBUSY, "pcpu_init after first use: EBUSY");
+	pcpu_for_each_cpu(cpu)
+		CHECK(initial_on(cpu), "initial values on CPU %u", cpu);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+static int child_dlopen(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = 4 };
+	struct libb b;
+	uint64_t base;
+	void *hs;
+	int *hc;
+	size_t room_loaded, room_free, size;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	base = cur_alloc();
+	b = libb_open();
+	CHECK(cur_alloc() == base + 1, "the library's block is live");
+	CHECK(libb_initial(&b), "library B's initial values on every CPU");
+	hs = b.state();
+	hc = b.counter();
+	for (unsigned cpu = 0; cpu < 4; cpu++) {
+		CHECK(pcpu_is_percpu_addr(per_cpu_ptr(hc, cpu)), "library B var in a unit");
+		*per_cpu_ptr(hc, cpu) = (int)cpu * 7 + 1;
+	}
+	for (unsigned cpu = 0; cpu < 4; cpu++) {
+		CHECK(*per_cpu_ptr(hc, cpu) == (int)cpu * 7 + 1, "independent copies");
+		CHECK(initial_on(cpu), "program and library A untouched");
+	}
+
+	room_loaded = reserved_room();
+	size = b.size();
+	REQUIRE(dlclose(b.h) == 0, "dlclose");
+	CHECK(cur_alloc() == base, "dlclose gave the block back");
+	room_free = reserved_room();
+	CHECK(room_free >= room_loaded + size, "dlclose returned %zu bytes, the library has %zu",
+	      room_free - room_loaded, size);
+
+	b = libb_open();
+	CHECK(b.state() == hs && b.counter() == hc, "reload reuses the space");
+	CHECK(libb_initial(&b), "reload starts from the initial values");
+	for (int round = 0; round < 100; round++) {
+		REQUIRE(dlclose(b.h) == 0, "dlclose");
+		b = libb_open();
+		if (b.state() != hs || cur_alloc() != base + 1) {
+			CHECK(false, "round %d: handle %p (was %p), %" PRIu64 " live", round, b.state(),
+			      hs, cur_alloc());
+			break;
+		}
+	}
+	CHECK(libb_initial(&b), "initial values after 100 reloads");
+	CHECK(pcpu_verify() == 0, "verify");
+	REQUIRE(dlclose(b.h) == 0, "dlclose");
+	CHECK(cur_alloc() == base, "nothing left");
+	return 0;
+}
+
+static int child_early(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = 5 };
+	void *big;
+	struct libb b;
+
+	/* Loaded and unloaded before initialisation: only recorded, then
+	 * forgotten (no placement, so no "no room" either). */
+	big = dlopen(LIB_BIG, RTLD_NOW);
+	REQUIRE(big, "dlopen %s: %s", LIB_BIG, dlerror());
+	REQUIRE(dlclose(big) == 0, "dlclose");
+	b = libb_open();
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init after dlopen: %s", strerror(errno));
+	CHECK(pcpu_nr_cpus() == 5, "configured");
+	CHECK(cur_alloc() == 2, "libraries A and B placed at initialisation: %" PRIu64, cur_alloc());
+	CHECK(libb_initial(&b), "library B's values on 5 CPUs");
+	for (unsigned cpu = 0; cpu < 5; cpu++)
+		CHECK(initial_on(cpu), "program and library A on CPU %u", cpu);
+	REQUIRE(dlclose(b.h) == 0, "dlclose");
+	CHECK(cur_alloc() == 1, "library B's block returned");
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+#define SEGV_EXIT 99
+
+static void segv_exit(int sig)
+{
+	(void)sig;
+	_exit(SEGV_EXIT);
+}
+
+static int child_big(long reserved)
+{
+	struct pcpu_config cfg = { .nr_cpus = 2, .reserved_size = (size_t)reserved };
+	uint64_t base;
+	void *h;
+	char (*(*handle)(void))[16384];
+	char (*bh)[16384];
+	pid_t pid;
+	int status;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	base = cur_alloc();
+	h = dlopen(LIB_BIG, RTLD_NOW);
+	REQUIRE(h, "dlopen %s still succeeds: %s", LIB_BIG, dlerror());
+	*(void **)&handle = xdlsym(h, "big_handle");
+	bh = handle();
+	if (!reserved) {
+		CHECK(cur_alloc() == base, "nothing allocated for it");
+		for (unsigned cpu = 0; cpu < 2; cpu++)
+			CHECK(!pcpu_is_percpu_addr(per_cpu_ptr(bh, cpu)), "its copies are not in a unit");
+		fflush(stderr);
+		pid = fork();
+		REQUIRE(pid >= 0, "fork");
+		if (pid == 0) {
+			/* Our own handler: sanitizers would turn the signal into an exit. */
+			signal(SIGSEGV, segv_exit);
+			(*per_cpu_ptr(bh, 1))[100] = 1;
+			_exit(0);
+		}
+		REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == SEGV_EXIT, "use faults: status %#x",
+		      status);
+	} else {
+		CHECK(cur_alloc() == base + 1, "placed");
+		for (unsigned cpu = 0; cpu < 2; cpu++) {
+			const char *p = *per_cpu_ptr(bh, cpu);
+
+			CHECK(!strcmp(p, "big") && !p[16383], "initial value on CPU %u", cpu);
+		}
+	}
+	REQUIRE(dlclose(h) == 0, "dlclose");
+	CHECK(cur_alloc() == base, "back to %" PRIu64, base);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+static int child_big_default(void) { return child_big(0); }
+static int child_big_fits(void) { return child_big(64 << 10); }
+
+static int child_free_main(void)
+{
+	pcpu_free(PCPU_VAR(m_hits));
+	return 0;
+}
+
+static int child_free_lib(void)
+{
+	pcpu_free(liba_counter_handle());
+	return 0;
+}
+
+static int child_size_dlopen(void)
+{
+	struct libb b = libb_open();
+
+	(void)pcpu_alloc_size(b.counter());
+	return 0;
+}
+
+#define T_THREADS 4
+#define T_INCS 200000
+
+static void *inc_thread(void *arg)
+{
+	(void)arg;
+	for (int i = 0; i < T_INCS; i++) {
+		this_cpu_inc(PCPU_VAR(m_hits));
+		liba_inc();
+	}
+	return NULL;
+}
+
+static int child_threads(void)
+{
+	pthread_t t[T_THREADS];
+	long n = (long)pcpu_nr_cpus();
+
+	for (int i = 0; i < T_THREADS; i++)
+		REQUIRE(pthread_create(&t[i], NULL, inc_thread, NULL) == 0, "pthread_create");
+	for (int i = 0; i < T_THREADS; i++)
+		pthread_join(t[i], NULL);
+	CHECK(pcpu_sum(PCPU_VAR(m_hits)) == 41 * n + (long)T_THREADS * T_INCS, "program counter sum %ld",
+	      pcpu_sum(PCPU_VAR(m_hits)));
+	CHECK(pcpu_sum(liba_counter_handle()) == LIBA_COUNTER_INIT * n + (long)T_THREADS * T_INCS,
+	      "library counter sum %ld", pcpu_sum(liba_counter_handle()));
+	return 0;
+}
+
+/* In a copy started with LD_PRELOAD=static_lib_init: initialised before the
+ * program registered, so its variables are in the reserved area. */
+static int late_main(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = 3 };
+	struct pcpu_stats st;
+	unsigned cpu;
+
+	CHECK(pcpu_init(&cfg) == -1 && errno == EBUSY, "initialised by the preloaded library");
+	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
+	CHECK(st.static_size == 0, "no static area: %zu", st.static_size);
+	CHECK(st.nr_cur_alloc == 2, "program and library A blocks: %" PRIu64, st.nr_cur_alloc);
+	pcpu_for_each_cpu(cpu) {
+		CHECK(initial_on(cpu), "initial values on CPU %u", cpu);
+		CHECK((uintptr_t)per_cpu_ptr(PCPU_VAR(m_line), cpu) % 128 == 0, "alignment kept");
+	}
+	CHECK(PCPU_VAR(m_hits) == main2_hits_handle(), "one handle across translation units");
+	child_threads();
+	CHECK(pcpu_verify() == 0, "verify");
+	printf("late registration: program variables in the reserved area\n");
+	TEST_DONE();
+}
+
+static void exec_late(char **argv)
+{
+	char seed[32];
+	int status;
+	pid_t pid;
+
+	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
+	fflush(stdout);
+	fflush(stderr);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		char *args[] = { argv[0], seed, "--late", NULL };
+
+		setenv("LD_PRELOAD", LIB_INIT, 1);
+		setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
+		execv("/proc/self/exe", args);
+		_exit(127);
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "late copy: status %#x", status);
+}
+
+int main(int argc, char **argv)
+{
+	g_seed = test_seed(argc, argv);
+	if (argc > 2 && !strcmp(argv[2], "--late"))
+		return late_main();
+
+	run("config", child_config, 0);
+	run("lazy", child_lazy, 0);
+	run("dlopen", child_dlopen, 0);
+	run("early", child_early, 0);
+	CHECK(!strstr(g_err, "no room"), "a library unloaded before initialisation is not placed");
+
+	run("big", child_big_default, 0);
+	CHECK(count_lines(g_err, "libpercpu:") == 1 && strstr(g_err, "static_lib_big") &&
+	      strstr(g_err, "16384 bytes") && strstr(g_err, "reserved area (8192 bytes"),
+	      "one line naming the library and the sizes:\n%s", g_err);
+	run("bigfits", child_big_fits, 0);
+	CHECK(!strstr(g_err, "no room"), "no error when it fits");
+
+	run("freemain", child_free_main, SIGABRT);
+	CHECK(strstr(g_err, "invalid pointer") && strstr(g_err, "static per-CPU variable"),
+	      "pcpu_free of a program variable: %s", g_err);
+	run("freelib", child_free_lib, SIGABRT);
+	CHECK(strstr(g_err, "invalid pointer") != NULL, "pcpu_free of a library variable: %s", g_err);
+	run("sizelib", child_size_dlopen, SIGABRT);
+	CHECK(strstr(g_err, "invalid pointer") != NULL, "pcpu_alloc_size of a dlopen'd variable: %s",
+	      g_err);
+	run("threads", child_threads, 0);
+	exec_late(argv);
+	TEST_DONE();
+}
