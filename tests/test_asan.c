@@ -1,0 +1,237 @@
+/*
+ * test_asan.c - memory checkers see per-CPU memory the way the allocator
+ * does: allocated copies are usable, freed and never-allocated parts of
+ * populated units are not.
+ *
+ * Without arguments: a random workload (single-threaded, then several
+ * threads) that writes and re-reads every CPU's copy of every allocation,
+ * with 4-byte neighbours sharing AddressSanitizer's 8-byte granules, frees,
+ * reuse, and balance passes that depopulate and repopulate pages -- under
+ * ASan any false report kills the test.  Then, in an ASan build (the
+ * asan_memcheck CTest configuration, built by sanitize.sh with
+ * address,undefined), forked children make bad accesses -- a write to a
+ * freed per-CPU copy, a read of a never-allocated part of a populated unit
+ * -- and each must die with an AddressSanitizer report on stderr.  In a
+ * build without ASan the workload alone runs.
+ *
+ * Modes for tests/test_valgrind.sh:  --workload runs the workload only;
+ * --bad-write writes to a freed copy and exits 0 (Valgrind must report it).
+ */
+#define _GNU_SOURCE
+#include <fcntl.h>
+#include <pthread.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "bitops.h"
+#include "check.h"
+#include "internal.h"
+#include "percpu.h"
+
+#define NR_CPUS 4
+
+struct obj {
+	unsigned char *h;
+	size_t size;
+	unsigned char tag;
+};
+
+static void fill(const struct obj *o)
+{
+	for (unsigned cpu = 0; cpu < NR_CPUS; cpu++)
+		memset(per_cpu_ptr(o->h, cpu), o->tag + cpu, o->size);
+}
+
+static bool intact(const struct obj *o, bool zero)
+{
+	for (unsigned cpu = 0; cpu < NR_CPUS; cpu++) {
+		const unsigned char *p = per_cpu_ptr(o->h, cpu);
+
+		for (size_t i = 0; i < o->size; i++)
+			if (p[i] != (zero ? 0 : (unsigned char)(o->tag + cpu)))
+				return false;
+	}
+	return true;
+}
+
+static void init(void)
+{
+	struct pcpu_config cfg = { .nr_cpus = NR_CPUS, .min_unit_size = 64 << 10,
+				   .flags = PCPU_CFG_NO_BALANCER };
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+}
+
+static void workload(unsigned steps)
+{
+	static struct obj live[2048];
+	int n = 0;
+
+	for (unsigned step = 0; step < steps; step++) {
+		if (n < 2048 && (rng_below(100) < 55 || !n)) {
+			struct obj *o = &live[n];
+			size_t size = rng_below(3) ? 4 : 1 + rng_below(300);
+
+			o->h = pcpu_alloc(size, (size_t)4 << rng_below(5));
+			REQUIRE(o->h, "alloc %zu", size);
+			o->size = size;
+			o->tag = (unsigned char)rng_next();
+			CHECK(intact(o, true), "fresh allocation of %zu not zeroed", size);
+			fill(o);
+			n++;
+		} else {
+			int i = (int)rng_below((uint64_t)n);
+
+			CHECK(intact(&live[i], false), "allocation of %zu overwritten", live[i].size);
+			pcpu_free(live[i].h);
+			live[i] = live[--n];
+		}
+		if (step % 4000 == 3999) {
+			/* empty pages go back and come again */
+			while (n > 16) {
+				pcpu_free(live[--n].h);
+			}
+			CHECK(pcpu_balance() == 0, "balance");
+		}
+	}
+	for (int i = 0; i < n; i++) {
+		CHECK(intact(&live[i], false), "allocation overwritten at the end");
+		pcpu_free(live[i].h);
+	}
+}
+
+static void *thread_main(void *arg)
+{
+	uint64_t x = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+	unsigned char *h[64] = { 0 };
+
+	for (int i = 0; i < 20000; i++) {
+		int k;
+
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		k = (int)(x % 64);
+		if (h[k]) {
+			for (unsigned cpu = 0; cpu < NR_CPUS; cpu++)
+				if (*per_cpu_ptr(h[k], cpu) != (unsigned char)k)
+					return (void *)1;
+			pcpu_free(h[k]);
+			h[k] = NULL;
+		} else {
+			h[k] = pcpu_alloc(4 + 4 * (x >> 60 & 1), 4);
+			if (!h[k])
+				return (void *)1;
+			for (unsigned cpu = 0; cpu < NR_CPUS; cpu++)
+				memset(per_cpu_ptr(h[k], cpu), k, 4);
+		}
+	}
+	for (int k = 0; k < 64; k++)
+		pcpu_free(h[k]);
+	return NULL;
+}
+
+static void threads(void)
+{
+	pthread_t t[4];
+	void *ret;
+
+	for (uintptr_t i = 0; i < 4; i++)
+		REQUIRE(pthread_create(&t[i], NULL, thread_main, (void *)(i + 1)) == 0, "thread");
+	for (int i = 0; i < 4; i++) {
+		REQUIRE(pthread_join(t[i], &ret) == 0, "join");
+		CHECK(ret == NULL, "thread %d saw a copy change under it", i);
+	}
+}
+
+/* ---- bad accesses, each in a child that must be stopped ------------------ */
+
+static void bad_write_freed(void)
+{
+	unsigned char *h = pcpu_alloc(64, 64), *copy;
+
+	copy = per_cpu_ptr(h, 2);
+	memset(copy, 1, 64);
+	pcpu_free(h);
+	*(volatile unsigned char *)(copy + 8) = 2;      /* use after free */
+}
+
+/* Read a never-allocated 8-byte granule (ASan's unit) of a populated page. */
+static void bad_read_unallocated(void)
+{
+	unsigned char *h = pcpu_alloc(64, 64);
+	int off;
+	struct pcpu_chunk *ch = pcpu_handle_chunk(h, &off);
+	const struct chunk *c = ch->map;
+
+	for (int page = 0; page < c->nr_pages; page++) {
+		if (!bit_test(c->populated, (size_t)page))
+			continue;
+		for (int bit = page * c->block_bits; bit < (page + 1) * c->block_bits; bit += 2) {
+			if (bit < c->start_bits || bit + 2 > c->end_bits ||
+			    bit_test(c->alloc_map, (size_t)bit) || bit_test(c->alloc_map, (size_t)bit + 1))
+				continue;
+			volatile unsigned char *p = per_cpu_ptr(
+				(unsigned char *)pcpu_chunk_handle(ch, bit * PCPU_MIN_ALLOC_BYTES), 1);
+
+			(void)p[3];                     /* never allocated */
+			return;
+		}
+	}
+	fprintf(stderr, "no free granule on a populated page\n");
+}
+
+static void expect_report(void (*fn)(void), const char *what, const char *kind)
+{
+	char path[] = "/tmp/pcpu-test-asan-XXXXXX";
+	int fd = mkstemp(path), status;
+	pid_t pid;
+
+	REQUIRE(fd >= 0, "mkstemp");
+	fflush(NULL);
+	pid = fork();
+	REQUIRE(pid >= 0, "fork");
+	if (pid == 0) {
+		dup2(fd, 2);
+		fn();
+		_exit(0);                               /* not stopped: the check failed */
+	}
+	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	char buf[8192] = { 0 };
+	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+
+	close(fd);
+	unlink(path);
+	CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0), "%s: not stopped", what);
+	CHECK(len > 0 && strstr(buf, "AddressSanitizer") && strstr(buf, kind),
+	      "%s: no '%s' AddressSanitizer report; stderr was:\n%s", what, kind, buf);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "--bad-write")) {
+		init();
+		bad_write_freed();
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "--workload")) {
+		init();
+		workload(6000);
+		threads();
+		CHECK(pcpu_verify() == 0, "verify");
+		TEST_DONE();
+	}
+	test_seed(argc, argv);
+	init();
+	workload(30000);
+	threads();
+	CHECK(pcpu_verify() == 0, "verify");
+	if (PCPU_ASAN) {
+		expect_report(bad_write_freed, "write to a freed copy", "use-after-poison");
+		expect_report(bad_read_unallocated, "read of an unallocated part", "use-after-poison");
+	} else {
+		printf("not an AddressSanitizer build: the bad accesses are checked by asan_memcheck\n");
+	}
+	TEST_DONE();
+}
