@@ -20,6 +20,8 @@
 #include "bitops.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
+#include "static.h"
 
 struct pcpu_state pcpu = {
 	.lock = PTHREAD_MUTEX_INITIALIZER,
@@ -278,7 +280,7 @@ static int do_init(const struct pcpu_config *user)
 {
 	struct pcpu_config cfg = user ? *user : (struct pcpu_config){ 0 };
 	struct layout_params lp = { 0 };
-	size_t static_size = 0, stride;
+	size_t static_size = pcpu_static_main_size(), stride;   /* the program's PCPU_DEFINEs */
 
 	if (!cfg.nr_cpus)
 		cfg.nr_cpus = os_possible_cpus();
@@ -349,6 +351,8 @@ static int do_init(const struct pcpu_config *user)
 		goto fail_region;
 
 	set_marks(&cfg);
+	pcpu_static_attach();          /* templates into every unit, libraries placed */
+	pcpu_cpu_ready(pcpu.nr_cpus);  /* last: opens pcpu_current_cpu()'s inline path */
 	return 0;
 
 fail_region:
@@ -371,6 +375,7 @@ static int init_locked(const struct pcpu_config *cfg)
 
 	if (do_init(cfg))
 		return -1;
+	pcpu_debug_init();             /* PCPU_STATS, PCPU_VERIFY, memory checkers */
 	if (!atfork_done) {
 		pthread_atfork(atfork_prepare, atfork_parent, atfork_child);
 		atfork_done = true;
@@ -552,7 +557,7 @@ static void zero_units(void *handle, size_t size)
 		if (size == 4)
 			*(uint32_t *)p = 0;
 		else if (size == 8)
-			*(uint64_t *)p = 0;
+			memset(p, 0, 8);   /* may be only 4-aligned: no uint64_t store */
 		else
 			memset(p, 0, size);
 	}
@@ -576,6 +581,7 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 	    (flags & ~KNOWN_FLAGS)) {
 		pcpu_warn(flags, "pcpu_alloc(size %zu, align %zu, flags %#x): invalid request",
 			  size, align, flags);
+		PCPU_PROBE(alloc_fail, size, align, flags, PCPU_FAIL_INVALID, "invalid request");
 		errno = EINVAL;
 		return NULL;
 	}
@@ -615,12 +621,14 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 		}
 	}
 	account_alloc(size);
+	pcpu_hook_alloc_locked(ch, off, size);
 	pool_low = pcpu.nr_empty_pop_pages < pcpu.empty_pop_low;
 	pthread_mutex_unlock(&pcpu.lock);
 	if (populate_area(ch, off, bits)) {
 		pthread_mutex_lock(&pcpu.lock);
 		free_area_locked(ch, off, bits);
 		pcpu.stats.nr_alloc--;
+		pcpu_hook_alloc_undo(ch, off, size);
 		pcpu.stats.nr_cur_alloc--;
 		pthread_mutex_unlock(&pcpu.pop_mutex);
 		err = "cannot populate memory";
@@ -642,10 +650,13 @@ found:
 			pcpu_balance_wake();
 		pcpu_warn(flags, "pcpu_alloc(size %zu, align %zu, flags %#x) failed: %s", size, align,
 			  flags, err);
+		PCPU_PROBE(alloc_fail, size, align, flags, pcpu_fail_reason(flags, err), err);
+		pcpu_hook_op(PCPU_OP_ALLOC);
 		errno = ENOMEM;
 		return NULL;
 	}
 	account_alloc(size);
+	pcpu_hook_alloc_locked(ch, off, size);
 	pool_low = pcpu.nr_empty_pop_pages < pcpu.empty_pop_low;
 	pthread_mutex_unlock(&pcpu.lock);
 done:
@@ -653,6 +664,8 @@ done:
 		pcpu_balance_wake();
 	void *handle = pcpu_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
 
+	PCPU_PROBE(alloc, size, align, flags, handle, ch->index, (size_t)off * PCPU_MIN_ALLOC_BYTES);
+	pcpu_hook_alloc(ch, off, size);
 	zero_units(handle, size);
 	return handle;
 }
@@ -699,6 +712,8 @@ PCPU_API void pcpu_free(void __percpu *ptr)
 		invalid_pointer("pcpu_free", ptr, "the allocator has made no allocation");
 	pthread_mutex_lock(&pcpu.lock);
 	ch = validate("pcpu_free", ptr, &off, &bits);
+	PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
+	pcpu_hook_free_locked(ch, off, bits);
 	free_area_locked(ch, off, bits);
 	pcpu.stats.nr_dealloc++;
 	pcpu.stats.nr_cur_alloc--;
@@ -720,6 +735,7 @@ PCPU_API void pcpu_free(void __percpu *ptr)
 	pthread_mutex_unlock(&pcpu.lock);
 	if (wake)
 		pcpu_balance_wake();
+	pcpu_hook_op(PCPU_OP_FREE);
 }
 
 PCPU_API size_t pcpu_alloc_size(const void __percpu *ptr)
@@ -741,16 +757,4 @@ PCPU_API unsigned int pcpu_nr_cpus(void)
 	if (pcpu_ensure_init())
 		return 1;
 	return pcpu.nr_cpus;
-}
-
-PCPU_API unsigned int pcpu_current_cpu(void)
-{
-	int cpu = sched_getcpu();
-	unsigned n = pcpu.nr_cpus;
-
-	if (__builtin_expect(!n, 0))
-		n = pcpu_nr_cpus();
-	if (cpu < 0)
-		cpu = 0;
-	return (unsigned)cpu < n ? (unsigned)cpu : (unsigned)cpu % n;
 }

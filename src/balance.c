@@ -39,6 +39,11 @@ static void balance_free(bool empty_only)
 				break;
 			}
 		}
+		/* Off the lists before the lock drops: allocations that do not
+		 * take pop_mutex (atomic ones, and every first attempt on
+		 * populated pages) must not pick a chunk being destroyed. */
+		if (victim)
+			pcpu_chunk_move(victim, -1);
 		pthread_mutex_unlock(&pcpu.lock);
 		if (!victim)
 			return;
@@ -186,6 +191,7 @@ int pcpu_balance_pass(void)
 	pcpu.stats.nr_balance_passes++;
 	pthread_mutex_unlock(&pcpu.lock);
 	pthread_mutex_unlock(&pcpu.pop_mutex);
+	pcpu_hook_op(PCPU_OP_BALANCE);
 	return 0;
 }
 

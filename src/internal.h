@@ -49,6 +49,7 @@ struct pcpu_chunk {
 	bool immutable;             /* first chunk: never depopulated or freed */
 	bool isolated;              /* taken out of the empty-page pool for reclaim */
 	struct pcpu_chunk *prev, *next;
+	size_t max_alloc_size;      /* stats: largest allocation it has served, bytes */
 };
 
 struct pcpu_list {
@@ -141,5 +142,96 @@ int pcpu_balance_pass(void);
 
 /* Stats helpers (alloc.c) */
 void pcpu_layout_stats(struct pcpu_stats *out);
+
+/* ---- observability and debugging hooks (debug.c, stats.c) ----------------
+ *
+ * The allocator calls these at fixed points; each costs nothing or one
+ * predictable branch on `pcpu_debug` (set once at initialisation from the
+ * environment, 0 normally), except in AddressSanitizer builds, which always
+ * poison and unpoison unit memory.  "locked" hooks run under `lock`.
+ */
+#if defined(__SANITIZE_ADDRESS__)
+#define PCPU_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PCPU_ASAN 1
+#endif
+#endif
+#ifndef PCPU_ASAN
+#define PCPU_ASAN 0
+#endif
+
+#define PCPU_DEBUG_VERIFY   0x1u   /* PCPU_VERIFY: pcpu_verify after every operation */
+#define PCPU_DEBUG_VALGRIND 0x2u   /* running under Valgrind: annotate unit memory */
+extern unsigned pcpu_debug __attribute__((visibility("hidden")));
+
+void pcpu_debug_init(void);        /* end of a successful init, before publishing */
+enum { PCPU_OP_ALLOC, PCPU_OP_FREE, PCPU_OP_BALANCE };   /* pcpu_hook_op */
+void pcpu_debug_verify_op(int op, const void *ptr);
+void pcpu_debug_alloc_slow(const struct pcpu_chunk *ch, int bit_off, size_t size);
+int pcpu_fail_reason(unsigned flags, const char *msg);   /* PCPU_FAIL_* (probes.h) */
+void pcpu_memcheck_range(const struct pcpu_chunk *ch, int bit_off, int bits, bool usable);
+void pcpu_memcheck_populated(const struct pcpu_chunk *ch, int page_start, int page_end);
+void pcpu_memcheck_depopulated(const struct pcpu_chunk *ch, int page_start, int page_end);
+
+static inline int pcpu_size_bucket(size_t size)
+{
+	int b = 63 - __builtin_clzll((unsigned long long)size | 1);
+
+	return b < PCPU_SIZE_HIST_BUCKETS ? b : PCPU_SIZE_HIST_BUCKETS - 1;
+}
+
+/* An area of `size` bytes at bit_off was allocated from ch (locked). */
+static inline void pcpu_hook_alloc_locked(struct pcpu_chunk *ch, int bit_off, size_t size)
+{
+	pcpu.stats.size_hist[pcpu_size_bucket(size)]++;
+	if (size > ch->max_alloc_size)
+		ch->max_alloc_size = size;
+	if (PCPU_ASAN)
+		pcpu_memcheck_range(ch, bit_off, (int)(size / PCPU_MIN_ALLOC_BYTES), true);
+}
+
+/* ...and given back because its pages could not be populated (locked). */
+static inline void pcpu_hook_alloc_undo(struct pcpu_chunk *ch, int bit_off, size_t size)
+{
+	pcpu.stats.size_hist[pcpu_size_bucket(size)]--;
+	if (PCPU_ASAN)
+		pcpu_memcheck_range(ch, bit_off, (int)(size / PCPU_MIN_ALLOC_BYTES), false);
+}
+
+/* A successful allocation, no lock held, before its memory is zeroed. */
+static inline void pcpu_hook_alloc(const struct pcpu_chunk *ch, int bit_off, size_t size)
+{
+	if (__builtin_expect(pcpu_debug != 0, 0))
+		pcpu_debug_alloc_slow(ch, bit_off, size);
+}
+
+/* A valid area is about to be freed (locked). */
+static inline void pcpu_hook_free_locked(const struct pcpu_chunk *ch, int bit_off, int bits)
+{
+	if (PCPU_ASAN || __builtin_expect(pcpu_debug & PCPU_DEBUG_VALGRIND, 0))
+		pcpu_memcheck_range(ch, bit_off, bits, false);
+}
+
+/* After an operation (PCPU_OP_*) that changed the allocator, no lock held.
+ * No pointer: keeping one alive here would cost the hot path a register. */
+static inline void pcpu_hook_op(int op)
+{
+	if (__builtin_expect(pcpu_debug & PCPU_DEBUG_VERIFY, 0))
+		pcpu_debug_verify_op(op, NULL);
+}
+
+/* Pages were populated and recorded (locked) / are being depopulated. */
+static inline void pcpu_hook_populated(const struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	if (PCPU_ASAN || __builtin_expect(pcpu_debug & PCPU_DEBUG_VALGRIND, 0))
+		pcpu_memcheck_populated(ch, page_start, page_end);
+}
+
+static inline void pcpu_hook_depopulate(const struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	if (PCPU_ASAN || __builtin_expect(pcpu_debug & PCPU_DEBUG_VALGRIND, 0))
+		pcpu_memcheck_depopulated(ch, page_start, page_end);
+}
 
 #endif

@@ -13,6 +13,7 @@
 #include "bitops.h"
 #include "internal.h"
 #include "os.h"
+#include "probes.h"
 
 /* Address of page `page` of CPU cpu's unit in chunk ch. */
 static inline char *unit_page(const struct pcpu_chunk *ch, unsigned cpu, int page)
@@ -101,14 +102,17 @@ struct pcpu_chunk *pcpu_create_chunk(void)
 		pcpu.stats.nr_max_chunks = pcpu.stats.nr_chunks;
 	pcpu.stats.nr_chunks_created++;
 	pthread_mutex_unlock(&pcpu.lock);
+	PCPU_PROBE(create_chunk, idx, ch->base);
 	return ch;
 }
 
-/* Unlink ch (lock held by the caller), then give its memory back. */
+/* Unlink ch (it may already be off the slot lists, never in use), then
+ * give its memory back.  pop_mutex held. */
 void pcpu_destroy_chunk(struct pcpu_chunk *ch)
 {
 	size_t s, e;
 
+	PCPU_PROBE(destroy_chunk, ch->index, ch->base);
 	pthread_mutex_lock(&pcpu.lock);
 	pcpu_chunk_move(ch, -1);
 	pcpu.chunk_table[ch->index] = NULL;
@@ -143,6 +147,7 @@ int pcpu_populate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
 		errno = ENOMEM;
 		return -1;
 	}
+	PCPU_PROBE(populate, ch->index, page_start, page_end);
 	return 0;
 }
 
@@ -153,6 +158,8 @@ void pcpu_depopulate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
 	/* A failed depopulation leaves memory resident and readable: wasteful
 	 * but safe, since the range is bookkept as unpopulated and will be
 	 * populated again before use. */
+	PCPU_PROBE(depopulate, ch->index, page_start, page_end);
+	pcpu_hook_depopulate(ch, page_start, page_end);
 	for (unsigned cpu = 0; cpu < pcpu.nr_cpus; cpu++)
 		(void)os_depopulate(unit_page(ch, cpu, page_start), len);
 }
@@ -162,6 +169,7 @@ void pcpu_note_populated(struct pcpu_chunk *ch, int page_start, int page_end)
 	int before = ch->map->nr_empty_pop_pages;
 
 	chunk_mark_populated(ch->map, page_start, page_end);
+	pcpu_hook_populated(ch, page_start, page_end);
 	if (pcpu_chunk_in_pool(ch))
 		pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pcpu.nr_populated += page_end - page_start;

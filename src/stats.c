@@ -3,9 +3,18 @@
  * pcpu_stats_get, the kernel-style reports (pcpu_stats_print,
  * pcpu_layout_print) and pcpu_verify, which checks every chunk and every
  * cross-chunk invariant under both locks.
+ *
+ * pcpu_stats_print collects everything under `lock` in one go (so the
+ * numbers of one report agree with each other), then writes with no lock
+ * held.  Per chunk it walks the allocation and boundary maps once: each
+ * live allocation's size (its start bit in bound_map to the next set bit)
+ * and each free fragment before the last allocation.  The size buffer is
+ * allocated outside the lock and the collection retried if the chunks grew
+ * meanwhile, as the kernel's percpu_stats does.
  */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "bitops.h"
@@ -26,6 +35,14 @@ static void fill_layout(struct pcpu_stats *st)
 	st->page_size = l->page_size;
 }
 
+/* The counters part of a snapshot; `lock` held. */
+static void snapshot_locked(struct pcpu_stats *out)
+{
+	*out = pcpu.stats;
+	out->nr_empty_pop_pages = (uint64_t)pcpu.nr_empty_pop_pages;
+	out->nr_populated_pages = (uint64_t)pcpu.nr_populated;
+}
+
 PCPU_API int pcpu_stats_get(struct pcpu_stats *out)
 {
 	if (!out) {
@@ -35,9 +52,7 @@ PCPU_API int pcpu_stats_get(struct pcpu_stats *out)
 	if (pcpu_ensure_init())
 		return -1;
 	pthread_mutex_lock(&pcpu.lock);
-	*out = pcpu.stats;
-	out->nr_empty_pop_pages = (uint64_t)pcpu.nr_empty_pop_pages;
-	out->nr_populated_pages = (uint64_t)pcpu.nr_populated;
+	snapshot_locked(out);
 	pthread_mutex_unlock(&pcpu.lock);
 	fill_layout(out);
 	return 0;
@@ -45,97 +60,261 @@ PCPU_API int pcpu_stats_get(struct pcpu_stats *out)
 
 PCPU_API void pcpu_layout_print(FILE *out)
 {
-	if (pcpu_ensure_init())
+	if (!out || pcpu_ensure_init())
 		return;
 	layout_print(pcpu.layout, out);
 }
 
-/* Free-run statistics of one chunk: total free bytes in runs, the largest,
- * and the number of runs (fragments). */
-static void chunk_frag(const struct chunk *c, int *nr_runs, int *max_run, long *sum_run)
+/* ---- the per-chunk part of the report ------------------------------------ */
+
+struct chunk_row {
+	char name[40];
+	const char *state;
+	int nr_alloc, empty_pop_pages, first_free_block, free_size, contig_hint;
+	int nr_pages, nr_populated;
+	size_t max_alloc_size;
+	long sum_frag;
+	int max_frag, cur_min_alloc, cur_med_alloc, cur_max_alloc;
+};
+
+/* The k-th smallest of v[0..n) (quickselect; v is reordered). */
+static int kth_smallest(int *v, int n, int k)
 {
-	size_t s, e;
+	int lo = 0, hi = n - 1;
 
-	*nr_runs = 0;
-	*max_run = 0;
-	*sum_run = 0;
-	for (s = (size_t)c->start_bits;
-	     bitmap_next_clear_run(c->alloc_map, (size_t)c->end_bits, &s, &e); s = e) {
-		int len = (int)(e - s) * PCPU_MIN_ALLOC_BYTES;
+	while (lo < hi) {
+		int pivot = v[lo + (hi - lo) / 2], i = lo, j = hi;
 
-		(*nr_runs)++;
-		*sum_run += len;
-		if (len > *max_run)
-			*max_run = len;
+		while (i <= j) {
+			while (v[i] < pivot)
+				i++;
+			while (v[j] > pivot)
+				j--;
+			if (i <= j) {
+				int t = v[i];
+
+				v[i++] = v[j];
+				v[j--] = t;
+			}
+		}
+		if (k <= j)
+			hi = j;
+		else if (k >= i)
+			lo = i;
+		else
+			break;
 	}
+	return v[k];
 }
 
-static void print_chunk(FILE *out, const char *name, const struct pcpu_chunk *ch)
+static const char *chunk_state(const struct pcpu_chunk *ch)
+{
+	if (ch == pcpu.reserved_chunk)
+		return "reserved";
+	if (ch->isolated)
+		return "reclaim";
+	if (ch->slot == pcpu.sidelined_slot)
+		return "sidelined";
+	if (ch->slot == pcpu.free_slot)
+		return "free";
+	if (ch->slot < 0)
+		return "unlisted";      /* between the lists and destruction */
+	return ch->slot == 0 ? "full" : "in_use";
+}
+
+/*
+ * Fill r from ch, using sizes[0..cap) for the sizes of its live
+ * allocations.  `lock` held.  Fragmentation counts the free runs between
+ * the start of the chunk's usable area and the end of its last allocation,
+ * as the kernel does: free space after the last allocation is not
+ * fragmentation.
+ */
+static void collect_chunk(const struct pcpu_chunk *ch, int *sizes, int cap, struct chunk_row *r)
 {
 	const struct chunk *c = ch->map;
-	int nr_runs, max_run;
-	long sum_run;
-	int first_free_block = c->chunk_md.first_free >> c->block_shift;
+	int pos = c->start_bits, end = c->end_bits, n = 0, min = 0, max = 0;
 
-	chunk_frag(c, &nr_runs, &max_run, &sum_run);
-	fprintf(out, "Chunk: %s\n", name);
-	fprintf(out, "  %-20s: %10d\n", "nr_alloc", c->nr_alloc);
-	fprintf(out, "  %-20s: %10d\n", "nr_pages", c->nr_pages);
-	fprintf(out, "  %-20s: %10d\n", "nr_populated", c->nr_populated);
-	fprintf(out, "  %-20s: %10d\n", "empty_pop_pages", c->nr_empty_pop_pages);
-	fprintf(out, "  %-20s: %10d\n", "first_free_block", first_free_block);
-	fprintf(out, "  %-20s: %10d\n", "free_bytes", c->free_bytes);
-	fprintf(out, "  %-20s: %10d\n", "contig_bytes", chunk_contig_bytes(c));
-	fprintf(out, "  %-20s: %10d\n", "free_fragments", nr_runs);
-	fprintf(out, "  %-20s: %10ld\n", "sum_frag", sum_run - max_run);
-	fprintf(out, "  %-20s: %10d\n", "max_frag", max_run);
-	fprintf(out, "  %-20s: %10s\n", "state",
-		ch->isolated ? "isolated" : ch->slot == pcpu.sidelined_slot ? "sidelined" :
-		ch->slot == pcpu.free_slot ? "free" : "in use");
+	r->state = chunk_state(ch);
+	r->nr_alloc = c->nr_alloc;
+	r->max_alloc_size = ch->max_alloc_size;
+	r->empty_pop_pages = c->nr_empty_pop_pages;
+	r->first_free_block = c->chunk_md.first_free >> c->block_shift;
+	r->free_size = c->free_bytes;
+	r->contig_hint = chunk_contig_bytes(c);
+	r->nr_pages = c->nr_pages;
+	r->nr_populated = c->nr_populated;
+	r->sum_frag = 0;
+	r->max_frag = 0;
+
+	while (pos < end) {
+		int e, len;
+
+		if (bit_test(c->alloc_map, (size_t)pos)) {
+			e = (int)bitmap_next_set(c->bound_map, (size_t)end + 1, (size_t)pos + 1);
+			if (e > end)
+				e = end;
+			len = (e - pos) * PCPU_MIN_ALLOC_BYTES;
+			if (n < cap)
+				sizes[n] = len;
+			if (!n || len < min)
+				min = len;
+			if (len > max)
+				max = len;
+			n++;
+		} else {
+			e = (int)bitmap_next_set(c->alloc_map, (size_t)end, (size_t)pos);
+			if (e >= end)
+				break;
+			len = (e - pos) * PCPU_MIN_ALLOC_BYTES;
+			r->sum_frag += len;
+			if (len > r->max_frag)
+				r->max_frag = len;
+		}
+		pos = e;
+	}
+	r->cur_min_alloc = min;
+	r->cur_max_alloc = max;
+	n = n < cap ? n : cap;
+	r->cur_med_alloc = n ? kth_smallest(sizes, n, (n - 1) / 2) : 0;
+}
+
+/* Chunks in report order: reserved, then the chunk table.  `lock` held. */
+static int list_chunks(const struct pcpu_chunk **v, int cap, int *max_nr_alloc)
+{
+	int n = 0;
+
+	*max_nr_alloc = 0;
+	if (pcpu.reserved_chunk) {
+		if (n < cap)
+			v[n] = pcpu.reserved_chunk;
+		n++;
+		*max_nr_alloc = pcpu.reserved_chunk->map->nr_alloc;
+	}
+	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
+		const struct pcpu_chunk *ch = pcpu.chunk_table[i];
+
+		if (!ch)
+			continue;
+		if (n < cap)
+			v[n] = ch;
+		n++;
+		if (ch->map->nr_alloc > *max_nr_alloc)
+			*max_nr_alloc = ch->map->nr_alloc;
+	}
+	return n;
+}
+
+static void print_chunk(FILE *out, const struct chunk_row *r)
+{
+#define P(f) fprintf(out, "  %-22s: %12lld\n", #f, (long long)r->f)
+	fprintf(out, "Chunk: %s\n", r->name);
+	P(nr_alloc); P(max_alloc_size); P(empty_pop_pages); P(first_free_block);
+	P(free_size); P(contig_hint); P(sum_frag); P(max_frag);
+	P(cur_min_alloc); P(cur_med_alloc); P(cur_max_alloc);
+	P(nr_pages); P(nr_populated);
+#undef P
+	fprintf(out, "  %-22s: %12s\n", "state", r->state);
+	fputc('\n', out);
+}
+
+static void print_size_hist(FILE *out, const struct pcpu_stats *st)
+{
+	int lo = -1, hi = -1;
+
+	fprintf(out, "Allocation Sizes:\n");
+	fprintf(out, "----------------------------------------\n");
+	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++) {
+		if (!st->size_hist[b])
+			continue;
+		if (lo < 0)
+			lo = b;
+		hi = b;
+	}
+	for (int b = lo; lo >= 0 && b <= hi; b++) {
+		char label[48];
+
+		snprintf(label, sizeof(label), "%llu-%llu", 1ULL << b, (2ULL << b) - 1);
+		fprintf(out, "  %-22s: %12llu\n", label, (unsigned long long)st->size_hist[b]);
+	}
 	fputc('\n', out);
 }
 
 PCPU_API void pcpu_stats_print(FILE *out)
 {
+	const struct pcpu_chunk **chunks = NULL;
+	struct chunk_row *rows = NULL;
 	struct pcpu_stats st;
+	int *sizes = NULL, nr_rows = 0, cap_rows = 0, cap_sizes = 0;
 
-	if (pcpu_stats_get(&st))
+	if (!out || pcpu_ensure_init())
 		return;
+	/* Size the buffers outside the lock; retry if the chunks outgrew them. */
+	for (;;) {
+		int max_nr_alloc, n;
+
+		pthread_mutex_lock(&pcpu.lock);
+		n = list_chunks(chunks, cap_rows, &max_nr_alloc);
+		if (n <= cap_rows && max_nr_alloc <= cap_sizes)
+			break;
+		pthread_mutex_unlock(&pcpu.lock);
+		free(chunks);
+		free(rows);
+		free(sizes);
+		cap_rows = n + 4;
+		cap_sizes = max_nr_alloc + max_nr_alloc / 4 + 64;
+		chunks = calloc((size_t)cap_rows, sizeof(*chunks));
+		rows = calloc((size_t)cap_rows, sizeof(*rows));
+		sizes = malloc((size_t)cap_sizes * sizeof(*sizes));
+		if (!chunks || !rows || !sizes) {
+			free(chunks);
+			free(rows);
+			free(sizes);
+			fprintf(out, "Percpu Memory Statistics: out of memory\n");
+			return;
+		}
+	}
+	/* `lock` held: one consistent snapshot. */
+	nr_rows = list_chunks(chunks, cap_rows, &(int){ 0 });
+	for (int i = 0; i < nr_rows; i++) {
+		const struct pcpu_chunk *ch = chunks[i];
+
+		collect_chunk(ch, sizes, cap_sizes, &rows[i]);
+		if (ch == pcpu.reserved_chunk)
+			snprintf(rows[i].name, sizeof(rows[i].name), "<- Reserved Chunk");
+		else if (ch == pcpu.first_chunk)
+			snprintf(rows[i].name, sizeof(rows[i].name), "%d <- First Chunk", ch->index);
+		else
+			snprintf(rows[i].name, sizeof(rows[i].name), "%d", ch->index);
+	}
+	snapshot_locked(&st);
+	pthread_mutex_unlock(&pcpu.lock);
+	fill_layout(&st);
+
 	fprintf(out, "Percpu Memory Statistics\n");
 	fprintf(out, "Allocation Info:\n");
 	fprintf(out, "----------------------------------------\n");
-	fprintf(out, "  %-20s: %12u\n", "unit_size", (unsigned)st.unit_size);
-	fprintf(out, "  %-20s: %12u\n", "static_size", (unsigned)st.static_size);
-	fprintf(out, "  %-20s: %12u\n", "reserved_size", (unsigned)st.reserved_size);
-	fprintf(out, "  %-20s: %12u\n", "dyn_size", (unsigned)st.dyn_size);
-	fprintf(out, "  %-20s: %12u\n", "atom_size", (unsigned)st.atom_size);
-	fprintf(out, "  %-20s: %12u\n", "alloc_size", (unsigned)st.alloc_size);
-	fprintf(out, "  %-20s: %12u\n", "nr_units", st.nr_units);
-	fprintf(out, "  %-20s: %12u\n", "nr_groups", st.nr_groups);
+#define L(f) fprintf(out, "  %-22s: %12llu\n", #f, (unsigned long long)st.f)
+	L(unit_size); L(static_size); L(reserved_size); L(dyn_size); L(atom_size);
+	L(alloc_size); L(page_size); L(nr_units); L(nr_groups);
 	fputc('\n', out);
 	fprintf(out, "Global Stats:\n");
 	fprintf(out, "----------------------------------------\n");
-#define G(f) fprintf(out, "  %-20s: %12llu\n", #f, (unsigned long long)st.f)
-	G(nr_alloc); G(nr_dealloc); G(nr_cur_alloc); G(nr_max_alloc); G(nr_alloc_fail);
-	G(nr_atomic_fail); G(nr_chunks); G(nr_max_chunks); G(min_alloc_size); G(max_alloc_size);
-	G(nr_empty_pop_pages); G(nr_populated_pages); G(nr_chunks_created); G(nr_chunks_destroyed);
-	G(nr_pages_populated); G(nr_pages_depopulated); G(nr_balance_passes);
-	G(nr_balance_populated); G(nr_balance_depopulated);
-#undef G
+	L(nr_alloc); L(nr_dealloc); L(nr_cur_alloc); L(nr_max_alloc); L(nr_alloc_fail);
+	L(nr_atomic_fail); L(nr_chunks); L(nr_max_chunks); L(min_alloc_size); L(max_alloc_size);
+	L(nr_empty_pop_pages); L(nr_populated_pages); L(nr_chunks_created); L(nr_chunks_destroyed);
+	L(nr_pages_populated); L(nr_pages_depopulated); L(nr_balance_passes);
+	L(nr_balance_populated); L(nr_balance_depopulated);
+#undef L
 	fputc('\n', out);
-
-	pthread_mutex_lock(&pcpu.lock);
-	if (pcpu.reserved_chunk)
-		print_chunk(out, "reserved", pcpu.reserved_chunk);
-	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
-		char name[32];
-
-		if (!pcpu.chunk_table[i])
-			continue;
-		snprintf(name, sizeof(name), i ? "%d" : "first (%d)", i);
-		print_chunk(out, name, pcpu.chunk_table[i]);
-	}
-	pthread_mutex_unlock(&pcpu.lock);
+	print_size_hist(out, &st);
+	fprintf(out, "Per Chunk Stats:\n");
+	fprintf(out, "----------------------------------------\n");
+	for (int i = 0; i < nr_rows; i++)
+		print_chunk(out, &rows[i]);
+	fflush(out);
+	free(chunks);
+	free(rows);
+	free(sizes);
 }
 
 /* ---- verification ---------------------------------------------------------- */
@@ -147,7 +326,7 @@ PCPU_API int pcpu_verify(void)
 {
 	char msg[256];
 	long empty_pop = 0, populated = 0;
-	uint64_t nr_alloc = 0;
+	uint64_t nr_alloc = 0, hist_sum = 0;
 	int ret = 0, nr_listed = 0, nr_chunks = 0;
 
 	if (pcpu_ensure_init())
@@ -204,6 +383,11 @@ PCPU_API int pcpu_verify(void)
 	if (nr_alloc != pcpu.stats.nr_cur_alloc)
 		VFAIL("live allocations %llu, chunks say %llu",
 		      (unsigned long long)pcpu.stats.nr_cur_alloc, (unsigned long long)nr_alloc);
+	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++)
+		hist_sum += pcpu.stats.size_hist[b];
+	if (hist_sum != pcpu.stats.nr_alloc)
+		VFAIL("size histogram holds %llu allocations, nr_alloc %llu",
+		      (unsigned long long)hist_sum, (unsigned long long)pcpu.stats.nr_alloc);
 	if ((uint64_t)nr_chunks - 1 != pcpu.stats.nr_chunks)
 		VFAIL("nr_chunks %u, table holds %d dynamic chunks", pcpu.stats.nr_chunks, nr_chunks - 1);
 out:
