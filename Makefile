@@ -6,7 +6,7 @@ CMAKE   ?= cmake
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build test bench install clean
+.PHONY: all build test bench install clean fuzz
 
 all: build
 
@@ -21,6 +21,15 @@ test: build
 
 bench: build
 	$(BUILD)/bench/pcpu-bench $(BENCH_ARGS)
+
+# libFuzzer targets (fuzz/run.sh; needs clang and libclang-rt-dev), each for
+# FUZZ_SECONDS; extra libFuzzer options in FUZZ_ARGS (e.g. -max_len=2048).
+FUZZ_SECONDS ?= 60
+FUZZ_TARGETS ?= fuzz_alloc fuzz_chunk
+fuzz:
+	@for t in $(FUZZ_TARGETS); do \
+		sh fuzz/run.sh $(CURDIR) $(abspath $(BUILD))/fuzz $$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) || exit 1; \
+	done
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)
