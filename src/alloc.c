@@ -609,6 +609,14 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 		ch = find_area(size, bits, align_bits, false, &off);
 		if (ch)
 			break;
+		/* Chunks isolated for reclaim still hold free space: before a new
+		 * chunk is made (or the address space runs out), take them back. */
+		if (pcpu.slots[pcpu.to_depopulate_slot].head) {
+			while (pcpu.slots[pcpu.to_depopulate_slot].head)
+				pcpu_reintegrate_chunk(pcpu.slots[pcpu.to_depopulate_slot].head);
+			pthread_mutex_unlock(&pcpu.lock);
+			continue;
+		}
 		bool have_free = pcpu.slots[pcpu.free_slot].head != NULL;
 
 		pthread_mutex_unlock(&pcpu.lock);

@@ -61,7 +61,8 @@ void pcpu_isolate_chunk(struct pcpu_chunk *ch)
 	pcpu_chunk_move(ch, pcpu.to_depopulate_slot);
 }
 
-static void reintegrate_chunk(struct pcpu_chunk *ch)
+/* Put an isolated chunk back in the pool and on its slot.  `lock` held. */
+void pcpu_reintegrate_chunk(struct pcpu_chunk *ch)
 {
 	ch->isolated = false;
 	pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
@@ -109,7 +110,7 @@ static void reclaim_populated(void)
 			end = -1;
 		}
 		if (reintegrate || chunk_is_empty(ch->map))
-			reintegrate_chunk(ch);
+			pcpu_reintegrate_chunk(ch);
 		else {
 			ch->isolated = false;
 			pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;

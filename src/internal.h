@@ -135,6 +135,7 @@ static inline bool pcpu_chunk_in_pool(const struct pcpu_chunk *ch)
 void pcpu_balance_wake(void);
 void pcpu_note_atomic_failure(void);
 void pcpu_isolate_chunk(struct pcpu_chunk *ch);
+void pcpu_reintegrate_chunk(struct pcpu_chunk *ch);
 void pcpu_balance_atfork_prepare(void);
 void pcpu_balance_atfork_parent(void);
 void pcpu_balance_atfork_child(void);
