@@ -4,7 +4,8 @@
  *
  *   addr_space   pcpu_config.addr_space of 1, 2, 3 and 5 chunk strides:
  *                plain allocations fail with ENOMEM exactly when every
- *                chunk slot is in use, freeing lets allocation continue,
+ *                chunk slot is in use, freeing lets allocation continue
+ *                (also when the free isolates its chunk for reclaim),
  *                freeing everything gives every slot back (twice round)
  *   env          PCPU_ADDR_SPACE with a k suffix (re-executes this program)
  *   rlimit       RLIMIT_AS lowered before initialisation, from no headroom
@@ -176,6 +177,17 @@ static int child_addr_space(long k)
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
 	REQUIRE(pcpu.max_chunks == k, "addr_space of %ld strides: %d chunk slots", k, pcpu.max_chunks);
+	if (k == 2) {
+		/* The one dynamic chunk full (24 + 40 KiB); freeing the 40 KiB
+		 * leaves 10 of 16 pages empty, which isolates the chunk for
+		 * reclaim: its room must still serve the next allocation. */
+		REQUIRE(add(24 << 10, 4) && add(40 << 10, 4), "filling the dynamic chunk");
+		drop(nobj - 1);
+		CHECK(add(40 << 10, 4) != NULL, "re-allocating 40 KiB after a free at the limit");
+		while (nobj)
+			drop(nobj - 1);
+		CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance");
+	}
 	for (int round = 0; round < 2; round++) {
 		int n = fill_up();
 

@@ -19,7 +19,7 @@
  * is injected); atomic and reserved ones may fail with ENOMEM only.
  *
  * Usage: test_stress [seed [operations]]
- *   environment: PCPU_SEED, PCPU_STRESS_OPS (default 600000 operations in
+ *   environment: PCPU_SEED, PCPU_STRESS_OPS (default 1000000 operations in
  *   all; the second phase makes a thirtieth as many allocations), PCPU_STRESS_THREADS
  *   (default 8).
  */
@@ -521,7 +521,7 @@ static int destroy_race(uint64_t rounds)
 int main(int argc, char **argv)
 {
 	uint64_t seed = test_seed(argc, argv);
-	unsigned long ops = argc > 2 ? strtoul(argv[2], NULL, 0) : env_ul("PCPU_STRESS_OPS", 600000);
+	unsigned long ops = argc > 2 ? strtoul(argv[2], NULL, 0) : env_ul("PCPU_STRESS_OPS", 1000000);
 
 	nthreads = (int)env_ul("PCPU_STRESS_THREADS", 8);
 	REQUIRE(nthreads >= 1 && nthreads <= MAX_THREADS, "1 to %d threads", MAX_THREADS);
