@@ -575,9 +575,13 @@ PCPU_API void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int
 
 	if (pcpu_ensure_init())
 		return NULL;
+	/* align 0 means "no requirement"; any other align must be a power of
+	 * two (checked before rounding up to 4, so 3 is refused). */
+	bool bad_align = align & (align - 1);
+
 	if (align < PCPU_MIN_ALLOC_BYTES)
 		align = PCPU_MIN_ALLOC_BYTES;
-	if (!size || size > pcpu.unit_size || (align & (align - 1)) || align > pcpu.page_size ||
+	if (!size || size > pcpu.unit_size || bad_align || align > pcpu.page_size ||
 	    (flags & ~KNOWN_FLAGS)) {
 		pcpu_warn(flags, "pcpu_alloc(size %zu, align %zu, flags %#x): invalid request",
 			  size, align, flags);

@@ -190,7 +190,7 @@ static int child_einval(long arg)
 	const size_t unit = s0.unit_size, page = s0.page_size;
 	const struct { size_t size, align; unsigned flags; bool plain; } bad[] = {
 		{ 0, 4, 0, false }, { unit + 1, 4, 0, false }, { SIZE_MAX, 4, 0, false },
-		{ 16, 12, 0, false }, { 16, page * 2, 0, false }, { 16, (size_t)1 << 40, 0, false },
+		{ 16, 12, 0, false }, { 16, 3, 0, false }, { 16, page * 2, 0, false }, { 16, (size_t)1 << 40, 0, false },
 		{ 16, 4, 0x100, false }, { 16, 4, 0x8 | PCPU_ATOMIC, false }, { 0, 4, 0, true },
 	};
 	char buf[1024];
