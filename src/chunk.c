@@ -70,6 +70,15 @@ static inline bool tree_combine(const struct chunk *c, struct run_node *out, con
 	return true;
 }
 
+/* chunk_md's contig and edge runs, read from the tree's root. */
+static void chunk_md_from_root(struct chunk *c)
+{
+	c->chunk_md.contig = c->tree[1].best;
+	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
+	c->chunk_md.left_free = c->tree[1].pre;
+	c->chunk_md.right_free = c->tree[1].suf;
+}
+
 /*
  * Bring the tree up to date: re-summarise every dirty leaf and walk its
  * path towards the root, stopping where a node comes out unchanged.  Node
@@ -98,10 +107,7 @@ static void tree_flush(struct chunk *c)
 		}
 		b++;
 	}
-	c->chunk_md.contig = c->tree[1].best;
-	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
-	c->chunk_md.left_free = c->tree[1].pre;
-	c->chunk_md.right_free = c->tree[1].suf;
+	chunk_md_from_root(c);
 }
 
 /* Build the whole tree bottom up (creation): one combine per inner node. */
@@ -122,10 +128,7 @@ static void tree_build(struct chunk *c)
 		tree_combine(c, &c->tree[i], &c->tree[2 * i], &c->tree[2 * i + 1], w,
 			     (2 * i + 1) * w - total);
 	}
-	c->chunk_md.contig = c->tree[1].best;
-	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
-	c->chunk_md.left_free = c->tree[1].pre;
-	c->chunk_md.right_free = c->tree[1].suf;
+	chunk_md_from_root(c);
 }
 
 static inline void mark_dirty(struct chunk *c, int b0, int b1)

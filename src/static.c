@@ -243,6 +243,24 @@ static void report_failure(const struct module_rec *rec, int free_bytes)
  * the templates into every unit; publish the bias.  Waits if another thread
  * is placing the same module.  The allocator is initialised.
  */
+/*
+ * The module's record once no other thread is attaching it (mod_mutex
+ * held; it is dropped while waiting), or NULL if it is not registered.
+ */
+static struct module_rec *wait_not_attaching(struct pcpu_module *mod)
+{
+	struct module_rec *rec;
+
+	for (;;) {
+		rec = mod->state == MOD_REGISTERED ? mod->priv : NULL;
+		if (!rec || rec->state != REC_ATTACHING)
+			return rec;
+		pthread_mutex_unlock(&mod_mutex);
+		sched_yield();
+		pthread_mutex_lock(&mod_mutex);
+	}
+}
+
 static void place(struct pcpu_module *mod)
 {
 	struct module_rec *rec;
@@ -251,14 +269,7 @@ static void place(struct pcpu_module *mod)
 	bool in_static, ok;
 
 	pthread_mutex_lock(&mod_mutex);
-	for (;;) {
-		rec = mod->state == MOD_REGISTERED ? mod->priv : NULL;
-		if (!rec || rec->state != REC_ATTACHING)
-			break;
-		pthread_mutex_unlock(&mod_mutex);
-		sched_yield();
-		pthread_mutex_lock(&mod_mutex);
-	}
+	rec = wait_not_attaching(mod);
 	if (!rec || rec->state != REC_PENDING) {
 		pthread_mutex_unlock(&mod_mutex);
 		return;
@@ -331,14 +342,7 @@ PCPU_API void pcpu_module_unregister(struct pcpu_module *mod)
 	if (!mod)
 		return;
 	pthread_mutex_lock(&mod_mutex);
-	for (;;) {
-		rec = mod->state == MOD_REGISTERED ? mod->priv : NULL;
-		if (!rec || rec->state != REC_ATTACHING)
-			break;
-		pthread_mutex_unlock(&mod_mutex);
-		sched_yield();
-		pthread_mutex_lock(&mod_mutex);
-	}
+	rec = wait_not_attaching(mod);
 	if (!rec) {
 		pthread_mutex_unlock(&mod_mutex);
 		return;
