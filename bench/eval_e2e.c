@@ -17,7 +17,8 @@
 
 #include "bench.h"
 #include "bitops.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 struct e2e_result {
@@ -49,9 +50,9 @@ static double metadata_kb(void)
 {
 	double bytes = 0;
 
-	pthread_mutex_lock(&pcpu.lock);
-	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
-		const struct pcpu_chunk *ch = pcpu.chunk_table[i];
+	pcpu_lock(&pcpu_pool.lock);
+	for (int i = 0; i < pcpu_pool.chunk_hiwater; i++) {
+		const struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
 
 		if (!ch)
 			continue;
@@ -62,9 +63,9 @@ static double metadata_kb(void)
 			 2.0 * c->tree_leaves * sizeof(struct run_node);
 	}
 	/* The chunk table and its in-use bitmap: only the pages touched so far. */
-	bytes += (double)(((size_t)pcpu.chunk_hiwater * sizeof(void *) + 4095) / 4096 * 4096);
-	bytes += (double)BITS_TO_LONGS(pcpu.max_chunks) * sizeof(long);
-	pthread_mutex_unlock(&pcpu.lock);
+	bytes += (double)(((size_t)pcpu_pool.chunk_hiwater * sizeof(void *) + 4095) / 4096 * 4096);
+	bytes += (double)BITS_TO_LONGS(pcpu_pool.max_chunks) * sizeof(long);
+	pcpu_unlock(&pcpu_pool.lock);
 	return bytes / 1024;
 }
 
@@ -99,8 +100,8 @@ static void measure_child(int fd, bool use_calloc, unsigned cpus, long n, size_t
 	r.rss_live_kb = (double)(rss_kb() - rss0);
 	if (!use_calloc) {
 		r.meta_kb = metadata_kb();
-		r.data_kb = (double)pcpu.nr_populated * (double)pcpu.page_size * cpus / 1024;
-		r.unit_pages = pcpu.unit_pages;
+		r.data_kb = (double)pcpu_pool.nr_populated * (double)pcpu_pool.page_size * cpus / 1024;
+		r.unit_pages = pcpu_pool.unit_pages;
 	}
 	double t2 = bench_now_ms();
 	if (use_calloc) {
@@ -113,7 +114,7 @@ static void measure_child(int fd, bool use_calloc, unsigned cpus, long n, size_t
 	double t3 = bench_now_ms();
 	if (!use_calloc) {
 		pcpu_balance();
-		r.populated_after = pcpu.nr_populated - (long)(pcpu.first_chunk_populated / pcpu.page_size);
+		r.populated_after = pcpu_pool.nr_populated - (long)(pcpu_pool.first_chunk_populated / pcpu_pool.page_size);
 	}
 	r.rss_after_kb = (double)(rss_kb() - rss0);
 	r.alloc_ms = t1 - t0;

@@ -38,8 +38,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "os.h"
+#include "os_fault.h"
 #include "percpu.h"
 
 /* The configuration: 2 CPU slots, 64 KiB units, 16 chunk strides of
@@ -273,9 +275,9 @@ static void do_alloc(size_t size, size_t align, unsigned flags)
 		/* A plain allocation fails only at the address-space limit or
 		 * because of an injected fault. */
 		if (!(flags & (PCPU_ATOMIC | PCPU_RESERVED)) && os_fault_count() == faults0 &&
-		    pcpu.stats.nr_chunks + 1 < (uint32_t)pcpu.max_chunks)
+		    pcpu_pool.stats.nr_chunks + 1 < (uint32_t)pcpu_pool.max_chunks)
 			fail("alloc(%zu, %zu, %#x): ENOMEM with %u of %d chunks and no fault", size, align,
-			     flags, pcpu.stats.nr_chunks + 1, pcpu.max_chunks);
+			     flags, pcpu_pool.stats.nr_chunks + 1, pcpu_pool.max_chunks);
 		return;
 	}
 	n_allocs++;
@@ -289,8 +291,8 @@ static void do_alloc(size_t size, size_t align, unsigned flags)
 			   (uintptr_t)pcpu_ptr(h, 0) + rsize };
 	if (pcpu_alloc_size(h) != rsize)
 		fail("alloc_size(%p) = %zu, want %zu", (void *)h, pcpu_alloc_size(h), rsize);
-	struct pcpu_chunk *ch = pcpu_handle_chunk(h, &off);
-	if (!ch || ((flags & PCPU_RESERVED) != 0) != (ch == pcpu.reserved_chunk))
+	struct pcpu_chunk *ch = pool_handle_chunk(h, &off);
+	if (!ch || ((flags & PCPU_RESERVED) != 0) != (ch == pcpu_pool.reserved_chunk))
 		fail("%p: chunk %p, reserved flag %#x", (void *)h, (void *)ch, flags & PCPU_RESERVED);
 	check_new(o, ralign);
 	write_pattern(o);
@@ -408,14 +410,14 @@ static void teardown(void)
 	if (pcpu_balance() || pcpu_balance() || pcpu_stats_get(&st))
 		fail("balance or stats failed");
 	check_state("teardown", true);
-	long dyn_pop = (long)st.nr_populated_pages - (long)(pcpu.first_chunk_populated / page_size);
+	long dyn_pop = (long)st.nr_populated_pages - (long)(pcpu_pool.first_chunk_populated / page_size);
 
 	if (st.nr_chunks > 1 || dyn_pop > (long)(unit_size / page_size))
 		fail("after freeing everything and two balance passes: %u dynamic chunks, %ld pages "
 		     "populated outside the first chunk", st.nr_chunks, dyn_pop);
-	if ((long)st.nr_empty_pop_pages < pcpu.empty_pop_high)
+	if ((long)st.nr_empty_pop_pages < pcpu_pool.empty_pop_high)
 		fail("after balance: %llu empty populated pages, high mark %d",
-		     (unsigned long long)st.nr_empty_pop_pages, pcpu.empty_pop_high);
+		     (unsigned long long)st.nr_empty_pop_pages, pcpu_pool.empty_pop_high);
 }
 
 static void report(void)
@@ -457,9 +459,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	page_size = st.page_size;
 	base_cur_alloc = st.nr_cur_alloc;
 	devnull = fopen("/dev/null", "w");
-	if (!devnull || pcpu_nr_cpus() != nr_cpus || pcpu.max_chunks < 2 ||
-	    pcpu.max_chunks > nr_chunk_slots)
-		fail("setup: %u CPUs, %d chunk slots", pcpu_nr_cpus(), pcpu.max_chunks);
+	if (!devnull || pcpu_nr_cpus() != nr_cpus || pcpu_pool.max_chunks < 2 ||
+	    pcpu_pool.max_chunks > nr_chunk_slots)
+		fail("setup: %u CPUs, %d chunk slots", pcpu_nr_cpus(), pcpu_pool.max_chunks);
 	atexit(report);
 	return 0;
 }

@@ -7,31 +7,50 @@
  * reclaim (depopulate the empty pages of isolated chunks, last page first);
  * populate up to the high mark, most packed chunks first, creating a chunk
  * when none has unpopulated pages; destroy free chunks left with no
- * populated page.  The pass runs in a background thread woken by the
- * allocation and free paths, or synchronously through pcpu_balance().
+ * populated page.  The pass runs in a background thread, or synchronously
+ * through pcpu_balance().
+ *
+ * The thread learns of work from the pool's balance_wanted flags.  Paths
+ * that may block wake it (the pool calls balance_kick); the atomic path
+ * only sets a flag, so the thread also looks at the flags on a timer: a
+ * short one while work may be pending, a long one when all is quiet.  It
+ * is started at initialisation (a failed start is retried by later
+ * wake-ups), never from an atomic allocation.
  */
 #include <errno.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "bitops.h"
-#include "internal.h"
+#include "diag.h"
+#include "pool_chunk.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 
-static pthread_mutex_t wake_mutex = PTHREAD_MUTEX_INITIALIZER;
+#define POLL_BUSY_MS 10      /* flags seen recently, or the pool below its low mark */
+#define POLL_IDLE_MS 1000
+#define START_RETRY_MIN_S 1  /* pthread_create failed: back off, doubling */
+#define START_RETRY_MAX_S 64
+
+static struct pcpu_lock wake_mutex = PCPU_LOCK_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
-static bool thread_running, wake_pending, atomic_failed, stopping;
+/* wake_mutex: */
+static bool thread_running, wake_pending, stopping;
 static pthread_t balancer;
+static time_t start_retry_at;   /* no pthread_create before this (monotonic s) */
+static int start_retry_s;
 
 /* Destroy fully free chunks except the first on the free list; with
- * empty_only, only those with no populated page. */
+ * empty_only, only those with no populated page.  pop_mutex held. */
 static void balance_free(bool empty_only)
 {
 	for (;;) {
 		struct pcpu_chunk *victim = NULL;
 
-		pthread_mutex_lock(&pcpu.lock);
-		struct pcpu_chunk *first = pcpu.slots[pcpu.free_slot].head;
+		pcpu_lock(&pcpu_pool.lock);
+		struct pcpu_chunk *first = pcpu_pool.slots[pcpu_pool.free_slot].head;
 
 		for (struct pcpu_chunk *ch = first ? first->next : NULL; ch; ch = ch->next) {
 			if (!empty_only || ch->map->nr_populated == 0) {
@@ -43,30 +62,12 @@ static void balance_free(bool empty_only)
 		 * take pop_mutex (atomic ones, and every first attempt on
 		 * populated pages) must not pick a chunk being destroyed. */
 		if (victim)
-			pcpu_chunk_move(victim, -1);
-		pthread_mutex_unlock(&pcpu.lock);
+			pool_chunk_move(victim, -1);
+		pcpu_unlock(&pcpu_pool.lock);
 		if (!victim)
 			return;
-		pcpu_destroy_chunk(victim);
+		pool_destroy_chunk(victim);
 	}
-}
-
-/* Take ch out of the pool and queue it for reclaim.  `lock` held. */
-void pcpu_isolate_chunk(struct pcpu_chunk *ch)
-{
-	if (ch->isolated || ch->immutable)
-		return;
-	pcpu.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
-	ch->isolated = true;
-	pcpu_chunk_move(ch, pcpu.to_depopulate_slot);
-}
-
-/* Put an isolated chunk back in the pool and on its slot.  `lock` held. */
-void pcpu_reintegrate_chunk(struct pcpu_chunk *ch)
-{
-	ch->isolated = false;
-	pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
-	pcpu_chunk_relocate(ch, -1);
 }
 
 /*
@@ -74,13 +75,13 @@ void pcpu_reintegrate_chunk(struct pcpu_chunk *ch)
  * page backwards, one run at a time with `lock` dropped around the system
  * calls.  A chunk goes back to the pool early if the pool falls below the
  * high mark; otherwise it is sidelined (or put on the free list when it
- * became fully free).
+ * became fully free).  pop_mutex held.
  */
 static void reclaim_populated(void)
 {
-	pthread_mutex_lock(&pcpu.lock);
+	pcpu_lock(&pcpu_pool.lock);
 	for (;;) {
-		struct pcpu_chunk *ch = pcpu.slots[pcpu.to_depopulate_slot].head;
+		struct pcpu_chunk *ch = pcpu_pool.slots[pcpu_pool.to_depopulate_slot].head;
 		bool reintegrate = false;
 
 		if (!ch)
@@ -91,7 +92,7 @@ static void reclaim_populated(void)
 
 			if (ch->map->nr_empty_pop_pages == 0)
 				break;
-			if (pcpu.nr_empty_pop_pages < pcpu.empty_pop_high) {
+			if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_high) {
 				reintegrate = true;
 				break;
 			}
@@ -102,199 +103,297 @@ static void reclaim_populated(void)
 			}
 			if (end < 0)
 				continue;
-			pthread_mutex_unlock(&pcpu.lock);
-			pcpu_depopulate_pages(ch, i + 1, end + 1);
-			pthread_mutex_lock(&pcpu.lock);
-			pcpu_note_depopulated(ch, i + 1, end + 1);
-			pcpu.stats.nr_balance_depopulated += (uint64_t)(end - i);
+			pcpu_unlock(&pcpu_pool.lock);
+			pool_depopulate_pages(ch, i + 1, end + 1);
+			pcpu_lock(&pcpu_pool.lock);
+			pool_note_depopulated(ch, i + 1, end + 1);
+			pcpu_pool.stats.nr_balance_depopulated += (uint64_t)(end - i);
 			end = -1;
 		}
-		if (reintegrate || chunk_is_empty(ch->map))
-			pcpu_reintegrate_chunk(ch);
-		else {
+		if (reintegrate || chunk_is_empty(ch->map)) {
+			pool_reintegrate_chunk(ch);
+		} else {
 			ch->isolated = false;
-			pcpu.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
-			pcpu_chunk_move(ch, pcpu.sidelined_slot);
+			pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
+			pool_chunk_move(ch, pcpu_pool.sidelined_slot);
 		}
 	}
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_unlock(&pcpu_pool.lock);
+}
+
+/* A chunk (not the first) with empty pages that are not populated, most
+ * packed first.  `lock` held. */
+static struct pcpu_chunk *populate_target(void)
+{
+	for (int slot = pool_size_to_slot(pcpu_pool.page_size); slot <= pcpu_pool.free_slot; slot++)
+		for (struct pcpu_chunk *ch = pcpu_pool.slots[slot].head; ch; ch = ch->next)
+			if (!ch->immutable && ch->map->nr_empty_pages > ch->map->nr_empty_pop_pages)
+				return ch;
+	return NULL;
+}
+
+/* Populate up to nr_to_pop empty pages of target; how many it did, or -1
+ * on a failure.  pop_mutex held. */
+static long populate_empty_pages(struct pcpu_chunk *target, long nr_to_pop)
+{
+	const struct block_md *md = target->map->md;
+	int bb = target->map->block_bits;
+	size_t s = 0, e;
+	long done = 0;
+
+	while (done < nr_to_pop &&
+	       bitmap_next_clear_run(target->map->populated, (size_t)target->map->nr_pages, &s, &e)) {
+		/* Only empty pages: they are what the pool counts. */
+		if (md[s].contig != bb) {
+			s++;
+			continue;
+		}
+		size_t run = s + 1;
+
+		while (run < e && md[run].contig == bb)
+			run++;
+		int n = (int)(run - s) < nr_to_pop - done ? (int)(run - s) : (int)(nr_to_pop - done);
+
+		if (pool_populate_pages(target, (int)s, (int)s + n))
+			return -1;
+		pcpu_lock(&pcpu_pool.lock);
+		pool_note_populated(target, (int)s, (int)s + n);
+		pcpu_pool.stats.nr_balance_populated += (uint64_t)n;
+		pcpu_unlock(&pcpu_pool.lock);
+		done += n;
+		s += (size_t)n;
+	}
+	return done;
 }
 
 /* Populate pages until the pool reaches the high mark (in full after an
- * atomic allocation failed). */
-static void balance_populated(void)
+ * atomic allocation failed).  pop_mutex held. */
+static void balance_populated(bool atomic_failed)
 {
 	long nr_to_pop;
-	int page_slot;
 
-	pthread_mutex_lock(&pcpu.lock);
-	if (__atomic_exchange_n(&atomic_failed, false, __ATOMIC_RELAXED)) {
-		nr_to_pop = pcpu.empty_pop_high;
-	} else {
-		nr_to_pop = pcpu.empty_pop_high - pcpu.nr_empty_pop_pages;
-	}
-	pthread_mutex_unlock(&pcpu.lock);
-	page_slot = pcpu_size_to_slot(pcpu.page_size);
+	pcpu_lock(&pcpu_pool.lock);
+	nr_to_pop = atomic_failed ? pcpu_pool.empty_pop_high
+				  : pcpu_pool.empty_pop_high - pcpu_pool.nr_empty_pop_pages;
+	pcpu_unlock(&pcpu_pool.lock);
 
 	while (nr_to_pop > 0) {
-		struct pcpu_chunk *target = NULL;
+		struct pcpu_chunk *target;
+		long n;
 
-		pthread_mutex_lock(&pcpu.lock);
-		for (int slot = page_slot; slot <= pcpu.free_slot && !target; slot++)
-			for (struct pcpu_chunk *ch = pcpu.slots[slot].head; ch; ch = ch->next)
-				if (!ch->immutable &&
-				    ch->map->nr_empty_pages > ch->map->nr_empty_pop_pages) {
-					target = ch;
-					break;
-				}
-		pthread_mutex_unlock(&pcpu.lock);
+		pcpu_lock(&pcpu_pool.lock);
+		target = populate_target();
+		pcpu_unlock(&pcpu_pool.lock);
 		if (!target) {
-			if (!pcpu_create_chunk())
+			if (!pool_create_chunk())
 				return;
 			continue;
 		}
-		size_t s = 0, e;
-		while (nr_to_pop > 0 &&
-		       bitmap_next_clear_run(target->map->populated, (size_t)target->map->nr_pages, &s, &e)) {
-			/* Only empty pages: they are what the pool counts. */
-			const struct block_md *md = target->map->md;
-			int bb = target->map->block_bits;
-
-			if (md[s].contig != bb) {
-				s++;
-				continue;
-			}
-			size_t run = s + 1;
-			while (run < e && md[run].contig == bb)
-				run++;
-			int n = (int)(run - s) < nr_to_pop ? (int)(run - s) : (int)nr_to_pop;
-
-			if (pcpu_populate_pages(target, (int)s, (int)s + n))
-				return;
-			pthread_mutex_lock(&pcpu.lock);
-			pcpu_note_populated(target, (int)s, (int)s + n);
-			pcpu.stats.nr_balance_populated += (uint64_t)n;
-			pthread_mutex_unlock(&pcpu.lock);
-			nr_to_pop -= n;
-			s += (size_t)n;
-		}
+		n = populate_empty_pages(target, nr_to_pop);
+		if (n <= 0)
+			return;
+		nr_to_pop -= n;
 	}
 }
 
-int pcpu_balance_pass(void)
+/* One pass; the flags it answers are cleared first, so a request made
+ * during the pass is seen by the next one. */
+static void balance_pass(void)
 {
-	pthread_mutex_lock(&pcpu.pop_mutex);
+	unsigned why = __atomic_exchange_n(&pcpu_pool.balance_wanted, 0, __ATOMIC_RELAXED);
+
+	pcpu_lock(&pcpu_pool.pop_mutex);
 	balance_free(false);
 	reclaim_populated();
-	balance_populated();
+	balance_populated(why & POOL_BALANCE_ATOMIC);
 	balance_free(true);
-	pthread_mutex_lock(&pcpu.lock);
-	pcpu.stats.nr_balance_passes++;
-	pthread_mutex_unlock(&pcpu.lock);
-	pthread_mutex_unlock(&pcpu.pop_mutex);
-	pcpu_hook_op(PCPU_OP_BALANCE);
+	pcpu_lock(&pcpu_pool.lock);
+	pcpu_pool.stats.nr_balance_passes++;
+	pcpu_unlock(&pcpu_pool.lock);
+	pcpu_unlock(&pcpu_pool.pop_mutex);
+	pool_after_op(POOL_OP_BALANCE, NULL);
+}
+
+PCPU_PUBLIC int pcpu_balance(void)
+{
+	if (pool_ensure_init())
+		return -1;
+	pcpu_warn_flush();
+	balance_pass();
 	return 0;
 }
 
-PCPU_API int pcpu_balance(void)
+/* ---- the background thread ------------------------------------------------ */
+
+static bool pool_needs_attention(void)
 {
-	if (pcpu_ensure_init())
-		return -1;
-	return pcpu_balance_pass();
+	return __atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED) != 0;
 }
 
-/* ---- the background thread ----------------------------------------------- */
+static void deadline_in_ms(struct timespec *ts, long ms)
+{
+	clock_gettime(CLOCK_MONOTONIC, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
 
 static void *balancer_main(void *arg)
 {
+	long poll_ms = POLL_BUSY_MS;
+
 	(void)arg;
-	pthread_mutex_lock(&wake_mutex);
+	pcpu_lock(&wake_mutex);
 	while (!stopping) {
-		while (!wake_pending && !stopping)
-			pthread_cond_wait(&wake_cond, &wake_mutex);
-		if (stopping)
-			break;
+		if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
+			struct timespec ts;
+
+			deadline_in_ms(&ts, poll_ms);
+			pcpu_cond_timedwait(&wake_cond, &wake_mutex, &ts);
+			if (stopping)
+				break;
+			if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
+				poll_ms = POLL_IDLE_MS;
+				continue;
+			}
+		}
 		__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
-		pthread_mutex_unlock(&wake_mutex);
-		pcpu_balance_pass();
-		pthread_mutex_lock(&wake_mutex);
+		poll_ms = POLL_BUSY_MS;
+		pcpu_unlock(&wake_mutex);
+		pcpu_warn_flush();
+		balance_pass();
+		pcpu_lock(&wake_mutex);
 	}
-	pthread_mutex_unlock(&wake_mutex);
+	pcpu_unlock(&wake_mutex);
 	return NULL;
 }
 
 static void stop_balancer(void)
 {
-	pthread_mutex_lock(&wake_mutex);
+	pcpu_lock(&wake_mutex);
 	if (!thread_running) {
-		pthread_mutex_unlock(&wake_mutex);
+		pcpu_unlock(&wake_mutex);
 		return;
 	}
 	stopping = true;
 	pthread_cond_signal(&wake_cond);
-	pthread_mutex_unlock(&wake_mutex);
+	pcpu_unlock(&wake_mutex);
 	pthread_join(balancer, NULL);
 	thread_running = false;
 }
 
-/*
- * Ask for a balance pass.  Starts the thread on first need (unless
- * PCPU_CFG_NO_BALANCER); without a thread the request waits for the next
- * pcpu_balance().
- */
-void pcpu_balance_wake(void)
+/* Timed waits on CLOCK_MONOTONIC: immune to clock changes.  No waiter. */
+static void init_wake_cond(void)
+{
+	pthread_condattr_t cattr;
+
+	pthread_condattr_init(&cattr);
+	pthread_condattr_setclock(&cattr, CLOCK_MONOTONIC);
+	pthread_cond_init(&wake_cond, &cattr);
+	pthread_condattr_destroy(&cattr);
+}
+
+/* Start the thread; wake_mutex held.  A failure is retried later, backing off. */
+static void start_balancer(void)
 {
 	static bool exit_hook;
+	struct timespec now;
+	pthread_attr_t attr;
+	sigset_t all, old;
 
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (now.tv_sec < start_retry_at)
+		return;
+	if (!exit_hook)
+		init_wake_cond();
+	pthread_attr_init(&attr);
+	sigfillset(&all);
+	pthread_sigmask(SIG_SETMASK, &all, &old);   /* no signals for the balancer */
+	if (pthread_create(&balancer, &attr, balancer_main, NULL) == 0) {
+		thread_running = true;
+		start_retry_s = 0;
+	} else {
+		start_retry_s = start_retry_s ? 2 * start_retry_s : START_RETRY_MIN_S;
+		if (start_retry_s > START_RETRY_MAX_S)
+			start_retry_s = START_RETRY_MAX_S;
+		start_retry_at = now.tv_sec + start_retry_s;
+	}
+	pthread_sigmask(SIG_SETMASK, &old, NULL);
+	pthread_attr_destroy(&attr);
+	if (thread_running && !exit_hook) {
+		atexit(stop_balancer);
+		exit_hook = true;
+	}
+}
+
+/*
+ * The pool wants a pass (pool_kick_balance, blocking contexts only).
+ * Starts the thread on first need (unless PCPU_CFG_NO_BALANCER); without a
+ * thread the request waits for the next pcpu_balance().
+ */
+static void balance_kick(void)
+{
 	/* A pass is already due: nothing to add (a wake is a hint; a pass
 	 * that started just before this point is followed by the next wake). */
-	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED))
+	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) ||
+	    (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER))
 		return;
-	pthread_mutex_lock(&wake_mutex);
+	pcpu_lock(&wake_mutex);
 	__atomic_store_n(&wake_pending, true, __ATOMIC_RELAXED);
-	if (!thread_running && !stopping && !(pcpu.cfg.flags & PCPU_CFG_NO_BALANCER)) {
-		pthread_attr_t attr;
-		sigset_t all, old;
-
-		pthread_attr_init(&attr);
-		sigfillset(&all);
-		pthread_sigmask(SIG_SETMASK, &all, &old);   /* no signals for the balancer */
-		if (pthread_create(&balancer, &attr, balancer_main, NULL) == 0)
-			thread_running = true;
-		pthread_sigmask(SIG_SETMASK, &old, NULL);
-		pthread_attr_destroy(&attr);
-		if (thread_running && !exit_hook) {
-			atexit(stop_balancer);
-			exit_hook = true;
-		}
-	}
+	if (!thread_running && !stopping)
+		start_balancer();
 	pthread_cond_signal(&wake_cond);
-	pthread_mutex_unlock(&wake_mutex);
+	pcpu_unlock(&wake_mutex);
 }
 
-/* An atomic allocation failed: the next pass populates the high mark in full. */
-void pcpu_note_atomic_failure(void)
+/* fork: wake_mutex is held across it (after the pool's locks). */
+static void balance_fork_inner(void)
 {
-	__atomic_store_n(&atomic_failed, true, __ATOMIC_RELAXED);
+	pcpu_lock(&wake_mutex);
 }
 
-/* fork: wake_mutex is held across it (after the allocator's locks). */
-void pcpu_balance_atfork_prepare(void)
+static void balance_fork_parent(void)
 {
-	pthread_mutex_lock(&wake_mutex);
-}
-
-void pcpu_balance_atfork_parent(void)
-{
-	pthread_mutex_unlock(&wake_mutex);
+	pcpu_unlock(&wake_mutex);
 }
 
 /* The child of fork has no balancer thread; it starts one when needed. */
-void pcpu_balance_atfork_child(void)
+static void balance_fork_child(void)
 {
-	pthread_cond_init(&wake_cond, NULL);
+	init_wake_cond();
 	thread_running = false;
 	stopping = false;
-	wake_pending = false;
-	pthread_mutex_unlock(&wake_mutex);
+	__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
+	start_retry_at = 0;
+	start_retry_s = 0;
+	pcpu_unlock(&wake_mutex);
+}
+
+/* The pool is ready: the thread exists from now on (unless
+ * PCPU_CFG_NO_BALANCER), so atomic allocations, which only raise flags, are
+ * heard even when no call that may block follows. */
+static void balance_ready(void)
+{
+	if (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER)
+		return;
+	pcpu_lock(&wake_mutex);
+	if (!thread_running && !stopping)
+		start_balancer();
+	pcpu_unlock(&wake_mutex);
+}
+
+static struct pool_client balance_client = {
+	.ready = balance_ready,
+	.kick = balance_kick,
+	.fork_inner = balance_fork_inner,
+	.fork_parent = balance_fork_parent,
+	.fork_child = balance_fork_child,
+};
+
+__attribute__((constructor(101))) static void balance_register(void)
+{
+	pool_add_client(&balance_client);
 }

@@ -8,6 +8,7 @@
 
 #include "bitops.h"
 #include "block.h"
+#include "util.h"
 
 void block_init_empty(struct block_md *md, int nr_bits)
 {
@@ -157,9 +158,9 @@ static bool is_maximal_run(const unsigned long *map, int nb, int start, int len)
 	return start + len == nb || bit_test(map, (size_t)(start + len));
 }
 
-#define FAIL(...) do { snprintf(msg, (size_t)msglen, __VA_ARGS__); return -1; } while (0)
+#define FAIL PCPU_VERIFY_FAIL
 
-int block_check(const struct block_md *md, const unsigned long *map, char *msg, int msglen)
+int block_check(const struct block_md *md, const unsigned long *map, char *msg, size_t msglen)
 {
 	size_t nb = (size_t)md->nr_bits, s, e;
 	int first = (int)bitmap_next_clear(map, nb, 0);

@@ -59,6 +59,6 @@ void block_rebuild(struct block_md *md, const unsigned long *map);
  * Compare hints against the bitmap.  Returns 0 when they hold, else -1
  * with a description of the first broken invariant written to msg.
  */
-int block_check(const struct block_md *md, const unsigned long *map, char *msg, int msglen);
+int block_check(const struct block_md *md, const unsigned long *map, char *msg, size_t msglen);
 
 #endif

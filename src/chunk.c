@@ -18,8 +18,7 @@
 
 #include "bitops.h"
 #include "chunk.h"
-
-#define ALIGN_UP(x, a) (((x) + (a) - 1) & ~((a) - 1))
+#include "util.h"
 
 static inline unsigned long *block_map(const struct chunk *c, int b)
 {
@@ -361,7 +360,7 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 	/* The longest run must hold the request at its own alignment; a run of
 	 * bits + align_bits - 1 always does, so no guaranteed fit is lost. */
 	if (c->chunk_md.contig < bits ||
-	    ALIGN_UP(c->chunk_md.contig_start, align_bits) - c->chunk_md.contig_start + bits >
+	    PCPU_ALIGN_UP(c->chunk_md.contig_start, align_bits) - c->chunk_md.contig_start + bits >
 		    c->chunk_md.contig)
 		return -1;
 
@@ -383,7 +382,7 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 			carry_start = -1;
 		}
 		/* The block's longest run, at the requested alignment. */
-		int pad = ALIGN_UP(md->contig_start, align_bits) - md->contig_start;
+		int pad = PCPU_ALIGN_UP(md->contig_start, align_bits) - md->contig_start;
 
 		if (md->contig >= pad + bits) {
 			if (md->scan && bits > md->scan)
@@ -392,7 +391,7 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 		}
 		/* The run touching the block's end may continue in the next. */
 		if (md->right_free) {
-			carry_start = ALIGN_UP(base + bb - md->right_free, align_bits);
+			carry_start = PCPU_ALIGN_UP(base + bb - md->right_free, align_bits);
 			carry_len = base + bb - carry_start;
 		}
 	}

@@ -11,8 +11,9 @@
 
 #include "bitops.h"
 #include "chunk.h"
+#include "util.h"
 
-#define FAIL(...) do { snprintf(msg, msglen, __VA_ARGS__); return -1; } while (0)
+#define FAIL PCPU_VERIFY_FAIL
 
 static int check_blocks(const struct chunk *c, char *msg, size_t msglen)
 {
@@ -23,7 +24,7 @@ static int check_blocks(const struct chunk *c, char *msg, size_t msglen)
 
 		if (c->md[b].nr_bits != c->block_bits)
 			FAIL("block %d: nr_bits %d != %d", b, c->md[b].nr_bits, c->block_bits);
-		if (block_check(&c->md[b], map, sub, (int)sizeof(sub)))
+		if (block_check(&c->md[b], map, sub, sizeof(sub)))
 			FAIL("block %d: %s", b, sub);
 	}
 	return 0;

@@ -17,8 +17,8 @@
 #include <sched.h>
 #include <stddef.h>
 
-#include "internal.h"
-#include "static.h"
+#include "cpu.h"
+#include "pool_init.h"
 
 #if defined(__has_include)
 #if __has_include(<sys/rseq.h>)
@@ -30,13 +30,6 @@
 #endif
 #endif
 #endif
-
-PCPU_API unsigned int pcpu_nr_cpus_ready_;
-
-void pcpu_cpu_ready(unsigned int nr)
-{
-	__atomic_store_n(&pcpu_nr_cpus_ready_, nr, __ATOMIC_RELEASE);
-}
 
 /* cpu_id from the thread's rseq area, or -1 if there is none registered. */
 static int rseq_cpu(void)
@@ -60,7 +53,7 @@ int pcpu_cpu_rseq_active(void)
 }
 
 /* Parenthesised: percpu.h may define pcpu_current_cpu() as a macro. */
-PCPU_API unsigned int (pcpu_current_cpu)(void)
+PCPU_PUBLIC unsigned int (pcpu_current_cpu)(void)
 {
 	unsigned int n = __atomic_load_n(&pcpu_nr_cpus_ready_, __ATOMIC_ACQUIRE);
 	int cpu;

@@ -27,20 +27,7 @@
 #include <string.h>
 
 #include "os.h"
-
-static int is_pow2(size_t v)
-{
-	return v && !(v & (v - 1));
-}
-
-/* *out = v rounded up to a multiple of the power of two a; -1 on overflow. */
-static int round_up(size_t v, size_t a, size_t *out)
-{
-	if (v > SIZE_MAX - (a - 1))
-		return -1;
-	*out = (v + a - 1) & ~(a - 1);
-	return 0;
-}
+#include "util.h"
 
 /*
  * Distance oracle used while grouping.  With a caller-supplied function every
@@ -57,10 +44,10 @@ struct oracle {
 static int is_local(const struct oracle *o, unsigned a, unsigned b)
 {
 	if (o->fn)
-		return o->fn(a, b) == LAYOUT_LOCAL_DISTANCE &&
-		       o->fn(b, a) == LAYOUT_LOCAL_DISTANCE;
-	return os_node_distance(o->klass[a], o->klass[b]) == LAYOUT_LOCAL_DISTANCE &&
-	       os_node_distance(o->klass[b], o->klass[a]) == LAYOUT_LOCAL_DISTANCE;
+		return o->fn(a, b) == OS_LOCAL_DISTANCE &&
+		       o->fn(b, a) == OS_LOCAL_DISTANCE;
+	return os_node_distance(o->klass[a], o->klass[b]) == OS_LOCAL_DISTANCE &&
+	       os_node_distance(o->klass[b], o->klass[a]) == OS_LOCAL_DISTANCE;
 }
 
 /*
@@ -212,7 +199,7 @@ static int compute_sizes(const struct layout_params *p, struct layout *l,
 	size_t sum, sum_r, mu;
 
 	if (p->nr_cpus == 0 || p->nr_cpus > LAYOUT_MAX_CPUS ||
-	    !is_pow2(ps) || !is_pow2(atom))
+	    !pcpu_is_pow2(ps) || !pcpu_is_pow2(atom))
 		return -1;
 	if (atom < ps)
 		atom = ps;
@@ -222,10 +209,10 @@ static int compute_sizes(const struct layout_params *p, struct layout *l,
 	if (p->dyn_size > SIZE_MAX - sum)
 		return -1;
 	sum += p->dyn_size;
-	if (round_up(sum, ps, &sum_r) || round_up(mus, ps, &mu))
+	if (!pcpu_align_up_checked(sum, ps, &sum_r) || !pcpu_align_up_checked(mus, ps, &mu))
 		return -1;
 	*min_unit = sum_r > mu ? sum_r : mu;
-	if (round_up(*min_unit, atom, &l->alloc_size))
+	if (!pcpu_align_up_checked(*min_unit, atom, &l->alloc_size))
 		return -1;
 	l->page_size = ps;
 	l->atom_size = atom;

@@ -32,7 +32,6 @@
 #define LAYOUT_NO_CPU 0xffffffffu
 #define LAYOUT_MAX_CPUS 65536u
 #define LAYOUT_DEFAULT_MIN_UNIT (32u * 1024)
-#define LAYOUT_LOCAL_DISTANCE 10
 
 struct layout_group {
 	int nr_units;          /* units in this group, including unused ones (padding to upa) */

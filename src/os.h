@@ -1,10 +1,11 @@
 /*
  * os.h - the operating-system layer: machine topology and address space.
  *
- * Everything the allocator asks of the kernel goes through here, and this is
- * the only place in the library that calls mmap/munmap/mprotect/madvise/mbind.
- * Keeping it in one file gives one point for fault injection (tests make any
- * of these calls fail on demand) and one place to port.
+ * Everything the allocator asks of the kernel goes through the os_* files
+ * (os_topo.c, os_mem.c, os_module.c; fault injection in os_fault.[ch]), and
+ * os_mem.c is the only place in the library that calls
+ * mmap/munmap/mprotect/madvise/mbind: one point for fault injection (tests
+ * make any of these calls fail on demand) and one place to port.
  *
  * Topology (CPUs, NUMA nodes, distances) is read from sysfs once, on first
  * use, and cached for the life of the process.  Every function here is
@@ -16,31 +17,11 @@
  *   reserved    PROT_NONE, no memory behind it; touching it faults
  *   populated   read-write, resident, zero-filled when first populated
  *   depopulated back to "reserved": memory returned, touching it faults
- *
- * Fault injection
- * ---------------
- * Each of the four memory operations (reserve, populate, depopulate, bind) can
- * be told to fail with ENOMEM, either programmatically (os_fault_nth,
- * os_fault_random) or through the environment variable PCPU_FAULT, which is
- * read once, the first time any memory operation or fault-injection function
- * is used.  An injected failure happens before any system call, so the range
- * is left exactly as it was.  Format:
- *
- *   PCPU_FAULT = item [ "," item ]...
- *   item       = op ":" spec | "seed=" N
- *   op         = "reserve" | "populate" | "depopulate" | "bind"
- *   spec       = P          each call fails with probability P, 0 <= P <= 1
- *              | "nth=" N   the N-th call (counting from 1) fails, once
- *
- *   e.g.  PCPU_FAULT=populate:0.01,reserve:nth=3,seed=42
- *
- * "seed=" may appear anywhere and seeds every random item in the string
- * (default seed 1).  A malformed PCPU_FAULT is ignored as a whole (nothing can
- * be printed from here); os_fault_env_status() tells a test whether it parsed.
  */
 #ifndef PCPU_OS_H
 #define PCPU_OS_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 /* ---- topology ---------------------------------------------------------- */
@@ -54,6 +35,8 @@ int os_nr_nodes(void);             /* online NUMA nodes, >= 1 */
 int os_cpu_node(unsigned cpu);     /* node of cpu, 0 if unknown */
 int os_node_distance(int a, int b);
 int os_cpu_distance(unsigned a, unsigned b);
+bool os_node_online(int node);     /* node is in the snapshot's online list */
+#define OS_MAX_NODES 4096          /* node ids the binding mask can express */
 
 /*
  * Parse a sysfs list such as "0-3,5,8-9\n" and call fn(v, arg) for every
@@ -61,6 +44,15 @@ int os_cpu_distance(unsigned a, unsigned b);
  * EINVAL on bad syntax (fn may already have been called for earlier values).
  */
 long os_parse_list(const char *s, void (*fn)(unsigned v, void *arg), void *arg);
+
+/* One decimal number at s, at most max, without locale or errno; returns the
+ * end of the number, or NULL on bad syntax or overflow. */
+const char *os_parse_uint(const char *s, unsigned long *out, unsigned long max);
+
+static inline bool os_is_space(char c)
+{
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
 
 /*
  * Re-read the topology from another sysfs tree (laid out like
@@ -110,29 +102,12 @@ int os_depopulate(void *addr, size_t size);
  */
 int os_bind_node(void *addr, size_t size, int node);
 
-/* ---- fault injection and counters (tests) ------------------------------ */
+/* ---- loaded modules ---------------------------------------------------- */
 
-enum os_op { OS_OP_RESERVE, OS_OP_POPULATE, OS_OP_DEPOPULATE, OS_OP_BIND, OS_NR_OPS };
-
-/* After `skip` more calls of op, the next `count` calls fail with ENOMEM.
- * count 0 turns the nth-call rule for op off. */
-void os_fault_nth(enum os_op op, unsigned long skip, unsigned long count);
-/* Every call of op fails with this probability, drawn from a deterministic
- * generator seeded with seed (the same seed gives the same failure pattern in
- * a single-threaded program).  0 turns it off, 1 fails every call. */
-void os_fault_random(enum os_op op, double probability, unsigned long seed);
-/* Turn every injected failure off (counters are not reset). */
-void os_fault_clear(void);
-/* Replace the fault configuration by one in PCPU_FAULT syntax.  0 on success;
- * -1 + EINVAL on bad syntax, in which case the configuration is unchanged. */
-int os_fault_parse(const char *spec);
-/* Result of parsing the PCPU_FAULT variable: 0 if unset or valid, -1 if it
- * was malformed (and therefore ignored). */
-int os_fault_env_status(void);
-
-unsigned long os_call_count(enum os_op op); /* calls attempted, failed or not */
-unsigned long os_fault_count(void);         /* failures injected, all ops */
-void os_counters_reset(void);               /* zero both kinds of counter */
+/* True if addr lies in a loadable segment of the main program. */
+bool os_module_is_main(const void *addr);
+/* File name of the module holding addr, or NULL if unknown. */
+const char *os_module_name(const void *addr);
 
 /* Tests: make os_populate() skip MADV_POPULATE_WRITE and touch pages one by
  * one, as it does on kernels older than 5.14. */

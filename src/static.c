@@ -28,22 +28,20 @@
  * (pcpu_verify checks the chunks' counts against them).
  *
  * Locking: mod_mutex guards the module list and the records' states; it is
- * a leaf (never held while taking another lock), so the fork handler that
- * holds it cannot deadlock against the allocator's.  A record being placed
- * is marked REC_ATTACHING; anyone else wanting it waits for the result.
+ * never held while taking another lock (pool.h gives the order fork takes
+ * them in).  A record being placed is marked REC_ATTACHING; anyone else
+ * wanting it, and fork, wait on mod_cond for the result, so a child never
+ * inherits a record half placed by a thread it does not have.
  */
-#define _GNU_SOURCE   /* dladdr, dl_iterate_phdr */
-#include <dlfcn.h>
 #include <errno.h>
-#include <link.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "internal.h"
+#include "diag.h"
+#include "memcheck.h"
 #include "os.h"
-#include "static.h"
+#include "pool_init.h"
 
 enum rec_state { REC_PENDING, REC_ATTACHING, REC_PLACED, REC_FAILED };
 enum { MOD_NEW, MOD_REGISTERED, MOD_GONE };     /* struct pcpu_module.state */
@@ -61,56 +59,22 @@ struct module_rec {
 	struct module_rec *next;
 };
 
-static pthread_mutex_t mod_mutex = PTHREAD_MUTEX_INITIALIZER;
+static struct pcpu_lock mod_mutex = PCPU_LOCK_INITIALIZER;
+static pthread_cond_t mod_cond = PTHREAD_COND_INITIALIZER;   /* a record left REC_ATTACHING */
+/* mod_mutex: */
 static struct module_rec *modules, **modules_tail = &modules;
 static struct module_rec *static_rec;  /* counted into the static area */
-static pthread_once_t atfork_once = PTHREAD_ONCE_INIT;
+static int nr_attaching;               /* records in REC_ATTACHING */
 
 static void place(struct pcpu_module *mod);
-
-/* ---- fork ---------------------------------------------------------------- */
-
-static void lock_modules(void)
-{
-	pthread_mutex_lock(&mod_mutex);
-}
-
-static void unlock_modules(void)
-{
-	pthread_mutex_unlock(&mod_mutex);
-}
-
-static void setup_atfork(void)
-{
-	pthread_atfork(lock_modules, unlock_modules, unlock_modules);
-}
+static struct pool_client static_client;
 
 /* ---- registration -------------------------------------------------------- */
 
-/* dl_iterate_phdr callback: is *data inside the first object (the main
- * program; glibc always reports it first)?  Stores 1 or 0 in *data. */
-static int first_object_cb(struct dl_phdr_info *info, size_t size, void *data)
-{
-	uintptr_t addr = *(uintptr_t *)data;
-
-	(void)size;
-	*(uintptr_t *)data = 0;
-	for (int i = 0; i < info->dlpi_phnum; i++) {
-		const ElfW(Phdr) *ph = &info->dlpi_phdr[i];
-
-		if (ph->p_type == PT_LOAD && addr - (info->dlpi_addr + ph->p_vaddr) < ph->p_memsz) {
-			*(uintptr_t *)data = 1;
-			break;
-		}
-	}
-	return 1;
-}
-
-PCPU_API int pcpu_module_register(struct pcpu_module *mod, char *start, char *stop,
+PCPU_PUBLIC int pcpu_module_register(struct pcpu_module *mod, char *start, char *stop,
 				  const unsigned int *align_start, const unsigned int *align_stop)
 {
 	struct module_rec *rec;
-	uintptr_t addr;
 	bool ready;
 
 	if (!mod || !start || stop <= start) {
@@ -119,7 +83,7 @@ PCPU_API int pcpu_module_register(struct pcpu_module *mod, char *start, char *st
 	}
 	if (__atomic_load_n(&mod->state, __ATOMIC_ACQUIRE) != MOD_NEW)
 		return 0;
-	pthread_once(&atfork_once, setup_atfork);
+	pool_add_client(&static_client);
 	rec = calloc(1, sizeof(*rec));
 	if (!rec) {
 		errno = ENOMEM;
@@ -132,13 +96,11 @@ PCPU_API int pcpu_module_register(struct pcpu_module *mod, char *start, char *st
 	for (const unsigned int *a = align_start; a && a < align_stop; a++)
 		if (*a > rec->align)
 			rec->align = *a;
-	addr = (uintptr_t)start;
-	dl_iterate_phdr(first_object_cb, &addr);
-	rec->is_main = addr == 1;
+	rec->is_main = os_module_is_main(start);
 
-	pthread_mutex_lock(&mod_mutex);
+	pcpu_lock(&mod_mutex);
 	if (mod->state != MOD_NEW) {
-		pthread_mutex_unlock(&mod_mutex);
+		pcpu_unlock(&mod_mutex);
 		free(rec);
 		return 0;
 	}
@@ -146,11 +108,11 @@ PCPU_API int pcpu_module_register(struct pcpu_module *mod, char *start, char *st
 	modules_tail = &rec->next;
 	mod->priv = rec;
 	__atomic_store_n(&mod->state, MOD_REGISTERED, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&mod_mutex);
+	pcpu_unlock(&mod_mutex);
 
 	/* Not ready: initialisation places it (or, if initialisation is just
 	 * past that point, the module's first PCPU_VAR does). */
-	ready = __atomic_load_n(&pcpu.ready, __ATOMIC_ACQUIRE);
+	ready = pool_ready();
 	if (ready) {
 		int saved = errno;
 
@@ -166,38 +128,28 @@ PCPU_API int pcpu_module_register(struct pcpu_module *mod, char *start, char *st
  * *handle.  false if it does not fit (*free_bytes: the room there was). */
 static bool place_reserved(struct module_rec *rec, uintptr_t *handle, int *free_bytes)
 {
-	struct pcpu_chunk *rc = pcpu.reserved_chunk;
-	struct pcpu_stats *st = &pcpu.stats;
+	struct pcpu_chunk *rc = pcpu_pool.reserved_chunk;
 	size_t lead = rec->align, bytes;
-	int bits, start, off = -1;
+	int bits, off = -1;
 
 	*free_bytes = 0;
-	if (!rc || rec->align > pcpu.page_size || rec->size > pcpu.unit_size)
+	if (!rc || rec->align > pcpu_pool.page_size || rec->size > pcpu_pool.unit_size)
 		return false;
-	bytes = (lead + rec->size + PCPU_MIN_ALLOC_BYTES - 1) & ~(size_t)(PCPU_MIN_ALLOC_BYTES - 1);
+	bytes = PCPU_ALIGN_UP(lead + rec->size, (size_t)PCPU_MIN_ALLOC_BYTES);
 	bits = (int)(bytes / PCPU_MIN_ALLOC_BYTES);
 
-	pthread_mutex_lock(&pcpu.lock);
-	start = chunk_find_fit(rc->map, bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), false);
-	if (start >= 0)
-		off = chunk_alloc_area(rc->map, bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), start);
-	if (off >= 0) {
-		st->nr_alloc++;
-		if (++st->nr_cur_alloc > st->nr_max_alloc)
-			st->nr_max_alloc = st->nr_cur_alloc;
-		if (!st->min_alloc_size || bytes < st->min_alloc_size)
-			st->min_alloc_size = bytes;
-		if (bytes > st->max_alloc_size)
-			st->max_alloc_size = bytes;
-		pcpu_hook_alloc_locked(rc, off, bytes);
-	}
+	pcpu_lock(&pcpu_pool.lock);
+	if (pool_find_reserved(bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), &off))
+		pool_account_alloc(rc, bytes);
+	else
+		off = -1;
 	*free_bytes = rc->map->free_bytes;
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_unlock(&pcpu_pool.lock);
 	if (off < 0)
 		return false;
 	rec->bit_off = off;
 	rec->bits = bits;
-	*handle = (uintptr_t)pcpu_chunk_handle(rc, off * PCPU_MIN_ALLOC_BYTES) + lead;
+	*handle = (uintptr_t)pool_chunk_handle(rc, off * PCPU_MIN_ALLOC_BYTES) + lead;
 	return true;
 }
 
@@ -207,42 +159,34 @@ static bool place_reserved(struct module_rec *rec, uintptr_t *handle, int *free_
  * guard range serves when it spans a chunk plus the module; otherwise a
  * PROT_NONE range of its own is reserved (released on unregistration).
  */
-static uintptr_t fault_handle(struct module_rec *rec)
+static uintptr_t fault_handle(size_t size, void **map, size_t *map_size)
 {
-	size_t need = pcpu.layout->chunk_span + rec->size;
+	size_t need = pcpu_pool.layout->chunk_span + size;
 	void *m;
 
-	if (need > pcpu.guard_size && (m = os_reserve(need, pcpu.page_size))) {
-		rec->fault_map = m;
-		rec->fault_size = need;
-		return (uintptr_t)m - pcpu.guard_size;
+	*map = NULL;
+	if (need > pcpu_pool.guard_size && (m = os_reserve(need, pcpu_pool.page_size))) {
+		*map = m;
+		*map_size = need;
+		return (uintptr_t)m - pcpu_pool.guard_size;
 	}
-	return (uintptr_t)pcpu.mapping - pcpu.guard_size;
+	return (uintptr_t)pcpu_pool.mapping - pcpu_pool.guard_size;
 }
 
 /* The documented load-time error: one line naming the module and sizes. */
 static void report_failure(const struct module_rec *rec, int free_bytes)
 {
-	Dl_info info;
-	const char *name = NULL;
+	const char *name = os_module_name(rec->start);
 
-	if (dladdr(rec->start, &info) && info.dli_fname && *info.dli_fname)
-		name = info.dli_fname;
 	if (!name)
 		name = rec->is_main ? "the main program" : "a shared library";
 	fprintf(stderr,
 		"libpercpu: %s: no room for its static per-CPU variables (%zu bytes, aligned to "
 		"%zu) in the reserved area (%zu bytes, %d free); raise pcpu_config.reserved_size; "
 		"using them will fault\n",
-		name, rec->size, rec->align, pcpu.layout->reserved_size, free_bytes);
+		name, rec->size, rec->align, pcpu_pool.layout->reserved_size, free_bytes);
 }
 
-/*
- * Place mod's variables if that has not happened: the static area for the
- * main program counted in at initialisation, else a reserved block; copy
- * the templates into every unit; publish the bias.  Waits if another thread
- * is placing the same module.  The allocator is initialised.
- */
 /*
  * The module's record once no other thread is attaching it (mod_mutex
  * held; it is dropped while waiting), or NULL if it is not registered.
@@ -255,12 +199,16 @@ static struct module_rec *wait_not_attaching(struct pcpu_module *mod)
 		rec = mod->state == MOD_REGISTERED ? mod->priv : NULL;
 		if (!rec || rec->state != REC_ATTACHING)
 			return rec;
-		pthread_mutex_unlock(&mod_mutex);
-		sched_yield();
-		pthread_mutex_lock(&mod_mutex);
+		pcpu_cond_wait(&mod_cond, &mod_mutex);
 	}
 }
 
+/*
+ * Place mod's variables if that has not happened: the static area for the
+ * main program counted in at initialisation, else a reserved block; copy
+ * the templates into every unit; publish the bias.  Waits if another thread
+ * is placing the same module.  The allocator is initialised.
+ */
 static void place(struct pcpu_module *mod)
 {
 	struct module_rec *rec;
@@ -268,65 +216,70 @@ static void place(struct pcpu_module *mod)
 	int free_bytes = 0;
 	bool in_static, ok;
 
-	pthread_mutex_lock(&mod_mutex);
+	pcpu_lock(&mod_mutex);
 	rec = wait_not_attaching(mod);
 	if (!rec || rec->state != REC_PENDING) {
-		pthread_mutex_unlock(&mod_mutex);
+		pcpu_unlock(&mod_mutex);
 		return;
 	}
 	rec->state = REC_ATTACHING;
-	in_static = rec == static_rec && rec->size <= pcpu.layout->static_size &&
-		    rec->align <= pcpu.page_size;
-	pthread_mutex_unlock(&mod_mutex);
+	nr_attaching++;
+	in_static = rec == static_rec && rec->size <= pcpu_pool.layout->static_size &&
+		    rec->align <= pcpu_pool.page_size;
+	pcpu_unlock(&mod_mutex);
 
 	if (in_static) {
-		handle = (uintptr_t)pcpu_chunk_handle(pcpu.first_chunk, 0);
+		handle = (uintptr_t)pool_chunk_handle(pcpu_pool.first_chunk, 0);
 		ok = true;
 	} else {
 		ok = place_reserved(rec, &handle, &free_bytes);
 	}
 	if (ok) {
-		for (unsigned cpu = 0; cpu < pcpu.nr_cpus; cpu++)
+		for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
 			memcpy(pcpu_ptr((void *)handle, cpu), rec->start, rec->size);
 	} else {
 		report_failure(rec, free_bytes);
-		handle = fault_handle(rec);
+		handle = fault_handle(rec->size, &rec->fault_map, &rec->fault_size);
 	}
 
-	pthread_mutex_lock(&mod_mutex);
+	pcpu_lock(&mod_mutex);
 	rec->state = ok ? REC_PLACED : REC_FAILED;
 	__atomic_store_n(&mod->bias, handle - (uintptr_t)rec->start, __ATOMIC_RELEASE);
-	pthread_mutex_unlock(&mod_mutex);
+	nr_attaching--;
+	pthread_cond_broadcast(&mod_cond);
+	pcpu_unlock(&mod_mutex);
 }
 
-size_t pcpu_static_main_size(void)
+/* Pool client: the main program's static area, asked before the layout
+ * is built. */
+static size_t static_main_size(void)
 {
 	size_t size = 0, page = os_page_size();
 
-	pthread_mutex_lock(&mod_mutex);
+	pcpu_lock(&mod_mutex);
 	static_rec = NULL;
 	for (struct module_rec *rec = modules; rec; rec = rec->next) {
 		if (rec->is_main && rec->state == REC_PENDING && rec->align <= page) {
 			static_rec = rec;
-			size = (rec->size + PCPU_MIN_ALLOC_BYTES - 1) &
-			       ~(size_t)(PCPU_MIN_ALLOC_BYTES - 1);
+			size = PCPU_ALIGN_UP(rec->size, (size_t)PCPU_MIN_ALLOC_BYTES);
 			break;
 		}
 	}
-	pthread_mutex_unlock(&mod_mutex);
+	pcpu_unlock(&mod_mutex);
 	return size;
 }
 
-void pcpu_static_attach(void)
+/* Pool client: the pool is ready; place every module recorded so far. */
+static void static_attach(void)
 {
 	for (;;) {
 		struct pcpu_module *mod = NULL;
 
-		pthread_mutex_lock(&mod_mutex);
+		pcpu_lock(&mod_mutex);
 		for (struct module_rec *rec = modules; rec && !mod; rec = rec->next)
 			if (rec->state == REC_PENDING)
 				mod = rec->mod;
-		pthread_mutex_unlock(&mod_mutex);
+		pcpu_unlock(&mod_mutex);
 		if (!mod)
 			return;
 		place(mod);
@@ -335,16 +288,16 @@ void pcpu_static_attach(void)
 
 /* ---- unregistration and lookup ------------------------------------------ */
 
-PCPU_API void pcpu_module_unregister(struct pcpu_module *mod)
+PCPU_PUBLIC void pcpu_module_unregister(struct pcpu_module *mod)
 {
 	struct module_rec *rec, **pp;
 
 	if (!mod)
 		return;
-	pthread_mutex_lock(&mod_mutex);
+	pcpu_lock(&mod_mutex);
 	rec = wait_not_attaching(mod);
 	if (!rec) {
-		pthread_mutex_unlock(&mod_mutex);
+		pcpu_unlock(&mod_mutex);
 		return;
 	}
 	/* The bias stays: at process exit other threads may still use the
@@ -358,15 +311,14 @@ PCPU_API void pcpu_module_unregister(struct pcpu_module *mod)
 		modules_tail = pp;
 	if (static_rec == rec)
 		static_rec = NULL;
-	pthread_mutex_unlock(&mod_mutex);
+	pcpu_unlock(&mod_mutex);
 
 	if (rec->bits) {
-		pthread_mutex_lock(&pcpu.lock);
-		pcpu_hook_free_locked(pcpu.reserved_chunk, rec->bit_off, rec->bits);
-		chunk_free_area(pcpu.reserved_chunk->map, rec->bit_off, rec->bits);
-		pcpu.stats.nr_dealloc++;
-		pcpu.stats.nr_cur_alloc--;
-		pthread_mutex_unlock(&pcpu.lock);
+		pcpu_lock(&pcpu_pool.lock);
+		memcheck_free(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
+		pool_free_area(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
+		pool_account_free();
+		pcpu_unlock(&pcpu_pool.lock);
 	}
 	if (rec->fault_map)
 		(void)os_unreserve(rec->fault_map, rec->fault_size);
@@ -380,7 +332,7 @@ PCPU_API void pcpu_module_unregister(struct pcpu_module *mod)
  * that makes handles point just above address 0 (every use faults), not
  * stored, so a later call tries again.
  */
-PCPU_API uintptr_t pcpu_module_resolve(struct pcpu_module *mod, char *start, char *stop,
+PCPU_PUBLIC uintptr_t pcpu_module_resolve(struct pcpu_module *mod, char *start, char *stop,
 				       const unsigned int *align_start,
 				       const unsigned int *align_stop)
 {
@@ -388,19 +340,26 @@ PCPU_API uintptr_t pcpu_module_resolve(struct pcpu_module *mod, char *start, cha
 
 	if (__atomic_load_n(&mod->state, __ATOMIC_ACQUIRE) == MOD_NEW)
 		(void)pcpu_module_register(mod, start, stop, align_start, align_stop);
-	if (pcpu_ensure_init())
+	if (pool_ensure_init())
 		return (uintptr_t)0 - (uintptr_t)start;
 	place(mod);
 	bias = __atomic_load_n(&mod->bias, __ATOMIC_ACQUIRE);
-	if (!bias)   /* registration failed (no memory) */
-		bias = (uintptr_t)pcpu.mapping - pcpu.guard_size - (uintptr_t)start;
+	if (!bias) {
+		/* Registration failed (no memory for the record): fault on use,
+		 * through a range as large as the module needs.  The range is
+		 * not stored, so it outlives the module; it holds no memory. */
+		void *map;
+		size_t map_size;
+
+		bias = fault_handle((size_t)(stop - start), &map, &map_size) - (uintptr_t)start;
+	}
 	return bias;
 }
 
 /* Is byte offset off (from a chunk's base) inside the unit of some CPU? */
 static bool in_cpu_unit(size_t off)
 {
-	const struct layout *l = pcpu.layout;
+	const struct layout *l = pcpu_pool.layout;
 
 	for (int g = 0; g < l->nr_groups; g++) {
 		const struct layout_group *grp = &l->groups[g];
@@ -412,19 +371,54 @@ static bool in_cpu_unit(size_t off)
 	return false;
 }
 
-PCPU_API int pcpu_is_percpu_addr(const void *addr)
+PCPU_PUBLIC int pcpu_is_percpu_addr(const void *addr)
 {
 	uintptr_t a = (uintptr_t)addr, rel;
 	int ret = 0;
 
-	if (!__atomic_load_n(&pcpu.ready, __ATOMIC_ACQUIRE))
+	if (!__atomic_load_n(&pcpu_pool.ready, __ATOMIC_ACQUIRE))
 		return 0;
-	if (a < (uintptr_t)pcpu.region || a - (uintptr_t)pcpu.region >= pcpu.region_size)
+	if (a < (uintptr_t)pcpu_pool.region || a - (uintptr_t)pcpu_pool.region >= pcpu_pool.region_size)
 		return 0;
-	rel = a - (uintptr_t)pcpu.region;
-	pthread_mutex_lock(&pcpu.lock);
-	if (pcpu.chunk_table[rel >> pcpu.stride_shift])
-		ret = in_cpu_unit(rel & (((uintptr_t)1 << pcpu.stride_shift) - 1));
-	pthread_mutex_unlock(&pcpu.lock);
+	rel = a - (uintptr_t)pcpu_pool.region;
+	pcpu_lock(&pcpu_pool.lock);
+	if (pcpu_pool.chunk_table[rel >> pcpu_pool.stride_shift])
+		ret = in_cpu_unit(rel & (((uintptr_t)1 << pcpu_pool.stride_shift) - 1));
+	pcpu_unlock(&pcpu_pool.lock);
 	return ret;
+}
+
+/* ---- fork ---------------------------------------------------------------- */
+
+/* Before the pool's locks: hold mod_mutex once no record is being placed
+ * (a placing thread may still need the pool's lock to finish). */
+static void static_fork_outer(void)
+{
+	pcpu_lock(&mod_mutex);
+	while (nr_attaching)
+		pcpu_cond_wait(&mod_cond, &mod_mutex);
+}
+
+static void static_fork_parent(void)
+{
+	pcpu_unlock(&mod_mutex);
+}
+
+static void static_fork_child(void)
+{
+	pthread_cond_init(&mod_cond, NULL);
+	pcpu_unlock(&mod_mutex);
+}
+
+static struct pool_client static_client = {
+	.static_size = static_main_size,
+	.ready = static_attach,
+	.fork_outer = static_fork_outer,
+	.fork_parent = static_fork_parent,
+	.fork_child = static_fork_child,
+};
+
+__attribute__((constructor(101))) static void static_register(void)
+{
+	pool_add_client(&static_client);
 }

@@ -1,8 +1,8 @@
 /*
- * stats.c - observability and self-checking of the whole allocator:
- * pcpu_stats_get, the kernel-style reports (pcpu_stats_print,
- * pcpu_layout_print) and pcpu_verify, which checks every chunk and every
- * cross-chunk invariant under both locks.
+ * stats.c - observability of the whole allocator: pcpu_stats_get, the
+ * kernel-style reports (pcpu_stats_print, pcpu_layout_print), pcpu_verify
+ * (the pool's checker, pool_verify.c), and the environment switch
+ * PCPU_STATS, which prints the report at exit.
  *
  * pcpu_stats_print collects everything under `lock` in one go (so the
  * numbers of one report agree with each other), then writes with no lock
@@ -12,17 +12,23 @@
  * allocated outside the lock and the collection retried if the chunks grew
  * meanwhile, as the kernel's percpu_stats does.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "bitops.h"
-#include "internal.h"
+#include "diag.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 
 static void fill_layout(struct pcpu_stats *st)
 {
-	const struct layout *l = pcpu.layout;
+	const struct layout *l = pcpu_pool.layout;
 
 	st->nr_units = (unsigned)l->nr_units;
 	st->nr_groups = (unsigned)l->nr_groups;
@@ -38,31 +44,31 @@ static void fill_layout(struct pcpu_stats *st)
 /* The counters part of a snapshot; `lock` held. */
 static void snapshot_locked(struct pcpu_stats *out)
 {
-	*out = pcpu.stats;
-	out->nr_empty_pop_pages = (uint64_t)pcpu.nr_empty_pop_pages;
-	out->nr_populated_pages = (uint64_t)pcpu.nr_populated;
+	*out = pcpu_pool.stats;
+	out->nr_empty_pop_pages = (uint64_t)pcpu_pool.nr_empty_pop_pages;
+	out->nr_populated_pages = (uint64_t)pcpu_pool.nr_populated;
 }
 
-PCPU_API int pcpu_stats_get(struct pcpu_stats *out)
+PCPU_PUBLIC int pcpu_stats_get(struct pcpu_stats *out)
 {
 	if (!out) {
 		errno = EINVAL;
 		return -1;
 	}
-	if (pcpu_ensure_init())
+	if (pool_ensure_init())
 		return -1;
-	pthread_mutex_lock(&pcpu.lock);
+	pcpu_lock(&pcpu_pool.lock);
 	snapshot_locked(out);
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_unlock(&pcpu_pool.lock);
 	fill_layout(out);
 	return 0;
 }
 
-PCPU_API void pcpu_layout_print(FILE *out)
+PCPU_PUBLIC void pcpu_layout_print(FILE *out)
 {
-	if (!out || pcpu_ensure_init())
+	if (!out || pool_ensure_init())
 		return;
-	layout_print(pcpu.layout, out);
+	layout_print(pcpu_pool.layout, out);
 }
 
 /* ---- the per-chunk part of the report ------------------------------------ */
@@ -109,13 +115,13 @@ static int kth_smallest(int *v, int n, int k)
 
 static const char *chunk_state(const struct pcpu_chunk *ch)
 {
-	if (ch == pcpu.reserved_chunk)
+	if (ch == pcpu_pool.reserved_chunk)
 		return "reserved";
 	if (ch->isolated)
 		return "reclaim";
-	if (ch->slot == pcpu.sidelined_slot)
+	if (ch->slot == pcpu_pool.sidelined_slot)
 		return "sidelined";
-	if (ch->slot == pcpu.free_slot)
+	if (ch->slot == pcpu_pool.free_slot)
 		return "free";
 	if (ch->slot < 0)
 		return "unlisted";      /* between the lists and destruction */
@@ -184,14 +190,14 @@ static int list_chunks(const struct pcpu_chunk **v, int cap, int *max_nr_alloc)
 	int n = 0;
 
 	*max_nr_alloc = 0;
-	if (pcpu.reserved_chunk) {
+	if (pcpu_pool.reserved_chunk) {
 		if (n < cap)
-			v[n] = pcpu.reserved_chunk;
+			v[n] = pcpu_pool.reserved_chunk;
 		n++;
-		*max_nr_alloc = pcpu.reserved_chunk->map->nr_alloc;
+		*max_nr_alloc = pcpu_pool.reserved_chunk->map->nr_alloc;
 	}
-	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
-		const struct pcpu_chunk *ch = pcpu.chunk_table[i];
+	for (int i = 0; i < pcpu_pool.chunk_hiwater; i++) {
+		const struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
 
 		if (!ch)
 			continue;
@@ -239,24 +245,24 @@ static void print_size_hist(FILE *out, const struct pcpu_stats *st)
 	fputc('\n', out);
 }
 
-PCPU_API void pcpu_stats_print(FILE *out)
+PCPU_PUBLIC void pcpu_stats_print(FILE *out)
 {
 	const struct pcpu_chunk **chunks = NULL;
 	struct chunk_row *rows = NULL;
 	struct pcpu_stats st;
 	int *sizes = NULL, nr_rows = 0, cap_rows = 0, cap_sizes = 0;
 
-	if (!out || pcpu_ensure_init())
+	if (!out || pool_ensure_init())
 		return;
 	/* Size the buffers outside the lock; retry if the chunks outgrew them. */
 	for (;;) {
 		int max_nr_alloc, n;
 
-		pthread_mutex_lock(&pcpu.lock);
+		pcpu_lock(&pcpu_pool.lock);
 		n = list_chunks(chunks, cap_rows, &max_nr_alloc);
 		if (n <= cap_rows && max_nr_alloc <= cap_sizes)
 			break;
-		pthread_mutex_unlock(&pcpu.lock);
+		pcpu_unlock(&pcpu_pool.lock);
 		free(chunks);
 		free(rows);
 		free(sizes);
@@ -279,15 +285,15 @@ PCPU_API void pcpu_stats_print(FILE *out)
 		const struct pcpu_chunk *ch = chunks[i];
 
 		collect_chunk(ch, sizes, cap_sizes, &rows[i]);
-		if (ch == pcpu.reserved_chunk)
+		if (ch == pcpu_pool.reserved_chunk)
 			snprintf(rows[i].name, sizeof(rows[i].name), "<- Reserved Chunk");
-		else if (ch == pcpu.first_chunk)
+		else if (ch == pcpu_pool.first_chunk)
 			snprintf(rows[i].name, sizeof(rows[i].name), "%d <- First Chunk", ch->index);
 		else
 			snprintf(rows[i].name, sizeof(rows[i].name), "%d", ch->index);
 	}
 	snapshot_locked(&st);
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_unlock(&pcpu_pool.lock);
 	fill_layout(&st);
 
 	fprintf(out, "Percpu Memory Statistics\n");
@@ -317,81 +323,113 @@ PCPU_API void pcpu_stats_print(FILE *out)
 	free(sizes);
 }
 
-/* ---- verification ---------------------------------------------------------- */
-
-#define VFAIL(...) do { fprintf(stderr, "libpercpu: pcpu_verify: " __VA_ARGS__); \
-			fputc('\n', stderr); ret = -1; goto out; } while (0)
-
-PCPU_API int pcpu_verify(void)
+PCPU_PUBLIC int pcpu_verify(void)
 {
-	char msg[256];
-	long empty_pop = 0, populated = 0;
-	uint64_t nr_alloc = 0, hist_sum = 0;
-	int ret = 0, nr_listed = 0, nr_chunks = 0;
-
-	if (pcpu_ensure_init())
+	if (pool_ensure_init())
 		return -1;
-	pthread_mutex_lock(&pcpu.pop_mutex);
-	pthread_mutex_lock(&pcpu.lock);
+	return pool_verify();
+}
 
-	if (pcpu.reserved_chunk) {
-		if (chunk_verify(pcpu.reserved_chunk->map, msg, sizeof(msg)))
-			VFAIL("reserved chunk: %s", msg);
-		nr_alloc += (uint64_t)pcpu.reserved_chunk->map->nr_alloc;
-	}
-	if (bitmap_next_set(pcpu.chunk_used, (size_t)pcpu.max_chunks, (size_t)pcpu.chunk_hiwater) <
-	    (size_t)pcpu.max_chunks)
-		VFAIL("a chunk index at or above the high-water mark %d is in use", pcpu.chunk_hiwater);
-	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
-		struct pcpu_chunk *ch = pcpu.chunk_table[i];
+/* ---- PCPU_STATS: the report at exit ---------------------------------------- */
 
-		if ((ch != NULL) != bit_test(pcpu.chunk_used, (size_t)i))
-			VFAIL("chunk table slot %d and its in-use bit disagree", i);
-		if (!ch)
+/* PCPU_STATS: on or off, and the path template (NULL: stderr). */
+static char *stats_path;
+static bool stats_on;
+
+/* Expand "%p" to the process id; other characters are copied. */
+static void expand_path(const char *tmpl, char *buf, size_t len)
+{
+	size_t n = 0;
+
+	for (const char *t = tmpl; *t && n + 1 < len; t++) {
+		if (t[0] == '%' && t[1] == 'p') {
+			int w = snprintf(buf + n, len - n, "%ld", (long)getpid());
+
+			n += w > 0 ? (size_t)w : 0;
+			if (n >= len)
+				n = len - 1;
+			t++;
 			continue;
-		if (ch->index != i || ch->base != pcpu.region + ((size_t)i << pcpu.stride_shift))
-			VFAIL("chunk %d: index or base address wrong", i);
-		if (chunk_verify(ch->map, msg, sizeof(msg)))
-			VFAIL("chunk %d: %s", i, msg);
-		if (ch->isolated ? ch->slot != pcpu.to_depopulate_slot :
-		    ch->slot != pcpu.sidelined_slot && ch->slot != pcpu_chunk_slot(ch))
-			VFAIL("chunk %d: on slot %d, expected %d%s", i, ch->slot, pcpu_chunk_slot(ch),
-			      ch->isolated ? " (isolated)" : "");
-		if (pcpu_chunk_in_pool(ch))
-			empty_pop += ch->map->nr_empty_pop_pages;
-		populated += ch->map->nr_populated;
-		nr_alloc += (uint64_t)ch->map->nr_alloc;
-		nr_chunks++;
-		if (i == 0 && !bitmap_range_set(ch->map->populated, 0,
-						 pcpu.first_chunk_populated >> pcpu.page_shift))
-			VFAIL("first chunk: a page of its populated part is not populated");
-	}
-	for (int s = 0; s < pcpu.nr_slots; s++) {
-		for (struct pcpu_chunk *ch = pcpu.slots[s].head, *prev = NULL; ch; prev = ch, ch = ch->next) {
-			if (ch->slot != s || ch->prev != prev)
-				VFAIL("slot list %d: chunk %d has slot %d or a broken link", s, ch->index, ch->slot);
-			if (++nr_listed > nr_chunks)
-				VFAIL("slot lists hold more chunks than the table");
 		}
+		buf[n++] = *t;
 	}
-	if (nr_listed != nr_chunks)
-		VFAIL("slot lists hold %d chunks, the table %d", nr_listed, nr_chunks);
-	if (empty_pop != pcpu.nr_empty_pop_pages)
-		VFAIL("pool of empty populated pages %ld, chunks say %ld", pcpu.nr_empty_pop_pages, empty_pop);
-	if (populated != pcpu.nr_populated)
-		VFAIL("populated pages %ld, chunks say %ld", pcpu.nr_populated, populated);
-	if (nr_alloc != pcpu.stats.nr_cur_alloc)
-		VFAIL("live allocations %llu, chunks say %llu",
-		      (unsigned long long)pcpu.stats.nr_cur_alloc, (unsigned long long)nr_alloc);
-	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++)
-		hist_sum += pcpu.stats.size_hist[b];
-	if (hist_sum != pcpu.stats.nr_alloc)
-		VFAIL("size histogram holds %llu allocations, nr_alloc %llu",
-		      (unsigned long long)hist_sum, (unsigned long long)pcpu.stats.nr_alloc);
-	if ((uint64_t)nr_chunks - 1 != pcpu.stats.nr_chunks)
-		VFAIL("nr_chunks %u, table holds %d dynamic chunks", pcpu.stats.nr_chunks, nr_chunks - 1);
-out:
-	pthread_mutex_unlock(&pcpu.lock);
-	pthread_mutex_unlock(&pcpu.pop_mutex);
-	return ret;
+	buf[n] = '\0';
+}
+
+/*
+ * Open the report file for appending: created 0600 if missing, never
+ * through a symbolic link, and only if it is a regular file.  NULL after
+ * one line on stderr.
+ */
+static FILE *open_report(const char *path)
+{
+	struct stat st;
+	const char *why;
+	FILE *f;
+	int fd;
+
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	if (fd < 0) {
+		why = errno == ELOOP ? "a symbolic link" : strerror(errno);
+		goto fail;
+	}
+	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
+		close(fd);
+		why = "not a regular file";
+		goto fail;
+	}
+	f = fdopen(fd, "a");
+	if (f)
+		return f;
+	why = strerror(errno);
+	close(fd);
+fail:
+	fprintf(stderr, "libpercpu: PCPU_STATS: cannot write the report to %s: %s\n", path, why);
+	return NULL;
+}
+
+static void stats_at_exit(void)
+{
+	char path[4096];
+	FILE *out = stderr;
+
+	if (!stats_on)
+		return;
+	if (stats_path) {
+		expand_path(stats_path, path, sizeof(path));
+		out = open_report(path);
+		if (!out)
+			return;
+	}
+	fprintf(out, "libpercpu: statistics of process %ld at exit\n", (long)getpid());
+	pcpu_stats_print(out);
+	if (out != stderr)
+		fclose(out);
+	else
+		fflush(out);
+}
+
+/* Pool client: read PCPU_STATS once the allocator is ready. */
+static void stats_ready(void)
+{
+	static bool registered;
+	const char *v = pcpu_getenv("PCPU_STATS");
+
+	if (!v || strcmp(v, "0") == 0)
+		return;
+	free(stats_path);
+	stats_path = strcmp(v, "1") == 0 ? NULL : strdup(v);
+	stats_on = true;
+	if (!registered && atexit(stats_at_exit) == 0)
+		registered = true;
+}
+
+static struct pool_client stats_client = {
+	.ready = stats_ready,
+	.report = pcpu_stats_print,
+};
+
+__attribute__((constructor(101))) static void stats_register(void)
+{
+	pool_add_client(&stats_client);
 }

@@ -26,7 +26,9 @@
 
 #include "bitops.h"
 #include "check.h"
-#include "internal.h"
+#include "memcheck.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 #define NR_CPUS 4
@@ -162,7 +164,7 @@ static void bad_read_unallocated(void)
 {
 	unsigned char *h = pcpu_alloc(64, 64);
 	int off;
-	struct pcpu_chunk *ch = pcpu_handle_chunk(h, &off);
+	struct pcpu_chunk *ch = pool_handle_chunk(h, &off);
 	const struct chunk *c = ch->map;
 
 	for (int page = 0; page < c->nr_pages; page++) {
@@ -173,7 +175,7 @@ static void bad_read_unallocated(void)
 			    bit_test(c->alloc_map, (size_t)bit) || bit_test(c->alloc_map, (size_t)bit + 1))
 				continue;
 			volatile unsigned char *p = per_cpu_ptr(
-				(unsigned char *)pcpu_chunk_handle(ch, bit * PCPU_MIN_ALLOC_BYTES), 1);
+				(unsigned char *)pool_chunk_handle(ch, bit * PCPU_MIN_ALLOC_BYTES), 1);
 
 			(void)p[3];                     /* never allocated */
 			return;

@@ -13,21 +13,22 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 /* Resident pages in the dynamic chunks' address range (not the first chunk). */
 static long resident_dynamic_pages(void)
 {
-	size_t page = pcpu.page_size, stride = (size_t)1 << pcpu.stride_shift;
-	size_t len = (size_t)pcpu.chunk_hiwater * stride - stride;
+	size_t page = pcpu_pool.page_size, stride = (size_t)1 << pcpu_pool.stride_shift;
+	size_t len = (size_t)pcpu_pool.chunk_hiwater * stride - stride;
 	unsigned char *vec;
 	long n = 0;
 
 	if (!len)
 		return 0;
 	vec = malloc(len / page);
-	REQUIRE(vec && mincore(pcpu.region + stride, len, vec) == 0, "mincore");
+	REQUIRE(vec && mincore(pcpu_pool.region + stride, len, vec) == 0, "mincore");
 	for (size_t i = 0; i < len / page; i++)
 		n += vec[i] & 1;
 	free(vec);
@@ -38,11 +39,11 @@ static long dynamic_populated_pages(void)
 {
 	long n = 0;
 
-	pthread_mutex_lock(&pcpu.lock);
-	for (int i = 1; i < pcpu.chunk_hiwater; i++)
-		if (pcpu.chunk_table[i])
-			n += pcpu.chunk_table[i]->map->nr_populated;
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_lock(&pcpu_pool.lock);
+	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
+		if (pcpu_pool.chunk_table[i])
+			n += pcpu_pool.chunk_table[i]->map->nr_populated;
+	pcpu_unlock(&pcpu_pool.lock);
 	return n;
 }
 
@@ -50,10 +51,10 @@ static int dynamic_free_chunks(void)
 {
 	int n = 0;
 
-	pthread_mutex_lock(&pcpu.lock);
-	for (struct pcpu_chunk *ch = pcpu.slots[pcpu.free_slot].head; ch; ch = ch->next)
+	pcpu_lock(&pcpu_pool.lock);
+	for (struct pcpu_chunk *ch = pcpu_pool.slots[pcpu_pool.free_slot].head; ch; ch = ch->next)
 		n++;
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_unlock(&pcpu_pool.lock);
 	return n;
 }
 
@@ -73,10 +74,10 @@ static void child_marks(void)
 	      (unsigned long long)st.nr_empty_pop_pages);
 	CHECK(pcpu_balance() == 0, "balance");
 	pcpu_stats_get(&st);
-	CHECK(st.nr_empty_pop_pages >= (uint64_t)pcpu.empty_pop_low &&
-	      st.nr_empty_pop_pages <= (uint64_t)pcpu.empty_pop_high,
+	CHECK(st.nr_empty_pop_pages >= (uint64_t)pcpu_pool.empty_pop_low &&
+	      st.nr_empty_pop_pages <= (uint64_t)pcpu_pool.empty_pop_high,
 	      "after balance %llu empty populated pages, marks %d..%d",
-	      (unsigned long long)st.nr_empty_pop_pages, pcpu.empty_pop_low, pcpu.empty_pop_high);
+	      (unsigned long long)st.nr_empty_pop_pages, pcpu_pool.empty_pop_low, pcpu_pool.empty_pop_high);
 	CHECK(st.nr_balance_populated > 0 && st.nr_balance_passes == 1, "balancer counters");
 	void *a = pcpu_alloc_flags(64, 4, PCPU_ATOMIC);
 	CHECK(a != NULL, "atomic allocation after balance");
@@ -110,10 +111,10 @@ static void child_release(int mixed)
 	long after = resident_dynamic_pages(), populated = dynamic_populated_pages();
 
 	printf("%s: resident dynamic pages %ld -> %ld, populated after %ld (one chunk = %d x %u units)\n",
-	       mixed ? "mixed" : "4 B", before, after, populated, pcpu.unit_pages, pcpu.nr_cpus);
+	       mixed ? "mixed" : "4 B", before, after, populated, pcpu_pool.unit_pages, pcpu_pool.nr_cpus);
 	CHECK(dynamic_free_chunks() <= 1, "at most one fully free dynamic chunk, %d", dynamic_free_chunks());
-	CHECK(populated <= pcpu.unit_pages, "populated pages outside the first chunk (%ld) <= one chunk", populated);
-	CHECK(after <= (long)pcpu.unit_pages * (long)pcpu.nr_cpus, "resident after (%ld) <= one chunk", after);
+	CHECK(populated <= pcpu_pool.unit_pages, "populated pages outside the first chunk (%ld) <= one chunk", populated);
+	CHECK(after <= (long)pcpu_pool.unit_pages * (long)pcpu_pool.nr_cpus, "resident after (%ld) <= one chunk", after);
 	CHECK(after < before / 4, "resident memory released: %ld -> %ld", before, after);
 	exit(check_failed ? 1 : 0);
 }
@@ -127,7 +128,7 @@ static void child_sparse(void)
 	int per_page;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
-	per_page = (int)(pcpu.page_size / 16);
+	per_page = (int)(pcpu_pool.page_size / 16);
 	for (int i = 0; i < n; i++) {
 		REQUIRE((h[i] = pcpu_alloc(16, 16)), "alloc");
 		for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
@@ -148,7 +149,7 @@ static void child_sparse(void)
 	for (int i = 0; i < n; i++)
 		pcpu_free(h[i]);
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after all freed");
-	CHECK(dynamic_populated_pages() <= pcpu.unit_pages, "pages released");
+	CHECK(dynamic_populated_pages() <= pcpu_pool.unit_pages, "pages released");
 	exit(check_failed ? 1 : 0);
 }
 

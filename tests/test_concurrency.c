@@ -26,7 +26,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 #define NTHREADS 6
@@ -483,8 +484,8 @@ static int child_handles(long arg)
 	pcpu_free(x);
 	pcpu_free(y);
 	pcpu_balance();
-	void *gone = pcpu_handle_chunk(x, &off) ? y : x;
-	CHECK(!pcpu_handle_chunk(gone, &off), "one free chunk destroyed");
+	void *gone = pool_handle_chunk(x, &off) ? y : x;
+	CHECK(!pool_handle_chunk(gone, &off), "one free chunk destroyed");
 	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
 		CHECK(faults(pcpu_ptr(gone, cpu), false), "cpu %u copy of a destroyed chunk readable", cpu);
 	for (int i = 0; i < 4; i++)

@@ -27,7 +27,7 @@
 
 #include "check.h"
 #include "percpu.h"
-#include "static.h"
+#include "cpu.h"
 
 PCPU_DEFINE(long, c_count) = 0;
 

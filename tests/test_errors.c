@@ -19,8 +19,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "os.h"
+#include "os_fault.h"
 #include "percpu.h"
 
 static int g_out = -1;          /* child: report file shared with the parent */
@@ -183,7 +185,7 @@ static int child_einval(long arg)
 {
 	(void)arg;
 	pcpu_free(NULL);                 /* before initialisation: a no-op, initialises nothing */
-	CHECK(!pcpu.ready, "pcpu_free(NULL) initialised the allocator");
+	CHECK(!pcpu_pool.ready, "pcpu_free(NULL) initialised the allocator");
 	init4(PCPU_CFG_NO_BALANCER, 0);
 	REQUIRE(add_obj(32, 8, 0), "alloc");
 	struct pcpu_stats s0 = stats();
@@ -317,8 +319,8 @@ static int child_bad(long arg)
 		pcpu_free(x);
 		pcpu_free(y);
 		pcpu_balance();
-		bad = pcpu_handle_chunk(x, &off) ? y : x;
-		REQUIRE(stats().nr_chunks == 1 && !pcpu_handle_chunk(bad, &off), "a destroyed chunk");
+		bad = pool_handle_chunk(x, &off) ? y : x;
+		REQUIRE(stats().nr_chunks == 1 && !pool_handle_chunk(bad, &off), "a destroyed chunk");
 		break;
 	case BAD_STATIC:
 #ifdef PCPU_DEFINE
@@ -329,7 +331,7 @@ static int child_bad(long arg)
 #endif
 		break;
 	case BAD_HIDDEN_TAIL: case BAD_UNIT_GAP:
-		REQUIRE(pcpu_handle_chunk(g_live.h, &off) == pcpu.first_chunk, "first chunk");
+		REQUIRE(pool_handle_chunk(g_live.h, &off) == pcpu_pool.first_chunk, "first chunk");
 		bad = g_live.h - off + unit + (kind == BAD_HIDDEN_TAIL ? -4 : 64);
 		break;
 	}
@@ -401,7 +403,7 @@ static int child_init(long arg)
 			errno = 0;
 			CHECK(pcpu_init(&bad[i]) == -1 && errno == EINVAL, "bad config %zu: errno %d", i,
 			      errno);
-			CHECK(!pcpu.ready, "bad config %zu marked the allocator ready", i);
+			CHECK(!pcpu_pool.ready, "bad config %zu marked the allocator ready", i);
 		}
 	} else {                         /* ENOMEM from reserve, then from populate */
 		os_fault_random(OS_OP_RESERVE, 1.0, 1);
@@ -412,7 +414,7 @@ static int child_init(long arg)
 		errno = 0;
 		CHECK(pcpu_init(&valid) == -1 && errno == ENOMEM, "populate failure: errno %d", errno);
 		os_fault_clear();
-		CHECK(!pcpu.ready, "a failed pcpu_init marked the allocator ready");
+		CHECK(!pcpu_pool.ready, "a failed pcpu_init marked the allocator ready");
 	}
 	REQUIRE(pcpu_init(&valid) == 0, "valid pcpu_init after failures: %s", strerror(errno));
 	CHECK(pcpu_nr_cpus() == 4, "nr_cpus %u", pcpu_nr_cpus());
@@ -471,13 +473,13 @@ static int child_addr_space(long arg)
 {
 	init4(PCPU_CFG_NO_BALANCER, (size_t)arg * 4);
 	if (!arg) {
-		dprintf(g_out, "STRIDE %zu\n", (size_t)1 << pcpu.stride_shift);
+		dprintf(g_out, "STRIDE %zu\n", (size_t)1 << pcpu_pool.stride_shift);
 		return 0;
 	}
 	const size_t unit = stats().unit_size;
 	int nbig = 0, nsmall = 0;
 
-	REQUIRE(pcpu.max_chunks == 4, "max_chunks %d", pcpu.max_chunks);
+	REQUIRE(pcpu_pool.max_chunks == 4, "max_chunks %d", pcpu_pool.max_chunks);
 	while (nbig < 8 && (errno = 0, add_obj(unit, 4, 0)))
 		nbig++;
 	CHECK(nbig == 3 && errno == ENOMEM, "whole-unit allocations: %d, errno %d", nbig, errno);
@@ -601,19 +603,19 @@ static int child_atomic_pool(long arg)
 	init4(PCPU_CFG_NO_BALANCER, 0);
 	const size_t page = stats().page_size;
 
-	while ((long)stats().nr_empty_pop_pages > pcpu.empty_pop_low)
+	while ((long)stats().nr_empty_pop_pages > pcpu_pool.empty_pop_low)
 		REQUIRE(add_obj(page, page, 0), "page allocation");
 	REQUIRE(pcpu_balance() == 0, "balance");
 	struct pcpu_stats st = stats();
-	CHECK((long)st.nr_empty_pop_pages >= pcpu.empty_pop_high,
+	CHECK((long)st.nr_empty_pop_pages >= pcpu_pool.empty_pop_high,
 	      "after pcpu_balance: %llu empty populated pages, high mark %d (populated pages %llu)",
-	      (unsigned long long)st.nr_empty_pop_pages, pcpu.empty_pop_high,
+	      (unsigned long long)st.nr_empty_pop_pages, pcpu_pool.empty_pop_high,
 	      (unsigned long long)st.nr_populated_pages);
 	int n = 0;
-	while (n < pcpu.empty_pop_high && add_obj(page, page, PCPU_ATOMIC | PCPU_NOWARN))
+	while (n < pcpu_pool.empty_pop_high && add_obj(page, page, PCPU_ATOMIC | PCPU_NOWARN))
 		n++;
-	CHECK(n == pcpu.empty_pop_high, "%d page-sized atomic allocations after balance, want %d", n,
-	      pcpu.empty_pop_high);
+	CHECK(n == pcpu_pool.empty_pop_high, "%d page-sized atomic allocations after balance, want %d", n,
+	      pcpu_pool.empty_pop_high);
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent");
 	return 0;
 }
@@ -647,7 +649,7 @@ static int child_reserved(long arg)
 	size_t total = 0;
 	int off;
 
-	REQUIRE(pcpu.reserved_chunk && s0.reserved_size > 0, "a reserved area");
+	REQUIRE(pcpu_pool.reserved_chunk && s0.reserved_size > 0, "a reserved area");
 	for (;;) {
 		errno = 0;
 		void *h = add_obj(16, 4, PCPU_RESERVED | PCPU_NOWARN);
@@ -655,7 +657,7 @@ static int child_reserved(long arg)
 			CHECK(errno == ENOMEM, "reserved exhaustion errno %d", errno);
 			break;
 		}
-		REQUIRE(pcpu_handle_chunk(h, &off) == pcpu.reserved_chunk && pcpu_alloc_size(h) == 16,
+		REQUIRE(pool_handle_chunk(h, &off) == pcpu_pool.reserved_chunk && pcpu_alloc_size(h) == 16,
 			"not a 16 B object in the reserved area");
 		total += 16;
 		REQUIRE(total <= s0.reserved_size, "more than reserved_size served");
@@ -664,12 +666,12 @@ static int child_reserved(long arg)
 	CHECK(stats().nr_chunks == s0.nr_chunks, "reserved allocations made chunks");
 	int nres = nobj;
 	void *n = add_obj(64, 64, 0);
-	CHECK(n && pcpu_handle_chunk(n, &off) != pcpu.reserved_chunk, "normal allocation still works");
+	CHECK(n && pool_handle_chunk(n, &off) != pcpu_pool.reserved_chunk, "normal allocation still works");
 	for (int i = 0; i < nres; i += 2)
 		pcpu_free(objs[i].h), objs[i].size = 0;
 	CHECK(pcpu_verify() == 0 && all_intact(), "after freeing half the reserved objects");
 	void *r = pcpu_alloc_flags(16, 4, PCPU_RESERVED | PCPU_ATOMIC);  /* fits a 16 B hole */
-	CHECK(r && zeroed(r, 16, 4) && pcpu_handle_chunk(r, &off) == pcpu.reserved_chunk,
+	CHECK(r && zeroed(r, 16, 4) && pool_handle_chunk(r, &off) == pcpu_pool.reserved_chunk,
 	      "reserved + atomic after frees");
 	pcpu_free(r);
 	for (int i = 1; i < nres; i += 2)

@@ -34,8 +34,10 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "os.h"
+#include "os_fault.h"
 #include "percpu.h"
 
 #define UNIT (64u << 10)
@@ -133,7 +135,7 @@ static struct obj *try_alloc(size_t size, size_t align, unsigned flags)
 		n_fails++;
 		REQUIRE(errno == ENOMEM, "alloc(%zu, %zu, %#x): errno %d", size, align, flags, errno);
 		if (!(flags & (PCPU_ATOMIC | PCPU_RESERVED)))
-			REQUIRE(os_fault_count() > f0 || stats().nr_chunks + 1 >= (unsigned)pcpu.max_chunks,
+			REQUIRE(os_fault_count() > f0 || stats().nr_chunks + 1 >= (unsigned)pcpu_pool.max_chunks,
 				"alloc(%zu, %zu) failed without an injected fault", size, align);
 		return NULL;
 	}
@@ -196,7 +198,7 @@ static void recover(const char *what)
 	CHECK(pcpu_balance() == 0 && pcpu_balance() == 0 && pcpu_verify() == 0, "%s: balance", what);
 	struct pcpu_stats st = stats();
 	CHECK(st.nr_cur_alloc == 0 && st.nr_chunks <= 1, "%s: drained (%u chunks)", what, st.nr_chunks);
-	CHECK((long)st.nr_empty_pop_pages >= pcpu.empty_pop_high, "%s: pool refilled", what);
+	CHECK((long)st.nr_empty_pop_pages >= pcpu_pool.empty_pop_high, "%s: pool refilled", what);
 	CHECK(try_alloc(UNIT, 4096, 0) && try_alloc(100, 4, PCPU_ATOMIC), "%s: allocations work", what);
 }
 
@@ -413,8 +415,8 @@ static int child_retry(long arg)
 	CHECK(!try_alloc(page, page, PCPU_ATOMIC), "atomic still fails");
 	os_fault_clear();
 	CHECK(pcpu_balance() == 0, "balance pass without faults");
-	CHECK((long)stats().nr_empty_pop_pages >= pcpu.empty_pop_high, "the next pass populates");
-	for (int i = 0; i < pcpu.empty_pop_high; i++)
+	CHECK((long)stats().nr_empty_pop_pages >= pcpu_pool.empty_pop_high, "the next pass populates");
+	for (int i = 0; i < pcpu_pool.empty_pop_high; i++)
 		CHECK(try_alloc(page, page, PCPU_ATOMIC), "atomic page allocation %d after the retry", i);
 
 	/* Depopulation fails: pages stay resident but are bookkept as
@@ -453,26 +455,26 @@ static int child_reserve(long arg)
 	if (arg == 0) {                  /* the first reservation fails: half the size */
 		os_fault_nth(OS_OP_RESERVE, 0, 1);
 		REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init after one reserve failure: %s", strerror(errno));
-		CHECK(pcpu.max_chunks == 4 && os_fault_count() == 1, "reservation halved: %d chunks",
-		      pcpu.max_chunks);
+		CHECK(pcpu_pool.max_chunks == 4 && os_fault_count() == 1, "reservation halved: %d chunks",
+		      pcpu_pool.max_chunks);
 	} else {                         /* at random: ENOMEM or a smaller reservation */
 		os_fault_random(OS_OP_RESERVE, 0.5, (unsigned long)arg);
 		errno = 0;
 		int rc = pcpu_init(&cfg);
 
-		CHECK(rc == 0 || (errno == ENOMEM && !pcpu.ready), "pcpu_init: %d errno %d", rc, errno);
+		CHECK(rc == 0 || (errno == ENOMEM && !pcpu_pool.ready), "pcpu_init: %d errno %d", rc, errno);
 		if (rc) {
 			os_fault_clear();
 			REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init once faults stop");
 		}
-		CHECK(pcpu.max_chunks >= 1 && pcpu.max_chunks <= 8, "%d chunks", pcpu.max_chunks);
+		CHECK(pcpu_pool.max_chunks >= 1 && pcpu_pool.max_chunks <= 8, "%d chunks", pcpu_pool.max_chunks);
 	}
 	os_fault_clear();
 	int nbig = 0;
 
 	while (nbig < 10 && try_alloc(UNIT, 4, 0))
 		nbig++;
-	CHECK(nbig == pcpu.max_chunks - 1, "%d whole units in %d chunk slots", nbig, pcpu.max_chunks);
+	CHECK(nbig == pcpu_pool.max_chunks - 1, "%d whole units in %d chunk slots", nbig, pcpu_pool.max_chunks);
 	CHECK(try_alloc(64, 4, 0) && pcpu_verify() == 0 && all_intact(), "small allocations, verify");
 	report(arg ? "reserve faults at random" : "first reservation failing");
 	return 0;
@@ -497,7 +499,7 @@ static int env_child(void)
 	}
 	CHECK(!strchr(getenv("PCPU_FAULT"), '!'), "a malformed PCPU_FAULT was accepted");
 	while (pcpu_init(&cfg)) {
-		REQUIRE(errno == ENOMEM && !pcpu.ready && tries < 100, "pcpu_init: %s", strerror(errno));
+		REQUIRE(errno == ENOMEM && !pcpu_pool.ready && tries < 100, "pcpu_init: %s", strerror(errno));
 		tries++;
 	}
 	workload(g_steps);

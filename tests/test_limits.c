@@ -34,7 +34,8 @@
 #include <unistd.h>
 
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 #define UNIT (64u << 10)
@@ -165,8 +166,8 @@ static int fill_up(void)
 			break;
 		n++;
 	}
-	CHECK(stats().nr_chunks + 1 == (unsigned)pcpu.max_chunks,
-	      "ENOMEM with %u of %d chunk slots in use", stats().nr_chunks + 1, pcpu.max_chunks);
+	CHECK(stats().nr_chunks + 1 == (unsigned)pcpu_pool.max_chunks,
+	      "ENOMEM with %u of %d chunk slots in use", stats().nr_chunks + 1, pcpu_pool.max_chunks);
 	return n;
 }
 
@@ -176,7 +177,7 @@ static int child_addr_space(long k)
 				   .addr_space = (size_t)k * chunk_stride(2) };
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
-	REQUIRE(pcpu.max_chunks == k, "addr_space of %ld strides: %d chunk slots", k, pcpu.max_chunks);
+	REQUIRE(pcpu_pool.max_chunks == k, "addr_space of %ld strides: %d chunk slots", k, pcpu_pool.max_chunks);
 	if (k == 2) {
 		/* The one dynamic chunk full (24 + 40 KiB); freeing the 40 KiB
 		 * leaves 10 of 16 pages empty, which isolates the chunk for
@@ -224,8 +225,8 @@ static int env_child(void)
 	int units = 0;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
-	CHECK(pcpu.max_chunks == 3, "PCPU_ADDR_SPACE=%s: %d chunk slots", getenv("PCPU_ADDR_SPACE"),
-	      pcpu.max_chunks);
+	CHECK(pcpu_pool.max_chunks == 3, "PCPU_ADDR_SPACE=%s: %d chunk slots", getenv("PCPU_ADDR_SPACE"),
+	      pcpu_pool.max_chunks);
 	while (units < 5 && add(UNIT, 4))
 		units++;
 	CHECK(units == 2 && errno == ENOMEM, "%d whole units", units);
@@ -272,11 +273,11 @@ static int child_rlimit(long headroom_kb)
 	REQUIRE(setrlimit(RLIMIT_AS, &rl) == 0, "setrlimit");
 	errno = 0;
 	if (pcpu_init(&cfg)) {
-		CHECK(errno == ENOMEM && !pcpu.ready, "pcpu_init under RLIMIT_AS: errno %d", errno);
+		CHECK(errno == ENOMEM && !pcpu_pool.ready, "pcpu_init under RLIMIT_AS: errno %d", errno);
 		dprintf(g_out, "init ENOMEM\n");
 		return 0;
 	}
-	CHECK(pcpu.mapping_size <= limit, "reserved %zu bytes under a %zu-byte limit", pcpu.mapping_size,
+	CHECK(pcpu_pool.mapping_size <= limit, "reserved %zu bytes under a %zu-byte limit", pcpu_pool.mapping_size,
 	      limit);
 	while (n < MAXOBJ - 32) {
 		size_t size = rng_below(4) ? 4 + rng_below(2000) : UNIT;
@@ -298,7 +299,7 @@ static int child_rlimit(long headroom_kb)
 		CHECK(add(size, 4) != NULL, "re-allocating %zu B after a free under RLIMIT_AS", size);
 	}
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after frees");
-	dprintf(g_out, "init ok: %d chunk slots, %d allocations, %d ENOMEM\n", pcpu.max_chunks, n,
+	dprintf(g_out, "init ok: %d chunk slots, %d allocations, %d ENOMEM\n", pcpu_pool.max_chunks, n,
 		fails);
 	return 0;
 }
@@ -384,7 +385,7 @@ static int child_misuse(long kind)
 		void *x = pcpu_alloc(UNIT, 4), *y = pcpu_alloc(UNIT, 4);
 
 		REQUIRE(x && y, "two whole-unit allocations");
-		struct pcpu_chunk *cx = pcpu_handle_chunk(x, &off), *cy = pcpu_handle_chunk(y, &off);
+		struct pcpu_chunk *cx = pool_handle_chunk(x, &off), *cy = pool_handle_chunk(y, &off);
 
 		REQUIRE(cx && cy && cx != cy, "two chunks");
 		int ix = cx->index, iy = cy->index;
@@ -392,13 +393,13 @@ static int child_misuse(long kind)
 		pcpu_free(x);
 		pcpu_free(y);
 		REQUIRE(pcpu_balance() == 0 && stats().nr_chunks == 1, "one chunk destroyed");
-		int idx = pcpu.chunk_table[ix] ? iy : ix;
+		int idx = pcpu_pool.chunk_table[ix] ? iy : ix;
 
 		g_bad = (char *)(idx == ix ? x : y) + 1024;
 		/* Allocate until the destroyed chunk's place is used again. */
-		for (int i = 0; i < 8 && !pcpu.chunk_table[idx]; i++)
+		for (int i = 0; i < 8 && !pcpu_pool.chunk_table[idx]; i++)
 			REQUIRE(add(UNIT / 2, 4), "re-creating chunks");
-		REQUIRE(pcpu_handle_chunk(g_bad, &off), "the stale handle's chunk exists again");
+		REQUIRE(pool_handle_chunk(g_bad, &off), "the stale handle's chunk exists again");
 		g_expect_cur = stats().nr_cur_alloc;
 		break;
 	}

@@ -22,6 +22,7 @@
 
 #include "check.h"
 #include "os.h"
+#include "os_fault.h"
 
 
 static size_t PS;

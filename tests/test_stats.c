@@ -28,7 +28,8 @@
 
 #include "bitops.h"
 #include "check.h"
-#include "internal.h"
+#include "pool_init.h"
+#include "pool_verify.h"
 #include "percpu.h"
 
 /* ---- the report, parsed ------------------------------------------------- */
@@ -160,7 +161,7 @@ static struct {
 
 static int model_key(const struct pcpu_chunk *ch)
 {
-	return ch == pcpu.reserved_chunk ? 1023 : ch->index;
+	return ch == pcpu_pool.reserved_chunk ? 1023 : ch->index;
 }
 
 static int log2_floor(size_t v)
@@ -196,7 +197,7 @@ static void do_alloc(void)
 		return;
 	}
 	o->size = (size + 3) & ~(size_t)3;
-	o->ch = pcpu_handle_chunk(o->h, &off);
+	o->ch = pool_handle_chunk(o->h, &off);
 	o->off = off;
 	REQUIRE(o->ch, "handle %p has no chunk", o->h);
 	CHECK(pcpu_alloc_size(o->h) == o->size, "pcpu_alloc_size %zu, want %zu",
@@ -242,15 +243,15 @@ static void check_stats(const char *when)
 	      st.max_alloc_size, model.min_size, model.max_size);
 	CHECK(memcmp(st.size_hist, model.hist, sizeof(model.hist)) == 0, "%s: size histogram", when);
 	CHECK(st.nr_balance_passes == model.passes, "%s: nr_balance_passes", when);
-	for (int i = 1; i < pcpu.chunk_hiwater; i++)
-		table += pcpu.chunk_table[i] != NULL;
+	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
+		table += pcpu_pool.chunk_table[i] != NULL;
 	created_minus_destroyed = st.nr_chunks_created - st.nr_chunks_destroyed;
 	CHECK(st.nr_chunks == (uint32_t)table && created_minus_destroyed == st.nr_chunks &&
 	      st.nr_max_chunks >= st.nr_chunks, "%s: nr_chunks %u, table %d, created %llu destroyed %llu",
 	      when, st.nr_chunks, table, (unsigned long long)st.nr_chunks_created,
 	      (unsigned long long)st.nr_chunks_destroyed);
-	CHECK(st.nr_units == (unsigned)pcpu.layout->nr_units && st.unit_size == pcpu.unit_size &&
-	      st.page_size == pcpu.page_size, "%s: layout fields", when);
+	CHECK(st.nr_units == (unsigned)pcpu_pool.layout->nr_units && st.unit_size == pcpu_pool.unit_size &&
+	      st.page_size == pcpu_pool.page_size, "%s: layout fields", when);
 }
 
 static int cmp_obj_off(const void *a, const void *b)
@@ -273,7 +274,7 @@ static void check_chunk_block(const struct pcpu_chunk *ch, const struct section 
 	const struct chunk *c = ch->map;
 	const struct obj *objs[MAX_LIVE];
 	size_t sizes[MAX_LIVE], sum = 0;
-	int n = 0, start = c->start_bits * 4, end = c->end_bits * 4, page = (int)pcpu.page_size;
+	int n = 0, start = c->start_bits * 4, end = c->end_bits * 4, page = (int)pcpu_pool.page_size;
 	long long sum_frag = 0, max_frag = 0, contig = 0, first_free = -1, empty_pop = 0;
 	bool ok = true;
 
@@ -407,26 +408,26 @@ static void check_report(bool exact_max)
 		nr_chunks++;
 		chunk_allocs += field(&rep.sec[i], "nr_alloc", &ok);
 	}
-	CHECK(nr_chunks == (int)st.nr_chunks + 1 + (pcpu.reserved_chunk != NULL),
+	CHECK(nr_chunks == (int)st.nr_chunks + 1 + (pcpu_pool.reserved_chunk != NULL),
 	      "%d chunk blocks for %u dynamic chunks", nr_chunks, st.nr_chunks);
 	CHECK(chunk_allocs == (long long)st.nr_cur_alloc, "chunks hold %lld allocations, %llu live",
 	      chunk_allocs, (unsigned long long)st.nr_cur_alloc);
-	if (pcpu.reserved_chunk) {
+	if (pcpu_pool.reserved_chunk) {
 		s = find_section("Chunk: <- Reserved Chunk");
 		CHECK(s != NULL, "reserved chunk block");
 		if (s)
-			check_chunk_block(pcpu.reserved_chunk, s, exact_max);
+			check_chunk_block(pcpu_pool.reserved_chunk, s, exact_max);
 	}
-	for (int i = 0; i < pcpu.chunk_hiwater; i++) {
+	for (int i = 0; i < pcpu_pool.chunk_hiwater; i++) {
 		char title[64];
 
-		if (!pcpu.chunk_table[i])
+		if (!pcpu_pool.chunk_table[i])
 			continue;
 		snprintf(title, sizeof(title), i ? "Chunk: %d" : "Chunk: %d <- First Chunk", i);
 		s = find_section(title);
 		CHECK(s != NULL, "block %s", title);
 		if (s)
-			check_chunk_block(pcpu.chunk_table[i], s, exact_max);
+			check_chunk_block(pcpu_pool.chunk_table[i], s, exact_max);
 	}
 	free(text);
 }
@@ -443,7 +444,7 @@ static void check_layout(void)
 	REQUIRE(f, "open_memstream");
 	pcpu_layout_print(f);
 	fclose(f);
-	snprintf(want, sizeof(want), " u%zuK ", pcpu.unit_size >> 10);
+	snprintf(want, sizeof(want), " u%zuK ", pcpu_pool.unit_size >> 10);
 	CHECK(!strncmp(buf, "pcpu-alloc: s", 13) && strstr(buf, want) && strstr(buf, " atom="),
 	      "layout sizes line: %s", buf);
 	char *groups = strchr(buf, '\n');
@@ -554,9 +555,9 @@ static void child_small_workload(void)
 	for (int i = 0; i < 300; i += 3)
 		pcpu_free(h[i]);
 	/* The switches were read at initialisation. */
-	if (getenv("PCPU_VERIFY") && !(pcpu_debug & PCPU_DEBUG_VERIFY))
+	if (getenv("PCPU_VERIFY") && !(pcpu_pool.debug & POOL_DEBUG_VERIFY))
 		_exit(3);
-	if (!getenv("PCPU_VERIFY") && (pcpu_debug & PCPU_DEBUG_VERIFY))
+	if (!getenv("PCPU_VERIFY") && (pcpu_pool.debug & POOL_DEBUG_VERIFY))
 		_exit(4);
 	setenv("PCPU_VERIFY", "1", 1);          /* too late: no effect */
 	pcpu_free(h[1]);
@@ -567,9 +568,9 @@ static void child_corrupt(void)
 	void *h = pcpu_alloc(16, 8);
 
 	pcpu_free(h);
-	pthread_mutex_lock(&pcpu.lock);
-	pcpu.stats.nr_cur_alloc += 5;           /* an invariant pcpu_verify checks */
-	pthread_mutex_unlock(&pcpu.lock);
+	pcpu_lock(&pcpu_pool.lock);
+	pcpu_pool.stats.nr_cur_alloc += 5;           /* an invariant pcpu_verify checks */
+	pcpu_unlock(&pcpu_pool.lock);
 	pcpu_alloc(16, 8);                      /* must abort in the PCPU_VERIFY hook */
 	_exit(5);
 }

@@ -1,0 +1,206 @@
+/*
+ * os_mem.c - address-space primitives: reserve, populate, depopulate,
+ * bind to a NUMA node.  The only file of the library that makes memory
+ * system calls (mmap, munmap, mprotect, madvise, mbind); see os.h for the
+ * lifecycle of a range.  Each operation is all or nothing where the kernel
+ * allows it, and asks os_fault_check() first so tests can make it fail.
+ */
+#define _GNU_SOURCE
+#include "os.h"
+
+#include <errno.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "os_fault.h"
+#include "util.h"
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23          /* Linux 5.14+ */
+#endif
+#define OS_MPOL_PREFERRED 1             /* from <linux/mempolicy.h> */
+
+static atomic_int no_populate_write;    /* kernel lacks MADV_POPULATE_WRITE */
+static atomic_int force_touch;          /* tests: always use the fallback */
+
+void os_force_touch_populate(int on)
+{
+	atomic_store(&force_touch, on != 0);
+}
+
+/* Round size up to the page size; 0 if that overflows. */
+static size_t page_round(size_t size)
+{
+	size_t len;
+
+	return pcpu_align_up_checked(size, os_page_size(), &len) ? len : 0;
+}
+
+void *os_reserve(size_t size, size_t align)
+{
+	size_t ps = os_page_size(), len, span, head, tail;
+	uintptr_t base, aligned;
+	void *p;
+
+	if (size == 0 || (align & (align - 1))) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (align < ps)
+		align = ps;
+	len = page_round(size);
+	if (!len || len > SIZE_MAX - (align - ps)) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	if (os_fault_check(OS_OP_RESERVE))
+		return NULL;
+	/* over-reserve by align - page, then cut off what sticks out */
+	span = len + (align - ps);
+	p = mmap(NULL, span, PROT_NONE,
+		 MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	base = (uintptr_t)p;
+	aligned = (base + align - 1) & ~(uintptr_t)(align - 1);
+	head = aligned - base;
+	tail = span - head - len;
+	if (head)
+		munmap(p, head);
+	if (tail)
+		munmap((void *)(aligned + len), tail);
+	return (void *)aligned;
+}
+
+int os_unreserve(void *addr, size_t size)
+{
+	size_t len = page_round(size);
+
+	if (!addr || !len) {
+		errno = EINVAL;
+		return -1;
+	}
+	return munmap(addr, len);
+}
+
+/* Check addr/size for populate and depopulate; returns the length or 0. */
+static size_t range_len(void *addr, size_t size)
+{
+	size_t len = page_round(size);
+
+	if (((uintptr_t)addr & (os_page_size() - 1)) || !len) {
+		errno = EINVAL;
+		return 0;
+	}
+	return len;
+}
+
+/*
+ * Fault every page in with a write, for kernels without MADV_POPULATE_WRITE.
+ * Each page's first byte is read and written back rather than overwritten, so
+ * a page that was (wrongly) already populated keeps its contents.
+ */
+static void touch_pages(void *addr, size_t len)
+{
+	size_t ps = os_page_size();
+	volatile unsigned char *p = addr;
+
+	for (size_t off = 0; off < len; off += ps)
+		p[off] = p[off];
+}
+
+int os_populate(void *addr, size_t size)
+{
+	size_t len;
+
+	if (size == 0)
+		return 0;
+	len = range_len(addr, size);
+	if (!len)
+		return -1;
+	if (os_fault_check(OS_OP_POPULATE))
+		return -1;
+	if (mprotect(addr, len, PROT_READ | PROT_WRITE))
+		goto undo;
+	if (!atomic_load_explicit(&no_populate_write, memory_order_relaxed) &&
+	    !atomic_load_explicit(&force_touch, memory_order_relaxed)) {
+		int rc, tries = 0;
+
+		do
+			rc = madvise(addr, len, MADV_POPULATE_WRITE);
+		while (rc && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
+		if (rc == 0)
+			return 0;
+		if (errno != EINVAL && errno != ENOSYS)
+			goto undo;
+		/* old kernel: remember, and fault the pages in by hand */
+		atomic_store_explicit(&no_populate_write, 1, memory_order_relaxed);
+	}
+	touch_pages(addr, len);
+	return 0;
+undo:
+	/* leave nothing half-done: drop whatever got in, and fault again */
+	madvise(addr, len, MADV_DONTNEED);
+	mprotect(addr, len, PROT_NONE);
+	errno = ENOMEM;
+	return -1;
+}
+
+int os_depopulate(void *addr, size_t size)
+{
+	size_t len;
+
+	if (size == 0)
+		return 0;
+	len = range_len(addr, size);
+	if (!len)
+		return -1;
+	if (os_fault_check(OS_OP_DEPOPULATE))
+		return -1;
+	if (madvise(addr, len, MADV_DONTNEED))
+		return -1;
+	return mprotect(addr, len, PROT_NONE);
+}
+
+int os_bind_node(void *addr, size_t size, int node)
+{
+	unsigned long mask[OS_MAX_NODES / (8 * sizeof(unsigned long))];
+	const size_t bits = 8 * sizeof(unsigned long);
+	size_t len, words;
+	long rc;
+
+	if (size == 0 || node < 0)
+		return 0;
+	len = range_len(addr, size);
+	if (!len)
+		return -1;
+	if (os_fault_check(OS_OP_BIND))
+		return -1;
+	if (os_nr_nodes() <= 1)
+		return 0;
+	if (!os_node_online(node) || node >= OS_MAX_NODES) {
+		errno = EINVAL;
+		return -1;
+	}
+	words = (size_t)node / bits + 1;
+	memset(mask, 0, words * sizeof(mask[0]));
+	mask[node / bits] |= 1ul << (node % bits);
+	/* the kernel reads maxnode - 1 bits of the mask */
+	rc = syscall(SYS_mbind, addr, len, OS_MPOL_PREFERRED, mask,
+		     (unsigned long)(words * bits + 1), 0u);
+	if (rc == 0)
+		return 0;
+	if (errno == ENOSYS || errno == EPERM)
+		return 0;
+	return -1;
+}

@@ -1,0 +1,261 @@
+/*
+ * pool.c - the chunks on their slot lists: which chunk an allocation tries
+ * first, relocation after every change, sidelining, isolation for reclaim
+ * and reintegration, the search for a fit, and the O(1) handle -> chunk
+ * lookup.  Everything here runs under `lock` unless it says otherwise.
+ */
+#include "pool.h"
+
+#include "bitops.h"
+
+struct pcpu_pool pcpu_pool = {
+	.lock = PCPU_LOCK_INITIALIZER,
+	.pop_mutex = PCPU_LOCK_INITIALIZER,
+};
+
+/* ---- slots --------------------------------------------------------------- */
+
+static int fls_size(size_t v)
+{
+	return v ? (int)(8 * sizeof(long)) - __builtin_clzl((unsigned long)v) : 0;
+}
+
+int pool_size_to_slot(size_t size)
+{
+	int slot;
+
+	if (size == pcpu_pool.unit_size)
+		return pcpu_pool.free_slot;
+	slot = fls_size(size) - POOL_SLOT_BASE_SHIFT + 2;
+	return slot < 1 ? 1 : slot;
+}
+
+int pool_chunk_slot(const struct pcpu_chunk *ch)
+{
+	if (ch->map->free_bytes < PCPU_MIN_ALLOC_BYTES || ch->map->chunk_md.contig == 0)
+		return 0;
+	return pool_size_to_slot((size_t)chunk_contig_bytes(ch->map));
+}
+
+static void list_del(struct pcpu_chunk *ch)
+{
+	if (ch->prev)
+		ch->prev->next = ch->next;
+	else if (!(pcpu_pool.slots[ch->slot].head = ch->next))
+		pcpu_pool.slot_mask &= ~(1UL << ch->slot);
+	if (ch->next)
+		ch->next->prev = ch->prev;
+	ch->prev = ch->next = NULL;
+}
+
+/* Move ch to the front or the back of slot's list; slot -1 unlinks. */
+static void chunk_move(struct pcpu_chunk *ch, int slot, bool front)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	if (ch->slot >= 0)
+		list_del(ch);
+	ch->slot = slot;
+	if (slot < 0)
+		return;
+	struct pcpu_list *l = &pcpu_pool.slots[slot];
+
+	pcpu_pool.slot_mask |= 1UL << slot;
+	if (front || !l->head) {
+		ch->next = l->head;
+		if (l->head)
+			l->head->prev = ch;
+		l->head = ch;
+		return;
+	}
+	struct pcpu_chunk *tail = l->head;
+
+	while (tail->next)
+		tail = tail->next;
+	tail->next = ch;
+	ch->prev = tail;
+}
+
+void pool_chunk_move(struct pcpu_chunk *ch, int slot)
+{
+	chunk_move(ch, slot, false);
+}
+
+/*
+ * Put ch on the list its longest free run calls for, if that changed since
+ * oslot.  A chunk that filled up goes to the front (the next request of its
+ * size finds the chunk it was just using); one that gained room goes to the
+ * back, so fuller chunks are preferred and emptier ones can drain.
+ * Isolated chunks stay where the balancer put them.
+ */
+void pool_chunk_relocate(struct pcpu_chunk *ch, int oslot)
+{
+	int nslot = pool_chunk_slot(ch);
+
+	if (ch->isolated || ch == pcpu_pool.reserved_chunk)
+		return;
+	if (oslot != nslot || ch->slot < 0)
+		chunk_move(ch, nslot, oslot > nslot);
+}
+
+void pool_isolate_chunk(struct pcpu_chunk *ch)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	if (ch->isolated || ch->immutable)
+		return;
+	pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
+	ch->isolated = true;
+	chunk_move(ch, pcpu_pool.to_depopulate_slot, false);
+}
+
+void pool_reintegrate_chunk(struct pcpu_chunk *ch)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	ch->isolated = false;
+	pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
+	pool_chunk_relocate(ch, -1);
+}
+
+bool pool_reintegrate_all(void)
+{
+	struct pcpu_list *l = &pcpu_pool.slots[pcpu_pool.to_depopulate_slot];
+
+	if (!l->head)
+		return false;
+	while (l->head)
+		pool_reintegrate_chunk(l->head);
+	return true;
+}
+
+/* ---- handles ------------------------------------------------------------- */
+
+struct pcpu_chunk *pool_handle_chunk(const void *handle, int *off)
+{
+	uintptr_t a = (uintptr_t)handle + pcpu_pool.guard_size;
+	uintptr_t region = (uintptr_t)pcpu_pool.region;
+	struct pcpu_chunk *ch;
+	uintptr_t rel;
+	size_t idx;
+
+	if (a < region || a - region >= pcpu_pool.region_size)
+		return NULL;
+	rel = a - region;
+	idx = rel >> pcpu_pool.stride_shift;
+	rel &= ((uintptr_t)1 << pcpu_pool.stride_shift) - 1;
+	if (idx >= (size_t)pcpu_pool.max_chunks || rel >= pcpu_pool.unit_size)
+		return NULL;
+	ch = pcpu_pool.chunk_table[idx];
+	if (!ch)
+		return NULL;
+	if (ch == pcpu_pool.first_chunk && pcpu_pool.reserved_chunk &&
+	    (int)rel < pcpu_pool.reserved_chunk->map->end_bits * PCPU_MIN_ALLOC_BYTES)
+		ch = pcpu_pool.reserved_chunk;
+	*off = (int)rel;
+	return ch;
+}
+
+/* ---- searching and freeing ------------------------------------------------- */
+
+/*
+ * Slots from the one for size up to the free slot, each list front to
+ * back.  With pop_only, only populated pages qualify and nothing is
+ * sidelined (a miss there says nothing about the chunk's free space).
+ */
+struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off)
+{
+	unsigned long todo = pcpu_pool.slot_mask & ~((1UL << pool_size_to_slot(size)) - 1) &
+			     ((2UL << pcpu_pool.free_slot) - 1);
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	while (todo) {
+		int slot = __builtin_ctzl(todo);
+		struct pcpu_chunk *ch, *next;
+
+		todo &= todo - 1;
+
+		for (ch = pcpu_pool.slots[slot].head; ch; ch = next) {
+			int start, oslot, before;
+
+			next = ch->next;
+			start = chunk_find_fit(ch->map, bits, align_bits, pop_only);
+			if (start < 0) {
+				if (!pop_only && slot < POOL_SLOT_FAIL_THRESHOLD)
+					chunk_move(ch, pcpu_pool.sidelined_slot, false);
+				continue;
+			}
+			oslot = pool_chunk_slot(ch);
+			before = ch->map->nr_empty_pop_pages;
+			*off = chunk_alloc_area(ch->map, bits, align_bits, start);
+			if (*off < 0)
+				continue;
+			if (pool_chunk_in_pool(ch))
+				pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+			pool_chunk_relocate(ch, oslot);
+			return ch;
+		}
+	}
+	return NULL;
+}
+
+struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)
+{
+	struct pcpu_chunk *rc = pcpu_pool.reserved_chunk;
+	int start;
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	if (!rc)
+		return NULL;
+	start = chunk_find_fit(rc->map, bits, align_bits, false);
+	if (start < 0 || (*off = chunk_alloc_area(rc->map, bits, align_bits, start)) < 0)
+		return NULL;
+	return rc;
+}
+
+void pool_free_area(struct pcpu_chunk *ch, int off, int bits)
+{
+	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	chunk_free_area(ch->map, off, bits);
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+	pool_chunk_relocate(ch, oslot);
+}
+
+/* ---- balancing requests and clients --------------------------------------- */
+
+/* Appended under clients_mutex, published with release stores: readers
+ * walk the list without a lock.  Clients are never removed. */
+static struct pool_client *clients;
+static pthread_mutex_t clients_mutex = PTHREAD_MUTEX_INITIALIZER;
+
+void pool_add_client(struct pool_client *c)
+{
+	struct pool_client **pp = &clients;
+
+	pthread_mutex_lock(&clients_mutex);
+	while (*pp && *pp != c)
+		pp = &(*pp)->next;
+	if (!*pp) {
+		c->next = NULL;
+		__atomic_store_n(pp, c, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&clients_mutex);
+}
+
+struct pool_client *pool_first_client(void)
+{
+	return __atomic_load_n(&clients, __ATOMIC_ACQUIRE);
+}
+
+struct pool_client *pool_next_client(const struct pool_client *c)
+{
+	return __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+}
+
+void pool_kick_balance(unsigned why)
+{
+	pool_want_balance(why);
+	for (struct pool_client *c = pool_first_client(); c; c = pool_next_client(c))
+		if (c->kick)
+			c->kick();
+}

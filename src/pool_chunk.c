@@ -1,0 +1,197 @@
+/*
+ * pool_chunk.c - chunks in address space: creation at a fixed place in the
+ * reserved region, destruction, and population and depopulation of page
+ * ranges in every unit.
+ *
+ * Memory system calls go through the OS layer; this file decides which
+ * ranges.  Creation, destruction, population and depopulation run with
+ * pop_mutex held; the chunk table and counters change only under `lock`.
+ */
+#include <errno.h>
+#include <stdlib.h>
+
+#include "bitops.h"
+#include "os.h"
+#include "memcheck.h"
+#include "pool_chunk.h"
+#include "probes.h"
+
+/* Address of page `page` of CPU cpu's unit in chunk ch. */
+static inline char *unit_page(const struct pcpu_chunk *ch, unsigned cpu, int page)
+{
+	return ch->base + pcpu_pool.layout->unit_off[cpu] + ((size_t)page << pcpu_pool.page_shift);
+}
+
+/* Bind each group's units of a new chunk to the group's node. */
+static void bind_groups(char *base)
+{
+	if (os_nr_nodes() < 2)
+		return;
+	for (int g = 0; g < pcpu_pool.layout->nr_groups; g++) {
+		const struct layout_group *grp = &pcpu_pool.layout->groups[g];
+
+		/* Binding is best effort: a failure only costs locality. */
+		(void)os_bind_node(base + grp->base_offset, (size_t)grp->nr_units * pcpu_pool.unit_size,
+				   grp->node);
+	}
+}
+
+struct pcpu_chunk *pool_create_chunk(void)
+{
+	struct pcpu_chunk *ch;
+	int idx;
+
+	pcpu_assert_held(&pcpu_pool.pop_mutex);
+	pcpu_lock(&pcpu_pool.lock);
+	idx = (int)bitmap_next_clear(pcpu_pool.chunk_used, (size_t)pcpu_pool.max_chunks, 0);
+	if (idx < pcpu_pool.max_chunks)
+		bit_set(pcpu_pool.chunk_used, (size_t)idx);
+	pcpu_unlock(&pcpu_pool.lock);
+	if (idx >= pcpu_pool.max_chunks) {
+		errno = ENOMEM;         /* address space exhausted */
+		return NULL;
+	}
+
+	ch = calloc(1, sizeof(*ch));
+	if (ch)
+		ch->map = chunk_create(pcpu_pool.unit_pages, pcpu_pool.page_size, 0, 0);
+	if (!ch || !ch->map) {
+		free(ch);
+		pcpu_lock(&pcpu_pool.lock);
+		bit_clear(pcpu_pool.chunk_used, (size_t)idx);
+		pcpu_unlock(&pcpu_pool.lock);
+		errno = ENOMEM;
+		return NULL;
+	}
+	ch->index = idx;
+	ch->base = pcpu_pool.region + ((size_t)idx << pcpu_pool.stride_shift);
+	ch->slot = -1;
+	bind_groups(ch->base);
+
+	pcpu_lock(&pcpu_pool.lock);
+	pcpu_pool.chunk_table[idx] = ch;
+	if (idx >= pcpu_pool.chunk_hiwater)
+		pcpu_pool.chunk_hiwater = idx + 1;
+	pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
+	pool_chunk_relocate(ch, -1);
+	pcpu_pool.stats.nr_chunks++;
+	if (pcpu_pool.stats.nr_chunks > pcpu_pool.stats.nr_max_chunks)
+		pcpu_pool.stats.nr_max_chunks = pcpu_pool.stats.nr_chunks;
+	pcpu_pool.stats.nr_chunks_created++;
+	pcpu_unlock(&pcpu_pool.lock);
+	PCPU_PROBE(create_chunk, idx, ch->base);
+	return ch;
+}
+
+/* Unlink ch (it may already be off the slot lists, never in use), then
+ * give its memory back.  pop_mutex held. */
+void pool_destroy_chunk(struct pcpu_chunk *ch)
+{
+	size_t s, e;
+
+	pcpu_assert_held(&pcpu_pool.pop_mutex);
+	PCPU_PROBE(destroy_chunk, ch->index, ch->base);
+	pcpu_lock(&pcpu_pool.lock);
+	pool_chunk_move(ch, -1);
+	pcpu_pool.chunk_table[ch->index] = NULL;
+	bit_clear(pcpu_pool.chunk_used, (size_t)ch->index);
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
+	pcpu_pool.stats.nr_chunks--;
+	pcpu_pool.stats.nr_chunks_destroyed++;
+	pcpu_unlock(&pcpu_pool.lock);
+
+	for (s = 0; bitmap_next_set_run(ch->map->populated, (size_t)ch->map->nr_pages, &s, &e); s = e) {
+		pool_depopulate_pages(ch, (int)s, (int)e);
+		pcpu_lock(&pcpu_pool.lock);
+		pcpu_pool.nr_populated -= (long)(e - s);
+		pcpu_pool.stats.nr_pages_depopulated += e - s;
+		pcpu_unlock(&pcpu_pool.lock);
+	}
+	chunk_destroy(ch->map);
+	free(ch);
+}
+
+int pool_populate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
+
+	pcpu_assert_held(&pcpu_pool.pop_mutex);
+	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
+		if (os_populate(unit_page(ch, cpu, page_start), len) == 0)
+			continue;
+		/* All or nothing: undo the units already done. */
+		while (cpu-- > 0)
+			(void)os_depopulate(unit_page(ch, cpu, page_start), len);
+		errno = ENOMEM;
+		return -1;
+	}
+	PCPU_PROBE(populate, ch->index, page_start, page_end);
+	return 0;
+}
+
+void pool_depopulate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
+
+	/* A failed depopulation leaves memory resident and readable: wasteful
+	 * but safe, since the range is bookkept as unpopulated and will be
+	 * populated again before use. */
+	PCPU_PROBE(depopulate, ch->index, page_start, page_end);
+	memcheck_pages_depopulated(ch, page_start, page_end);
+	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
+		(void)os_depopulate(unit_page(ch, cpu, page_start), len);
+}
+
+void pool_note_populated(struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	int before = ch->map->nr_empty_pop_pages;
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	chunk_mark_populated(ch->map, page_start, page_end);
+	memcheck_pages_populated(ch, page_start, page_end);
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+	pcpu_pool.nr_populated += page_end - page_start;
+	pcpu_pool.stats.nr_pages_populated += (uint64_t)(page_end - page_start);
+}
+
+void pool_note_depopulated(struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	int before = ch->map->nr_empty_pop_pages;
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	chunk_mark_depopulated(ch->map, page_start, page_end);
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+	pcpu_pool.nr_populated -= page_end - page_start;
+	pcpu_pool.stats.nr_pages_depopulated += (uint64_t)(page_end - page_start);
+}
+
+/* Pages populated at once on the allocation path: fewer system calls (and
+ * TLB flushes) per page, at the cost of up to POP_BATCH - 1 pages early. */
+#define POP_BATCH 4
+
+int pool_populate_area(struct pcpu_chunk *ch, int off, int bits)
+{
+	int ps = off >> ch->map->block_shift;
+	int pe = (off + bits + ch->map->block_bits - 1) >> ch->map->block_shift;
+	size_t s, e;
+
+	pcpu_assert_held(&pcpu_pool.pop_mutex);
+	for (s = (size_t)ps; bitmap_next_clear_run(ch->map->populated, (size_t)pe, &s, &e); s = e) {
+		/* Extend the last run ahead into unpopulated pages. */
+		if ((int)e == pe && (int)e - (int)s < POP_BATCH) {
+			size_t limit = s + POP_BATCH < (size_t)ch->map->nr_pages ? s + POP_BATCH :
+										  (size_t)ch->map->nr_pages;
+
+			e = bitmap_next_set(ch->map->populated, limit, e);
+		}
+		if (pool_populate_pages(ch, (int)s, (int)e))
+			return -1;
+		pcpu_lock(&pcpu_pool.lock);
+		pool_note_populated(ch, (int)s, (int)e);
+		pcpu_unlock(&pcpu_pool.lock);
+	}
+	return 0;
+}

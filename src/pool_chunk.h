@@ -1,0 +1,22 @@
+/*
+ * pool_chunk.h - chunks in address space (pool_chunk.c): creation at a
+ * fixed place in the region, destruction, and population of page ranges
+ * in every unit.
+ */
+#ifndef PCPU_POOL_CHUNK_H
+#define PCPU_POOL_CHUNK_H
+
+#include "pool.h"
+
+/* Creation, destruction, population: pop_mutex held. */
+struct pcpu_chunk *pool_create_chunk(void);
+void pool_destroy_chunk(struct pcpu_chunk *ch);
+int pool_populate_pages(struct pcpu_chunk *ch, int page_start, int page_end);
+void pool_depopulate_pages(struct pcpu_chunk *ch, int page_start, int page_end);
+/* Record population changes in chunk and pool counters.  `lock` held. */
+void pool_note_populated(struct pcpu_chunk *ch, int page_start, int page_end);
+void pool_note_depopulated(struct pcpu_chunk *ch, int page_start, int page_end);
+/* Populate every unpopulated page under an area.  pop_mutex held, not `lock`. */
+int pool_populate_area(struct pcpu_chunk *ch, int off, int bits);
+
+#endif

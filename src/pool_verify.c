@@ -1,0 +1,114 @@
+/*
+ * pool_verify.c - the pool's invariants, checked: every chunk (its own
+ * checker, chunk_verify), the chunk table against its in-use bits, the
+ * slot lists against the table, and the pool's counters against the
+ * chunks.  pcpu_verify() and PCPU_VERIFY run it; tests call it after every
+ * step of random sequences.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "bitops.h"
+#include "pool_verify.h"
+
+/* ---- verification ---------------------------------------------------------- */
+
+#define VFAIL(...) do { fprintf(stderr, "libpercpu: pcpu_verify: " __VA_ARGS__); \
+			fputc('\n', stderr); ret = -1; goto out; } while (0)
+
+int pool_verify(void)
+{
+	char msg[256];
+	long empty_pop = 0, populated = 0;
+	uint64_t nr_alloc = 0, hist_sum = 0;
+	int ret = 0, nr_listed = 0, nr_chunks = 0;
+
+	pcpu_lock(&pcpu_pool.pop_mutex);
+	pcpu_lock(&pcpu_pool.lock);
+
+	if (pcpu_pool.reserved_chunk) {
+		if (chunk_verify(pcpu_pool.reserved_chunk->map, msg, sizeof(msg)))
+			VFAIL("reserved chunk: %s", msg);
+		nr_alloc += (uint64_t)pcpu_pool.reserved_chunk->map->nr_alloc;
+	}
+	if (bitmap_next_set(pcpu_pool.chunk_used, (size_t)pcpu_pool.max_chunks, (size_t)pcpu_pool.chunk_hiwater) <
+	    (size_t)pcpu_pool.max_chunks)
+		VFAIL("a chunk index at or above the high-water mark %d is in use", pcpu_pool.chunk_hiwater);
+	for (int i = 0; i < pcpu_pool.chunk_hiwater; i++) {
+		struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
+
+		if ((ch != NULL) != bit_test(pcpu_pool.chunk_used, (size_t)i))
+			VFAIL("chunk table slot %d and its in-use bit disagree", i);
+		if (!ch)
+			continue;
+		if (ch->index != i || ch->base != pcpu_pool.region + ((size_t)i << pcpu_pool.stride_shift))
+			VFAIL("chunk %d: index or base address wrong", i);
+		if (chunk_verify(ch->map, msg, sizeof(msg)))
+			VFAIL("chunk %d: %s", i, msg);
+		if (ch->isolated ? ch->slot != pcpu_pool.to_depopulate_slot :
+		    ch->slot != pcpu_pool.sidelined_slot && ch->slot != pool_chunk_slot(ch))
+			VFAIL("chunk %d: on slot %d, expected %d%s", i, ch->slot, pool_chunk_slot(ch),
+			      ch->isolated ? " (isolated)" : "");
+		if (pool_chunk_in_pool(ch))
+			empty_pop += ch->map->nr_empty_pop_pages;
+		populated += ch->map->nr_populated;
+		nr_alloc += (uint64_t)ch->map->nr_alloc;
+		nr_chunks++;
+		if (i == 0 && !bitmap_range_set(ch->map->populated, 0,
+						 pcpu_pool.first_chunk_populated >> pcpu_pool.page_shift))
+			VFAIL("first chunk: a page of its populated part is not populated");
+	}
+	for (int s = 0; s < pcpu_pool.nr_slots; s++) {
+		for (struct pcpu_chunk *ch = pcpu_pool.slots[s].head, *prev = NULL; ch; prev = ch, ch = ch->next) {
+			if (ch->slot != s || ch->prev != prev)
+				VFAIL("slot list %d: chunk %d has slot %d or a broken link", s, ch->index, ch->slot);
+			if (++nr_listed > nr_chunks)
+				VFAIL("slot lists hold more chunks than the table");
+		}
+	}
+	if (nr_listed != nr_chunks)
+		VFAIL("slot lists hold %d chunks, the table %d", nr_listed, nr_chunks);
+	if (empty_pop != pcpu_pool.nr_empty_pop_pages)
+		VFAIL("pool of empty populated pages %ld, chunks say %ld", pcpu_pool.nr_empty_pop_pages, empty_pop);
+	if (populated != pcpu_pool.nr_populated)
+		VFAIL("populated pages %ld, chunks say %ld", pcpu_pool.nr_populated, populated);
+	if (nr_alloc != pcpu_pool.stats.nr_cur_alloc)
+		VFAIL("live allocations %llu, chunks say %llu",
+		      (unsigned long long)pcpu_pool.stats.nr_cur_alloc, (unsigned long long)nr_alloc);
+	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++)
+		hist_sum += pcpu_pool.stats.size_hist[b];
+	if (hist_sum != pcpu_pool.stats.nr_alloc)
+		VFAIL("size histogram holds %llu allocations, nr_alloc %llu",
+		      (unsigned long long)hist_sum, (unsigned long long)pcpu_pool.stats.nr_alloc);
+	if ((uint64_t)nr_chunks - 1 != pcpu_pool.stats.nr_chunks)
+		VFAIL("nr_chunks %u, table holds %d dynamic chunks", pcpu_pool.stats.nr_chunks, nr_chunks - 1);
+out:
+	pcpu_unlock(&pcpu_pool.lock);
+	pcpu_unlock(&pcpu_pool.pop_mutex);
+	return ret;
+}
+
+/* PCPU_VERIFY: after an operation; a broken invariant prints the report
+ * (the stats client's) and aborts. */
+void pool_verify_op_slow(int op, const void *ptr)
+{
+	static const char *const names[] = { "pcpu_alloc()", "pcpu_free()", "a balance pass" };
+	int saved = errno;
+
+	if (pool_verify() == 0) {
+		errno = saved;
+		return;
+	}
+	if (ptr)
+		fprintf(stderr, "libpercpu: PCPU_VERIFY: invariant broken after %s = %p; report follows\n",
+			names[op], ptr);
+	else
+		fprintf(stderr, "libpercpu: PCPU_VERIFY: invariant broken after %s; report follows\n",
+			names[op]);
+	pool_for_each_client(c)
+		if (c->report)
+			c->report(stderr);
+	fflush(stderr);
+	abort();
+}
