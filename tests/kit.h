@@ -8,8 +8,9 @@
  *             kit_exec_self starts the test's program again, for scenarios
  *             that need their own environment.
  *   objects   struct kit_obj: an allocation holding a pattern in every
- *             CPU's copy (kit_fill, kit_intact, kit_all_intact); kit_zeroed
- *             for fresh allocations; kit_stats, kit_cur_alloc.
+ *             CPU's copy (kit_fill, kit_intact, kit_all_intact), kept in a
+ *             test's array (kit_keep, kit_drop); kit_zeroed for fresh
+ *             allocations; kit_stats, kit_cur_alloc.
  *   threads   kit_start_threads, kit_join_threads.
  *   files     kit_tree_make / kit_tree_remove: a small file tree in a temp
  *             directory (fabricated sysfs topologies); kit_read_file.
@@ -195,6 +196,15 @@ kit_expect_at(const char *file, int line, const struct kit_child *c, int want, c
 	return false;
 }
 
+/* The word after key in c's report, or NULL. */
+static inline const char *kit_report_word(const struct kit_child *c, const char *key)
+{
+	static char word[64];
+	const char *p = strstr(c->out, key);
+
+	return p && sscanf(p + strlen(key), "%63s", word) == 1 ? word : NULL;
+}
+
 /* In a kit_fork child, after setting the environment: execute the test's
  * program again with arguments arg1... (NULL last; argv[0] is its path).
  * Returns 127 only if exec failed. */
@@ -262,6 +272,28 @@ static inline bool kit_pattern_walk(const struct kit_obj *o, bool write)
 
 static inline void kit_fill(const struct kit_obj *o) { (void)kit_pattern_walk(o, true); }
 static inline bool kit_intact(const struct kit_obj *o) { return kit_pattern_walk(o, false); }
+
+/* Keep allocation h of size bytes as objs[*n] (room for max) with the
+ * pattern of tag written into every CPU's copy; returns the record. */
+static inline struct kit_obj *kit_keep(struct kit_obj *objs, int *n, int max, void *h, size_t size,
+				       uint32_t tag)
+{
+	REQUIRE(*n < max, "more than %d objects", max);
+	objs[*n] = (struct kit_obj){ h, size, tag };
+	kit_fill(&objs[*n]);
+	return &objs[(*n)++];
+}
+
+/* Free objs[k] and move the last of the *n objects into its place;
+ * whether its pattern was intact until then. */
+static inline bool kit_drop(struct kit_obj *objs, int *n, int k)
+{
+	bool ok = kit_intact(&objs[k]);
+
+	pcpu_free(objs[k].h);
+	objs[k] = objs[--*n];
+	return ok;
+}
 
 static inline bool kit_all_intact(const struct kit_obj *objs, int n)
 {

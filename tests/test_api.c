@@ -34,35 +34,31 @@ static void run_config(unsigned nr_cpus, unsigned long steps)
 	CHECK(pcpu_current_cpu() < nr_cpus, "current cpu wraps");
 	for (unsigned long step = 0; step < steps; step++) {
 		if (n < NOBJ && (n == 0 || rng_below(100) < 55)) {
-			struct kit_obj o;
 			unsigned r = (unsigned)rng_below(100);
-			size_t align;
+			size_t size, align;
+			void *h;
 
-			o.size = r < 70 ? 1 + rng_below(64) : r < 95 ? 1 + rng_below(4096) :
-					  1 + rng_below(max);
-			if (nr_cpus >= 64 && o.size > 8192)
-				o.size = 1 + rng_below(8192);
+			size = r < 70 ? 1 + rng_below(64) : r < 95 ? 1 + rng_below(4096) : 1 + rng_below(max);
+			if (nr_cpus >= 64 && size > 8192)
+				size = 1 + rng_below(8192);
 			align = (size_t)1 << rng_below(13);
 			if (align > page)
 				align = page;
-			o.tag = (uint32_t)step;
-			o.h = pcpu_alloc(o.size, align);
-			REQUIRE(o.h, "step %lu: alloc %zu align %zu failed", step, o.size, align);
-			o.size = (o.size + 3) & ~(size_t)3;
+			h = pcpu_alloc(size, align);
+			REQUIRE(h, "step %lu: alloc %zu align %zu failed", step, size, align);
+			size = (size + 3) & ~(size_t)3;
 			if (align < 4)
 				align = 4;
-			CHECK(pcpu_alloc_size(o.h) == o.size, "step %lu: alloc_size %zu != %zu", step,
-			      pcpu_alloc_size(o.h), o.size);
-			CHECK(kit_zeroed(o.h, o.size, align), "step %lu: not zeroed or not aligned", step);
-			kit_fill(&o);
-			objs[n++] = o;
+			CHECK(pcpu_alloc_size(h) == size, "step %lu: alloc_size %zu != %zu", step,
+			      pcpu_alloc_size(h), size);
+			CHECK(kit_zeroed(h, size, align), "step %lu: not zeroed or not aligned", step);
+			kit_keep(objs, &n, NOBJ, h, size, (uint32_t)step);
 		} else {
 			int k = (int)rng_below((uint64_t)n);
+			size_t size = objs[k].size;
 
-			REQUIRE(kit_intact(&objs[k]), "step %lu: object %d (size %zu) was overwritten", step,
-				k, objs[k].size);
-			pcpu_free(objs[k].h);
-			objs[k] = objs[--n];
+			REQUIRE(kit_drop(objs, &n, k), "step %lu: object %d (size %zu) was overwritten", step,
+				k, size);
 		}
 		if (step % 16 == 0 || nr_cpus <= 2)
 			REQUIRE(pcpu_verify() == 0, "step %lu: pcpu_verify", step);

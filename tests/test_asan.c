@@ -44,23 +44,18 @@ static void workload(unsigned steps)
 
 	for (unsigned step = 0; step < steps; step++) {
 		if (n < 2048 && (rng_below(100) < 55 || !n)) {
-			struct kit_obj *o = &live[n];
 			size_t size = rng_below(3) ? 4 : 1 + rng_below(300);
 			size_t align = (size_t)4 << rng_below(5);
+			void *h = pcpu_alloc(size, align);
 
-			o->h = pcpu_alloc(size, align);
-			REQUIRE(o->h, "alloc %zu", size);
-			o->size = size;
-			o->tag = (uint32_t)rng_next();
-			CHECK(kit_zeroed(o->h, size, align), "fresh allocation of %zu not zeroed", size);
-			kit_fill(o);
-			n++;
+			REQUIRE(h, "alloc %zu", size);
+			CHECK(kit_zeroed(h, size, align), "fresh allocation of %zu not zeroed", size);
+			kit_keep(live, &n, 2048, h, size, (uint32_t)rng_next());
 		} else {
 			int i = (int)rng_below((uint64_t)n);
+			size_t size = live[i].size;
 
-			CHECK(kit_intact(&live[i]), "allocation of %zu overwritten", live[i].size);
-			pcpu_free(live[i].h);
-			live[i] = live[--n];
+			CHECK(kit_drop(live, &n, i), "allocation of %zu overwritten", size);
 		}
 		if (step % 4000 == 3999) {
 			/* empty pages go back and come again */

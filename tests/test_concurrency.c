@@ -79,16 +79,15 @@ static bool worker_alloc(struct worker *w, unsigned tag)
 	w->allocs++;
 	TCHECK(kit_zeroed(h, size, align < 4 ? 4 : align), "thread %d: %p not zeroed or aligned", w->id, h);
 	TCHECK(pcpu_alloc_size(h) == ((size + 3) & ~(size_t)3), "thread %d: alloc_size", w->id);
-	w->objs[w->n] = (struct kit_obj){ h, size, tag };
-	kit_fill(&w->objs[w->n++]);
+	kit_keep(w->objs, &w->n, LOCAL_MAX, h, size, tag);
 	return true;
 }
 
 static void worker_free(struct worker *w, int k)
 {
-	TCHECK(kit_intact(&w->objs[k]), "thread %d: object tag %#x overwritten", w->id, w->objs[k].tag);
-	pcpu_free(w->objs[k].h);
-	w->objs[k] = w->objs[--w->n];
+	uint32_t tag = w->objs[k].tag;
+
+	TCHECK(kit_drop(w->objs, &w->n, k), "thread %d: object tag %#x overwritten", w->id, tag);
 }
 
 static void *worker_main(void *arg)
@@ -257,13 +256,10 @@ static int grandchild_work(long arg)
 			size_t size = rng_below(20) == 0 ? 16384 + rng_below(32768) : 1 + rng_below(512);
 			void *h = pcpu_alloc(size, 4);
 			REQUIRE(h && kit_zeroed(h, size, 4), "child alloc %zu", size);
-			mine[n] = (struct kit_obj){ h, size, (unsigned)i + 7 };
-			kit_fill(&mine[n++]);
+			kit_keep(mine, &n, 400, h, size, (uint32_t)i + 7);
 		} else {
 			int k = (int)rng_below((uint64_t)n);
-			CHECK(kit_intact(&mine[k]), "child object %d", k);
-			pcpu_free(mine[k].h);
-			mine[k] = mine[--n];
+			CHECK(kit_drop(mine, &n, k), "child object %d", k);
 		}
 	}
 	for (int i = 0; i < np; i++) {

@@ -47,9 +47,7 @@ static void *add_obj(size_t size, size_t align, unsigned flags)
 
 	if (h) {
 		REQUIRE(kit_zeroed(h, size, align < 4 ? 4 : align), "new object not zeroed or aligned");
-		REQUIRE(nobj < MAXOBJ, "too many objects");
-		objs[nobj] = (struct kit_obj){ h, size, ++tag };
-		kit_fill(&objs[nobj++]);
+		kit_keep(objs, &nobj, MAXOBJ, h, size, ++tag);
 	}
 	return h;
 }
@@ -270,11 +268,8 @@ static void test_invalid_pointers(void)
 		for (int handler = 0; handler < 2 - (kind == BAD_BEFORE_INIT); handler++) {
 			struct kit_child *c = run(child_bad, kind * 2 + handler, handler ? 42 : -1,
 					      bad_name[kind]);
-			char ptr[64] = "?";
-			const char *p = strstr(c->out, "PTR ");
+			const char *ptr = kit_report_word(c, "PTR ");
 
-			if (p)
-				sscanf(p + 4, "%63s", ptr);
 			if (handler)
 				CHECK(strstr(c->out, "HANDLER verify=0 same=1 intact=1 extra=1"),
 				      "%s: state changed before the abort: %s", bad_name[kind], c->out);
@@ -282,8 +277,9 @@ static void test_invalid_pointers(void)
 				CHECK(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT,
 				      "%s: status %#x, want SIGABRT; stderr: %s", bad_name[kind], c->status,
 				      c->err);
-			CHECK(p && strstr(c->err, "invalid pointer") && strstr(c->err, ptr),
-			      "%s: stderr lacks \"invalid pointer\" and %s: %s", bad_name[kind], ptr, c->err);
+			CHECK(ptr && strstr(c->err, "invalid pointer") && strstr(c->err, ptr),
+			      "%s: stderr lacks \"invalid pointer\" and %s: %s", bad_name[kind],
+			      ptr ? ptr : "the pointer", c->err);
 		}
 	}
 }
@@ -401,8 +397,7 @@ static int child_addr_space(long arg)
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent at the limit");
 	uint64_t created = kit_stats().nr_chunks_created;
 	REQUIRE(nbig >= 1, "need a whole-unit object");
-	pcpu_free(objs[0].h);                /* the first whole-unit object */
-	objs[0] = objs[--nobj];
+	CHECK(kit_drop(objs, &nobj, 0), "the first whole-unit object intact");
 	void *a = add_obj(64, 4, 0), *b = add_obj(unit / 2, 4, 0);
 	CHECK(a && b, "freeing a chunk's object lets allocation continue");
 	CHECK(kit_stats().nr_chunks_created == created, "no chunk created beyond the limit");
@@ -435,9 +430,7 @@ static int child_random_faults(long arg)
 		} else {
 			int k = (int)rng_below((uint64_t)nobj);
 
-			REQUIRE(kit_intact(&objs[k]), "step %d: object %d overwritten", step, k);
-			pcpu_free(objs[k].h);
-			objs[k] = objs[--nobj];
+			REQUIRE(kit_drop(objs, &nobj, k), "step %d: object %d overwritten", step, k);
 		}
 		if (step % 500 == 499)
 			pcpu_balance();

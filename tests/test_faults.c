@@ -73,19 +73,16 @@ static struct kit_obj *try_alloc(size_t size, size_t align, unsigned flags)
 				"alloc(%zu, %zu) failed without an injected fault", size, align);
 		return NULL;
 	}
-	REQUIRE(nobj < MAXOBJ, "too many objects");
 	REQUIRE(kit_zeroed(h, rsize, align < 4 ? 4 : align), "%p not zeroed or aligned", h);
 	n_allocs++;
-	objs[nobj] = (struct kit_obj){ h, rsize, (uint32_t)n_allocs };
-	kit_fill(&objs[nobj]);
-	return &objs[nobj++];
+	return kit_keep(objs, &nobj, MAXOBJ, h, rsize, (uint32_t)n_allocs);
 }
 
 static void free_obj(int k)
 {
-	REQUIRE(kit_intact(&objs[k]), "object %p overwritten", objs[k].h);
-	pcpu_free(objs[k].h);
-	objs[k] = objs[--nobj];
+	void *h = objs[k].h;
+
+	REQUIRE(kit_drop(objs, &nobj, k), "object %p overwritten", h);
 	n_frees++;
 }
 
@@ -249,14 +246,11 @@ static void *tworker_main(void *arg)
 			}
 			w->allocs++;
 			w->bad += !kit_zeroed(h, size, 4);
-			w->o[w->n] = (struct kit_obj){ h, size, (uint32_t)(w->rng >> 16) };
-			kit_fill(&w->o[w->n++]);
+			kit_keep(w->o, &w->n, TLOCAL, h, size, (uint32_t)(w->rng >> 16));
 		} else if (w->n) {
 			int k = (int)((w->rng >> 20) % (unsigned)w->n);
 
-			w->bad += !kit_intact(&w->o[k]);
-			pcpu_free(w->o[k].h);
-			w->o[k] = w->o[--w->n];
+			w->bad += !kit_drop(w->o, &w->n, k);
 			w->frees++;
 		}
 	}

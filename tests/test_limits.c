@@ -73,17 +73,14 @@ static struct kit_obj *add(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	REQUIRE(nobj < MAXOBJ, "too many objects");
-	objs[nobj] = (struct kit_obj){ h, (size + 3) & ~(size_t)3, ++tag };
-	kit_fill(&objs[nobj]);
-	return &objs[nobj++];
+	return kit_keep(objs, &nobj, MAXOBJ, h, (size + 3) & ~(size_t)3, ++tag);
 }
 
 static void drop(int k)
 {
-	CHECK(kit_intact(&objs[k]), "object %p overwritten", objs[k].h);
-	pcpu_free(objs[k].h);
-	objs[k] = objs[--nobj];
+	void *h = objs[k].h;
+
+	CHECK(kit_drop(objs, &nobj, k), "object %p overwritten", h);
 }
 
 static size_t chunk_stride(unsigned nr_cpus)
@@ -419,15 +416,13 @@ int main(int argc, char **argv)
 	run(child_max_cpus, 0, 0, "PCPU_MAX_CPUS units");
 	for (int kind = 0; kind < NR_MISUSE; kind++) {
 		struct kit_child *r = run(child_misuse, kind, 42, misuse_name[kind]);
-		char ptr[64] = "?";
-		const char *p = strstr(r->out, "PTR ");
+		const char *ptr = kit_report_word(r, "PTR ");
 
-		if (p)
-			sscanf(p + 4, "%63s", ptr);
 		CHECK(strstr(r->out, "HANDLER verify=0 cur=1 intact=1"),
 		      "%s: allocator changed before the abort: %s", misuse_name[kind], r->out);
-		CHECK(p && strstr(r->err, "invalid pointer") && strstr(r->err, ptr),
-		      "%s: stderr lacks \"invalid pointer\" and %s: %s", misuse_name[kind], ptr, r->err);
+		CHECK(ptr && strstr(r->err, "invalid pointer") && strstr(r->err, ptr),
+		      "%s: stderr lacks \"invalid pointer\" and %s: %s", misuse_name[kind],
+		      ptr ? ptr : "the pointer", r->err);
 		printf("misuse, %s: %s", misuse_name[kind], r->err);
 	}
 	TEST_DONE();
