@@ -246,10 +246,10 @@ static struct kit_obj parent[NPARENT];
 static int grandchild_work(long arg)
 {
 	static struct kit_obj mine[400];
-	int n = 0, np = NPARENT;
+	int n = 0;
 
 	(void)arg;
-	for (int i = 0; i < np; i++)
+	for (int i = 0; i < NPARENT; i++)
 		CHECK(kit_intact(&parent[i]), "parent object %d not visible intact in the child", i);
 	for (int i = 0; i < 2000; i++) {
 		if (n < 400 && (n == 0 || rng_below(100) < 60)) {
@@ -262,7 +262,7 @@ static int grandchild_work(long arg)
 			CHECK(kit_drop(mine, &n, k), "child object %d", k);
 		}
 	}
-	for (int i = 0; i < np; i++) {
+	for (int i = 0; i < NPARENT; i++) {
 		if (i % 2)
 			pcpu_free(parent[i].h);          /* the parent's handles are valid here */
 		else
