@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "bytes.h"
 #include "pool_init.h"
 #include "pool_verify.h"
 #include "os.h"
@@ -53,14 +54,6 @@ static int nr_chunk_slots = 16;
 #define MAX_LIVE 1024
 #define SMALL_CHECK 64             /* objects up to this size are checked in full */
 #define SAMPLE_STRIDE 1024         /* larger ones: one word every this many bytes */
-
-/* The checkers' loops are not the code under test: no coverage
- * instrumentation (its comparison hooks would dominate the run time). */
-#if defined(__clang__)
-#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
-#else
-#define NO_COVERAGE
-#endif
 
 struct obj {
 	unsigned char *h;
@@ -90,28 +83,6 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	fputc('\n', stderr);
 	pcpu_stats_print(stderr);
 	abort();
-}
-
-/* ---- input reader ----------------------------------------------------- */
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned get8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static unsigned get16(struct input *in)
-{
-	unsigned lo = get8(in);
-
-	return lo | get8(in) << 8;
 }
 
 /* ---- patterns ------------------------------------------------------------ */

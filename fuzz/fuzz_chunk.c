@@ -32,15 +32,8 @@
 #include <string.h>
 
 #include "bitops.h"
+#include "bytes.h"
 #include "chunk.h"
-
-/* The checkers' loops are not the code under test: no coverage
- * instrumentation (its comparison hooks would dominate the run time). */
-#if defined(__clang__)
-#define NO_COVERAGE __attribute__((no_sanitize("coverage")))
-#else
-#define NO_COVERAGE
-#endif
 
 struct area {
 	int off, bits;
@@ -63,26 +56,6 @@ static void __attribute__((noreturn, format(printf, 1, 2))) fail(const char *fmt
 	va_end(ap);
 	fputc('\n', stderr);
 	abort();
-}
-
-struct input {
-	const uint8_t *p;
-	size_t n;
-};
-
-static unsigned get8(struct input *in)
-{
-	if (!in->n)
-		return 0;
-	in->n--;
-	return *in->p++;
-}
-
-static unsigned get16(struct input *in)
-{
-	unsigned lo = get8(in);
-
-	return lo | get8(in) << 8;
 }
 
 static bool populated(int bit)

@@ -79,11 +79,13 @@ static struct pcpu_chunk *alloc_blocking(size_t size, int bits, int align_bits, 
 		}
 	}
 	pool_account_alloc(ch, size);
+	memcheck_alloc(ch, *off, bits);
 	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 		pool_want_balance(POOL_BALANCE_LOW);
 	pcpu_unlock(&pcpu_pool.lock);
 	if (pool_populate_area(ch, *off, bits)) {
 		pcpu_lock(&pcpu_pool.lock);
+		memcheck_free(ch, *off, bits);
 		pool_free_area(ch, *off, bits);
 		pool_unaccount_alloc(size);
 		pcpu_unlock(&pcpu_pool.lock);
@@ -150,6 +152,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	}
 	if (ch) {
 		pool_account_alloc(ch, size);
+		memcheck_alloc(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
 		pcpu_unlock(&pcpu_pool.lock);
@@ -173,7 +176,6 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 
 	PCPU_PROBE(alloc, size, (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, handle, ch->index,
 		   (size_t)off * PCPU_MIN_ALLOC_BYTES);
-	memcheck_alloc(ch, off, bits);
 	zero_units(handle, size);
 	pool_after_op(POOL_OP_ALLOC, handle);
 	return handle;

@@ -25,6 +25,7 @@
 
 #include "bitops.h"
 #include "diag.h"
+#include "memcheck.h"
 #include "pool_chunk.h"
 #include "pool_init.h"
 #include "pool_verify.h"
@@ -34,10 +35,22 @@
 #define START_RETRY_MIN_S 1  /* pthread_create failed: back off, doubling */
 #define START_RETRY_MAX_S 64
 
+/*
+ * AddressSanitizer before LLVM 15 does not hold its thread registry across
+ * fork, so a thread created in the child of a multi-threaded process can
+ * deadlock inside pthread_create.  In such builds a forked child does not
+ * start a balancer thread: its wake-ups run the pass synchronously.
+ */
+#if PCPU_ASAN
+#define CHILD_STARTS_THREAD 0
+#else
+#define CHILD_STARTS_THREAD 1
+#endif
+
 static struct pcpu_lock wake_mutex = PCPU_LOCK_INITIALIZER;
 static pthread_cond_t wake_cond = PTHREAD_COND_INITIALIZER;
 /* wake_mutex: */
-static bool thread_running, wake_pending, stopping;
+static bool thread_running, wake_pending, stopping, forked_child;
 static pthread_t balancer;
 static time_t start_retry_at;   /* no pthread_create before this (monotonic s) */
 static int start_retry_s;
@@ -336,10 +349,15 @@ static void start_balancer(void)
  */
 static void balance_kick(void)
 {
+	if (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER)
+		return;
+	if (!CHILD_STARTS_THREAD && forked_child) {
+		balance_pass();
+		return;
+	}
 	/* A pass is already due: nothing to add (a wake is a hint; a pass
 	 * that started just before this point is followed by the next wake). */
-	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) ||
-	    (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER))
+	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED))
 		return;
 	pcpu_lock(&wake_mutex);
 	__atomic_store_n(&wake_pending, true, __ATOMIC_RELAXED);
@@ -369,6 +387,7 @@ static void balance_fork_child(void)
 	__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
 	start_retry_at = 0;
 	start_retry_s = 0;
+	forked_child = true;
 	pcpu_unlock(&wake_mutex);
 }
 

@@ -50,7 +50,8 @@ static inline bool memcheck_active(void)
 	return PCPU_ASAN || __builtin_expect(pcpu_pool.debug & POOL_DEBUG_VALGRIND, 0);
 }
 
-/* An area was allocated (any time before the user sees it). */
+/* An area was allocated: `lock` held (the order of annotations on a
+ * shared granule must follow the order of the map's changes). */
 static inline void memcheck_alloc(const struct pcpu_chunk *ch, int bit_off, int bits)
 {
 	if (memcheck_active())

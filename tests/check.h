@@ -2,9 +2,11 @@
  * check.h - the tiny assertion kit shared by the tests.
  *
  * CHECK(cond, fmt, ...) records a failure with file:line and continues;
- * REQUIRE aborts the test at once.  test_seed() picks the random seed
- * (argv[1], else $PCPU_SEED, else time) and prints it so any run can be
- * replayed; TEST_DONE prints the plain "N passed, N failed" line.
+ * REQUIRE aborts the test at once; TCHECK is CHECK for threads.
+ * test_seed() picks the random seed (argv[1], else $PCPU_SEED, else time)
+ * and prints it so any run can be replayed; TEST_DONE prints the plain
+ * "N passed, N failed" line.  The rest of the shared scaffolding (forked
+ * children, pattern objects, threads) is in kit.h.
  */
 #ifndef PCPU_TEST_CHECK_H
 #define PCPU_TEST_CHECK_H
@@ -17,6 +19,7 @@
 #include <time.h>
 
 static unsigned long check_passed, check_failed;
+static unsigned long check_thread_failed;    /* TCHECK's count, atomic */
 
 #define CHECK(cond, ...)                                                          \
 	do {                                                                      \
@@ -40,22 +43,43 @@ static unsigned long check_passed, check_failed;
 		}                                                                 \
 	} while (0)
 
-#define TEST_DONE()                                                               \
+/* CHECK for threads, which must not share CHECK's plain counters: failures
+ * are counted atomically in check_thread_failed (TEST_DONE and kit_fork's
+ * children count them as failures) and the first 20 are printed. */
+#define TCHECK(cond, ...)                                                         \
 	do {                                                                      \
-		printf("%lu passed, %lu failed\n", check_passed, check_failed);   \
-		return check_failed ? 1 : 0;                                      \
+		if (!(cond) &&                                                    \
+		    __atomic_fetch_add(&check_thread_failed, 1, __ATOMIC_RELAXED) < 20) { \
+			fprintf(stderr, "%s:%d: TCHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
+			fprintf(stderr, " " __VA_ARGS__);                          \
+			fputc('\n', stderr);                                      \
+		}                                                                 \
 	} while (0)
 
-/* xorshift64*: small, fast, deterministic from the seed. */
-static uint64_t rng_state = 88172645463325252ULL;
-static inline uint64_t rng_next(void)
+#define TEST_DONE()                                                               \
+	do {                                                                      \
+		unsigned long failed_ = check_failed + check_thread_failed;       \
+		printf("%lu passed, %lu failed\n", check_passed, failed_);        \
+		return failed_ ? 1 : 0;                                           \
+	} while (0)
+
+/* xorshift64*: small, fast, deterministic from the seed.  rng_next_r and
+ * rng_below_r run it on a state of the caller's (one per thread). */
+static inline uint64_t rng_next_r(uint64_t *state)
 {
-	rng_state ^= rng_state >> 12;
-	rng_state ^= rng_state << 25;
-	rng_state ^= rng_state >> 27;
-	return rng_state * 2685821657736338717ULL;
+	*state ^= *state >> 12;
+	*state ^= *state << 25;
+	*state ^= *state >> 27;
+	return *state * 2685821657736338717ULL;
 }
-static inline uint64_t rng_below(uint64_t n) { return n ? rng_next() % n : 0; }
+static inline uint64_t rng_below_r(uint64_t *state, uint64_t n)
+{
+	return n ? rng_next_r(state) % n : 0;
+}
+
+static uint64_t rng_state = 88172645463325252ULL;
+static inline uint64_t rng_next(void) { return rng_next_r(&rng_state); }
+static inline uint64_t rng_below(uint64_t n) { return rng_below_r(&rng_state, n); }
 
 static inline uint64_t test_seed(int argc, char **argv)
 {

@@ -6,7 +6,8 @@
 set -eu
 src=$1 build=$2 san=$3
 shift 3
-command -v clang >/dev/null 2>&1 || { echo "clang not installed: skipping"; exit 77; }
+. "$(dirname "$0")/skip.sh"
+skip_without clang
 CC=clang cmake -S "$src" -B "$build" -DPCPU_SANITIZE="$san" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$build" -j2 --target "$@" >/dev/null
 # The library starts its balancer thread in a forked child when needed,

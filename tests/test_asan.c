@@ -18,44 +18,18 @@
  * --bad-write writes to a freed copy and exits 0 (Valgrind must report it).
  */
 #define _GNU_SOURCE
-#include <fcntl.h>
 #include <pthread.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bitops.h"
-#include "check.h"
 #include "memcheck.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "percpu.h"
 
 #define NR_CPUS 4
-
-struct obj {
-	unsigned char *h;
-	size_t size;
-	unsigned char tag;
-};
-
-static void fill(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < NR_CPUS; cpu++)
-		memset(per_cpu_ptr(o->h, cpu), o->tag + cpu, o->size);
-}
-
-static bool intact(const struct obj *o, bool zero)
-{
-	for (unsigned cpu = 0; cpu < NR_CPUS; cpu++) {
-		const unsigned char *p = per_cpu_ptr(o->h, cpu);
-
-		for (size_t i = 0; i < o->size; i++)
-			if (p[i] != (zero ? 0 : (unsigned char)(o->tag + cpu)))
-				return false;
-	}
-	return true;
-}
 
 static void init(void)
 {
@@ -67,27 +41,23 @@ static void init(void)
 
 static void workload(unsigned steps)
 {
-	static struct obj live[2048];
+	static struct kit_obj live[2048];
 	int n = 0;
 
 	for (unsigned step = 0; step < steps; step++) {
 		if (n < 2048 && (rng_below(100) < 55 || !n)) {
-			struct obj *o = &live[n];
 			size_t size = rng_below(3) ? 4 : 1 + rng_below(300);
+			size_t align = (size_t)4 << rng_below(5);
+			void *h = pcpu_alloc(size, align);
 
-			o->h = pcpu_alloc(size, (size_t)4 << rng_below(5));
-			REQUIRE(o->h, "alloc %zu", size);
-			o->size = size;
-			o->tag = (unsigned char)rng_next();
-			CHECK(intact(o, true), "fresh allocation of %zu not zeroed", size);
-			fill(o);
-			n++;
+			REQUIRE(h, "alloc %zu", size);
+			CHECK(kit_zeroed(h, size, align), "fresh allocation of %zu not zeroed", size);
+			kit_keep(live, &n, 2048, h, size, (uint32_t)rng_next());
 		} else {
 			int i = (int)rng_below((uint64_t)n);
+			size_t size = live[i].size;
 
-			CHECK(intact(&live[i], false), "allocation of %zu overwritten", live[i].size);
-			pcpu_free(live[i].h);
-			live[i] = live[--n];
+			CHECK(kit_drop(live, &n, i), "allocation of %zu overwritten", size);
 		}
 		if (step % 4000 == 3999) {
 			/* empty pages go back and come again */
@@ -98,14 +68,14 @@ static void workload(unsigned steps)
 		}
 	}
 	for (int i = 0; i < n; i++) {
-		CHECK(intact(&live[i], false), "allocation overwritten at the end");
+		CHECK(kit_intact(&live[i]), "allocation overwritten at the end");
 		pcpu_free(live[i].h);
 	}
 }
 
 static void *thread_main(void *arg)
 {
-	uint64_t x = (uint64_t)(uintptr_t)arg * 0x9e3779b97f4a7c15ULL + 1;
+	uint64_t x = ((uint64_t)(uintptr_t)arg + 1) * 0x9e3779b97f4a7c15ULL + 1;
 	unsigned char *h[64] = { 0 };
 
 	for (int i = 0; i < 20000; i++) {
@@ -137,14 +107,12 @@ static void *thread_main(void *arg)
 static void threads(void)
 {
 	pthread_t t[4];
-	void *ret;
+	void *ret[4];
 
-	for (uintptr_t i = 0; i < 4; i++)
-		REQUIRE(pthread_create(&t[i], NULL, thread_main, (void *)(i + 1)) == 0, "thread");
-	for (int i = 0; i < 4; i++) {
-		REQUIRE(pthread_join(t[i], &ret) == 0, "join");
-		CHECK(ret == NULL, "thread %d saw a copy change under it", i);
-	}
+	kit_start_threads(t, 4, thread_main, NULL, 0);
+	kit_join_threads(t, 4, ret);
+	for (int i = 0; i < 4; i++)
+		CHECK(ret[i] == NULL, "thread %d saw a copy change under it", i);
 }
 
 /* ---- bad accesses, each in a child that must be stopped ------------------ */
@@ -184,30 +152,20 @@ static void bad_read_unallocated(void)
 	fprintf(stderr, "no free granule on a populated page\n");
 }
 
-static void expect_report(void (*fn)(void), const char *what, const char *kind)
+/* In a child: bad access number which; exit 0 means it was not stopped. */
+static int bad_access(long which)
 {
-	char path[] = "/tmp/pcpu-test-asan-XXXXXX";
-	int fd = mkstemp(path), status;
-	pid_t pid;
+	(which ? bad_read_unallocated : bad_write_freed)();
+	return 0;
+}
 
-	REQUIRE(fd >= 0, "mkstemp");
-	fflush(NULL);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		dup2(fd, 2);
-		fn();
-		_exit(0);                               /* not stopped: the check failed */
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	char buf[8192] = { 0 };
-	ssize_t len = pread(fd, buf, sizeof(buf) - 1, 0);
+static void expect_report(long which, const char *what, const char *kind)
+{
+	struct kit_child *c = kit_fork(bad_access, which, 0, 0);
 
-	close(fd);
-	unlink(path);
-	CHECK(!(WIFEXITED(status) && WEXITSTATUS(status) == 0), "%s: not stopped", what);
-	CHECK(len > 0 && strstr(buf, "AddressSanitizer") && strstr(buf, kind),
-	      "%s: no '%s' AddressSanitizer report; stderr was:\n%s", what, kind, buf);
+	CHECK(!kit_exited(c, 0), "%s: not stopped", what);
+	CHECK(*c->err && strstr(c->err, "AddressSanitizer") && strstr(c->err, kind),
+	      "%s: no '%s' AddressSanitizer report; stderr was:\n%s", what, kind, c->err);
 }
 
 int main(int argc, char **argv)
@@ -230,8 +188,8 @@ int main(int argc, char **argv)
 	threads();
 	CHECK(pcpu_verify() == 0, "verify");
 	if (PCPU_ASAN) {
-		expect_report(bad_write_freed, "write to a freed copy", "use-after-poison");
-		expect_report(bad_read_unallocated, "read of an unallocated part", "use-after-poison");
+		expect_report(0, "write to a freed copy", "use-after-poison");
+		expect_report(1, "read of an unallocated part", "use-after-poison");
 	} else {
 		printf("not an AddressSanitizer build: the bad accesses are checked by asan_memcheck\n");
 	}

@@ -9,12 +9,11 @@
  */
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "percpu.h"
 
 /* Resident pages in the dynamic chunks' address range (not the first chunk). */
@@ -58,13 +57,14 @@ static int dynamic_free_chunks(void)
 	return n;
 }
 
-static void child_marks(void)
+static int child_marks(long arg)
 {
 	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER };
 	struct pcpu_stats st;
 	int n = 0;
 	void **h = malloc(sizeof(void *) * 200000);
 
+	(void)arg;
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
 	/* Drain populated space with atomic allocations. */
 	while ((h[n] = pcpu_alloc_flags(64, 4, PCPU_ATOMIC | PCPU_NOWARN)))
@@ -82,10 +82,10 @@ static void child_marks(void)
 	void *a = pcpu_alloc_flags(64, 4, PCPU_ATOMIC);
 	CHECK(a != NULL, "atomic allocation after balance");
 	CHECK(pcpu_verify() == 0, "verify");
-	exit(check_failed ? 1 : 0);
+	return 0;
 }
 
-static void child_release(int mixed)
+static int child_release(long mixed)
 {
 	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER };
 	int n = 1 << 20;
@@ -116,17 +116,18 @@ static void child_release(int mixed)
 	CHECK(populated <= pcpu_pool.unit_pages, "populated pages outside the first chunk (%ld) <= one chunk", populated);
 	CHECK(after <= (long)pcpu_pool.unit_pages * (long)pcpu_pool.nr_cpus, "resident after (%ld) <= one chunk", after);
 	CHECK(after < before / 4, "resident memory released: %ld -> %ld", before, after);
-	exit(check_failed ? 1 : 0);
+	return 0;
 }
 
 /* Keep one object per page live: balance must not depopulate those pages. */
-static void child_sparse(void)
+static int child_sparse(long arg)
 {
 	struct pcpu_config cfg = { .flags = PCPU_CFG_NO_BALANCER, .reclaim_frac = 1 };
 	int n = 1 << 17;
 	void **h = malloc(sizeof(void *) * (size_t)n);
 	int per_page;
 
+	(void)arg;
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
 	per_page = (int)(pcpu_pool.page_size / 16);
 	for (int i = 0; i < n; i++) {
@@ -150,15 +151,25 @@ static void child_sparse(void)
 		pcpu_free(h[i]);
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after all freed");
 	CHECK(dynamic_populated_pages() <= pcpu_pool.unit_pages, "pages released");
-	exit(check_failed ? 1 : 0);
+	return 0;
+}
+
+/* After fork, with the balancer thread in the parent: balance, allocate atomically. */
+static int after_fork(long arg)
+{
+	(void)arg;
+	int ok = pcpu_balance() == 0 && pcpu_alloc_flags(64, 4, PCPU_ATOMIC) != NULL &&
+		 pcpu_verify() == 0;
+	return ok ? 0 : 1;
 }
 
 /* With the thread: an atomic failure gets refilled without pcpu_balance(). */
-static void child_thread(void)
+static int child_thread(long arg)
 {
 	void *h;
 	int tries = 0, n = 0;
 
+	(void)arg;
 	REQUIRE(pcpu_init(NULL) == 0, "init");
 	while ((h = pcpu_alloc_flags(256, 4, PCPU_ATOMIC | PCPU_NOWARN)) && n < 1000000)
 		n++;
@@ -171,17 +182,9 @@ static void child_thread(void)
 	pcpu_stats_get(&st);
 	CHECK(st.nr_balance_passes > 0 && st.nr_atomic_fail > 0, "balancer ran");
 	/* Fork while the balancer exists: the child balances and allocates atomically. */
-	pid_t pid = fork();
-	if (pid == 0) {
-		int ok = pcpu_balance() == 0 && pcpu_alloc_flags(64, 4, PCPU_ATOMIC) != NULL &&
-			 pcpu_verify() == 0;
-		_exit(ok ? 0 : 1);
-	}
-	int status;
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child after fork");
+	KIT_EXPECT(kit_fork(after_fork, 0, 0, 0), KIT_EXIT(0), "child after fork");
 	CHECK(pcpu_verify() == 0, "verify");
-	exit(check_failed ? 1 : 0);
+	return 0;
 }
 
 /*
@@ -228,17 +231,17 @@ static void *load_worker(void *arg)
 	return NULL;
 }
 
-static void child_steady_atomic(void)
+static int child_steady_atomic(long arg)
 {
 	pthread_t tid[LOAD_THREADS];
 	struct pcpu_stats st;
 	unsigned long failures = 0;
 
+	(void)arg;
 	REQUIRE(pcpu_init(NULL) == 0, "init");
-	for (long t = 0; t < LOAD_THREADS; t++)
-		REQUIRE(pthread_create(&tid[t], NULL, load_worker, (void *)t) == 0, "thread");
+	kit_start_threads(tid, LOAD_THREADS, load_worker, NULL, 0);
+	kit_join_threads(tid, LOAD_THREADS, NULL);
 	for (int t = 0; t < LOAD_THREADS; t++) {
-		pthread_join(tid[t], NULL);
 		failures += load_failures[t];
 		CHECK(load_stuck[t] == 0, "thread %d: atomic allocations stopped succeeding", t);
 	}
@@ -246,32 +249,22 @@ static void child_steady_atomic(void)
 	printf("steady atomic load: %d allocations, %lu transient failures, %llu balance passes\n",
 	       LOAD_THREADS * LOAD_ITERS, failures, (unsigned long long)st.nr_balance_passes);
 	CHECK(pcpu_verify() == 0 && st.nr_cur_alloc == 0, "verify after the load");
-	exit(check_failed ? 1 : 0);
+	return 0;
 }
 
-static void run(const char *name, void (*fn)(void))
+static void run(const char *name, int (*fn)(long), long arg)
 {
-	fflush(stdout);
-	pid_t pid = fork();
-	int status;
-
-	if (pid == 0)
-		fn();
-	waitpid(pid, &status, 0);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s failed (status %#x)", name, status);
+	KIT_EXPECT(kit_fork(fn, arg, 0, 0), KIT_EXIT(0), "%s", name);
 }
-
-static void release_4b(void) { child_release(0); }
-static void release_mixed(void) { child_release(1); }
 
 int main(int argc, char **argv)
 {
 	test_seed(argc, argv);
-	run("marks", child_marks);
-	run("release 4 B", release_4b);
-	run("release mixed", release_mixed);
-	run("sparse", child_sparse);
-	run("thread", child_thread);
-	run("steady atomic load", child_steady_atomic);
+	run("marks", child_marks, 0);
+	run("release 4 B", child_release, 0);
+	run("release mixed", child_release, 1);
+	run("sparse", child_sparse, 0);
+	run("thread", child_thread, 0);
+	run("steady atomic load", child_steady_atomic, 0);
 	TEST_DONE();
 }

@@ -22,108 +22,21 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "percpu.h"
 
 #define NTHREADS 6
 
 static uint64_t g_seed;
-static unsigned long t_failed;       /* failures inside threads (atomic) */
 
-#define TCHECK(cond, ...)                                                          \
-	do {                                                                       \
-		if (!(cond)) {                                                     \
-			__atomic_fetch_add(&t_failed, 1, __ATOMIC_RELAXED);        \
-			fprintf(stderr, "%s:%d: TCHECK(%s) failed: ", __FILE__, __LINE__, #cond); \
-			fprintf(stderr, " " __VA_ARGS__);                           \
-			fputc('\n', stderr);                                       \
-		}                                                                  \
-	} while (0)
-
-/* Per-thread xorshift64*. */
-static uint64_t trng(uint64_t *s)
+/* Run fn(arg) in a forked child (a hang of 120 s is a failure). */
+static struct kit_child *run_child(int (*fn)(long), long arg)
 {
-	*s ^= *s >> 12;
-	*s ^= *s << 25;
-	*s ^= *s >> 27;
-	return *s * 2685821657736338717ULL;
-}
-static uint64_t trng_below(uint64_t *s, uint64_t n) { return trng(s) % n; }
-
-struct obj {
-	unsigned char *h;
-	size_t size;
-	unsigned tag;
-};
-
-static unsigned char pat(unsigned tag, unsigned cpu, size_t i)
-{
-	return (unsigned char)((tag >> 8) * 13u + tag * 131u + cpu * 17u + i * 7u + 1u);
-}
-
-static void fill(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
-		for (size_t i = 0; i < o->size; i++)
-			per_cpu_ptr(o->h, cpu)[i] = pat(o->tag, cpu, i);
-}
-
-static bool intact(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
-		for (size_t i = 0; i < o->size; i++)
-			if (per_cpu_ptr(o->h, cpu)[i] != pat(o->tag, cpu, i))
-				return false;
-	return true;
-}
-
-static bool zeroed(const void *h, size_t size, size_t align)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		const unsigned char *p = pcpu_ptr(h, cpu);
-
-		if ((uintptr_t)p % align)
-			return false;
-		for (size_t i = 0; i < size; i++)
-			if (p[i])
-				return false;
-	}
-	return true;
-}
-
-static uint64_t cur_alloc(void)
-{
-	struct pcpu_stats st;
-
-	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
-	return st.nr_cur_alloc;
-}
-
-/* Run fn(arg) in a forked child; true if it exited 0. */
-static bool run_child(int (*fn)(long), long arg, int *status)
-{
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		check_passed = check_failed = 0;
-		rng_state = g_seed + (uint64_t)arg;
-		alarm(120);                      /* a hang becomes a failure */
-		int rc = fn(arg);
-
-		fflush(stdout);
-		_exit(rc ? rc : check_failed || t_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, status, 0) == pid, "waitpid");
-	return WIFEXITED(*status) && WEXITSTATUS(*status) == 0;
+	return kit_fork(fn, arg, g_seed + (uint64_t)arg, 120);
 }
 
 /* ---- 1. threads ------------------------------------------------------------ */
@@ -136,12 +49,12 @@ struct worker {
 	int id;
 	uint64_t rng;
 	int n;
-	struct obj objs[LOCAL_MAX];
+	struct kit_obj objs[LOCAL_MAX];
 	unsigned long atomic_fail, allocs;
 };
 
 static struct worker workers[NTHREADS];
-static struct obj xchg[XCHG_MAX];
+static struct kit_obj xchg[XCHG_MAX];
 static int nxchg;
 static pthread_mutex_t xchg_lock = PTHREAD_MUTEX_INITIALIZER;
 static int stop_workers;
@@ -150,10 +63,10 @@ static unsigned worker_steps = STEPS;   /* the fork test runs them until stopped
 
 static bool worker_alloc(struct worker *w, unsigned tag)
 {
-	unsigned r = (unsigned)trng_below(&w->rng, 100);
-	size_t size = r < 70 ? 4 + trng_below(&w->rng, 61) : 4 + trng_below(&w->rng, 2045);
-	size_t align = (size_t)1 << trng_below(&w->rng, 9);
-	bool atomic = trng_below(&w->rng, 5) == 0;
+	unsigned r = (unsigned)rng_below_r(&w->rng, 100);
+	size_t size = r < 70 ? 4 + rng_below_r(&w->rng, 61) : 4 + rng_below_r(&w->rng, 2045);
+	size_t align = (size_t)1 << rng_below_r(&w->rng, 9);
+	bool atomic = rng_below_r(&w->rng, 5) == 0;
 	void *h;
 
 	errno = 0;
@@ -165,18 +78,17 @@ static bool worker_alloc(struct worker *w, unsigned tag)
 		return false;
 	}
 	w->allocs++;
-	TCHECK(zeroed(h, size, align < 4 ? 4 : align), "thread %d: %p not zeroed or aligned", w->id, h);
+	TCHECK(kit_zeroed(h, size, align < 4 ? 4 : align), "thread %d: %p not zeroed or aligned", w->id, h);
 	TCHECK(pcpu_alloc_size(h) == ((size + 3) & ~(size_t)3), "thread %d: alloc_size", w->id);
-	w->objs[w->n] = (struct obj){ h, size, tag };
-	fill(&w->objs[w->n++]);
+	kit_keep(w->objs, &w->n, LOCAL_MAX, h, size, tag);
 	return true;
 }
 
 static void worker_free(struct worker *w, int k)
 {
-	TCHECK(intact(&w->objs[k]), "thread %d: object tag %#x overwritten", w->id, w->objs[k].tag);
-	pcpu_free(w->objs[k].h);
-	w->objs[k] = w->objs[--w->n];
+	uint32_t tag = w->objs[k].tag;
+
+	TCHECK(kit_drop(w->objs, &w->n, k), "thread %d: object tag %#x overwritten", w->id, tag);
 }
 
 static void *worker_main(void *arg)
@@ -185,16 +97,16 @@ static void *worker_main(void *arg)
 
 	for (unsigned step = 0; step < worker_steps && !__atomic_load_n(&stop_workers, __ATOMIC_RELAXED);
 	     step++) {
-		unsigned r = (unsigned)trng_below(&w->rng, 100);
+		unsigned r = (unsigned)rng_below_r(&w->rng, 100);
 
 		if (r < 45 && w->n < LOCAL_MAX) {
 			worker_alloc(w, (unsigned)w->id << 24 | step);
 		} else if (r < 75 && w->n) {
-			worker_free(w, (int)trng_below(&w->rng, (uint64_t)w->n));
+			worker_free(w, (int)rng_below_r(&w->rng, (uint64_t)w->n));
 		} else if (r < 85 && w->n) {           /* give one away */
 			pthread_mutex_lock(&xchg_lock);
 			if (nxchg < XCHG_MAX) {
-				int k = (int)trng_below(&w->rng, (uint64_t)w->n);
+				int k = (int)rng_below_r(&w->rng, (uint64_t)w->n);
 				xchg[nxchg++] = w->objs[k];
 				w->objs[k] = w->objs[--w->n];
 			}
@@ -205,11 +117,11 @@ static void *worker_main(void *arg)
 			if (got)
 				w->objs[w->n++] = xchg[--nxchg];
 			pthread_mutex_unlock(&xchg_lock);
-			if (got && trng_below(&w->rng, 2))
+			if (got && rng_below_r(&w->rng, 2))
 				worker_free(w, w->n - 1);
 		} else if (w->n) {
-			struct obj *o = &w->objs[trng_below(&w->rng, (uint64_t)w->n)];
-			TCHECK(intact(o) && pcpu_alloc_size(o->h) == ((o->size + 3) & ~(size_t)3),
+			struct kit_obj *o = &w->objs[rng_below_r(&w->rng, (uint64_t)w->n)];
+			TCHECK(kit_intact(o) && pcpu_alloc_size(o->h) == ((o->size + 3) & ~(size_t)3),
 			       "thread %d: spot check", w->id);
 		}
 		if (w->id == 0 && step % 2000 == 1999)
@@ -226,8 +138,8 @@ static void start_workers(pthread_t *tids, int n, uint64_t seed)
 	for (int i = 0; i < n; i++) {
 		workers[i].id = i;
 		workers[i].rng = seed * 2654435761u + (uint64_t)i + 1;
-		REQUIRE(pthread_create(&tids[i], NULL, worker_main, &workers[i]) == 0, "pthread_create");
 	}
+	kit_start_threads(tids, n, worker_main, workers, sizeof(workers[0]));
 }
 
 /* Check every object held by workers and the exchange; return the count. */
@@ -237,9 +149,9 @@ static uint64_t check_held(int n)
 
 	for (int i = 0; i < n; i++)
 		for (int k = 0; k < workers[i].n; k++, held++)
-			CHECK(intact(&workers[i].objs[k]), "thread %d object %d at the end", i, k);
+			CHECK(kit_intact(&workers[i].objs[k]), "thread %d object %d at the end", i, k);
 	for (int k = 0; k < nxchg; k++, held++)
-		CHECK(intact(&xchg[k]), "exchange object %d at the end", k);
+		CHECK(kit_intact(&xchg[k]), "exchange object %d at the end", k);
 	return held;
 }
 
@@ -251,14 +163,13 @@ static int child_threads(long nr_cpus)
 
 	REQUIRE(pcpu_init(nr_cpus ? &cfg : NULL) == 0, "pcpu_init");
 	start_workers(tids, NTHREADS, g_seed + (uint64_t)nr_cpus);
-	for (int i = 0; i < NTHREADS; i++)
-		pthread_join(tids[i], NULL);
+	kit_join_threads(tids, NTHREADS, NULL);
 	for (int i = 0; i < NTHREADS; i++)
 		allocs += workers[i].allocs, afail += workers[i].atomic_fail;
 	uint64_t held = check_held(NTHREADS);
 	CHECK(pcpu_verify() == 0, "verify after the threads");
-	CHECK(cur_alloc() == held, "nr_cur_alloc %llu, the test holds %llu",
-	      (unsigned long long)cur_alloc(), (unsigned long long)held);
+	CHECK(kit_cur_alloc() == held, "nr_cur_alloc %llu, the test holds %llu",
+	      (unsigned long long)kit_cur_alloc(), (unsigned long long)held);
 	CHECK(allocs > NTHREADS * STEPS / 4, "threads allocated (%lu)", allocs);
 	printf("threads (nr_cpus %u): %lu allocations, %lu atomic failures, %llu held at the end\n",
 	       pcpu_nr_cpus(), allocs, afail, (unsigned long long)held);
@@ -267,7 +178,7 @@ static int child_threads(long nr_cpus)
 			worker_free(&workers[i], 0);
 	while (nxchg)
 		pcpu_free(xchg[--nxchg].h);
-	CHECK(cur_alloc() == 0 && pcpu_balance() == 0 && pcpu_verify() == 0, "all freed");
+	CHECK(kit_cur_alloc() == 0 && pcpu_balance() == 0 && pcpu_verify() == 0, "all freed");
 	return 0;
 }
 
@@ -295,10 +206,10 @@ static void *churn_main(void *arg)
 	struct worker *w = arg;
 
 	while (!__atomic_load_n(&stop_workers, __ATOMIC_RELAXED)) {
-		if (w->n < LOCAL_MAX && trng_below(&w->rng, 2))
+		if (w->n < LOCAL_MAX && rng_below_r(&w->rng, 2))
 			worker_alloc(w, (unsigned)w->allocs);
 		else if (w->n)
-			worker_free(w, (int)trng_below(&w->rng, (uint64_t)w->n));
+			worker_free(w, (int)rng_below_r(&w->rng, (uint64_t)w->n));
 	}
 	return NULL;
 }
@@ -313,13 +224,11 @@ static int child_counter(long nr_cpus)
 	REQUIRE(counter && pcpu_sum(counter) == 0, "counter");
 	pthread_barrier_init(&inc_start, NULL, NTHREADS);
 	workers[0].rng = g_seed | 1;
-	REQUIRE(pthread_create(&churn, NULL, churn_main, &workers[0]) == 0, "churn thread");
-	for (long i = 0; i < NTHREADS; i++)
-		REQUIRE(pthread_create(&tids[i], NULL, inc_main, (void *)(intptr_t)i) == 0, "thread");
-	for (int i = 0; i < NTHREADS; i++)
-		pthread_join(tids[i], NULL);
+	kit_start_threads(&churn, 1, churn_main, &workers[0], 0);
+	kit_start_threads(tids, NTHREADS, inc_main, NULL, 0);
+	kit_join_threads(tids, NTHREADS, NULL);
 	__atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
-	pthread_join(churn, NULL);
+	kit_join_threads(&churn, 1, NULL);
 	long sum = pcpu_sum(counter);
 	CHECK(sum == (long)NTHREADS * INCS, "nr_cpus %ld: sum %ld, want %ld", nr_cpus, sum,
 	      (long)NTHREADS * INCS);
@@ -332,28 +241,29 @@ static int child_counter(long nr_cpus)
 
 #define NPARENT 40
 
-static int grandchild_work(struct obj *parent, int np)
+static struct kit_obj parent[NPARENT];
+
+/* In a child of the child: the parent's objects, allocations, frees. */
+static int grandchild_work(long arg)
 {
-	static struct obj mine[400];
+	static struct kit_obj mine[400];
 	int n = 0;
 
-	for (int i = 0; i < np; i++)
-		CHECK(intact(&parent[i]), "parent object %d not visible intact in the child", i);
+	(void)arg;
+	for (int i = 0; i < NPARENT; i++)
+		CHECK(kit_intact(&parent[i]), "parent object %d not visible intact in the child", i);
 	for (int i = 0; i < 2000; i++) {
 		if (n < 400 && (n == 0 || rng_below(100) < 60)) {
 			size_t size = rng_below(20) == 0 ? 16384 + rng_below(32768) : 1 + rng_below(512);
 			void *h = pcpu_alloc(size, 4);
-			REQUIRE(h && zeroed(h, size, 4), "child alloc %zu", size);
-			mine[n] = (struct obj){ h, size, (unsigned)i + 7 };
-			fill(&mine[n++]);
+			REQUIRE(h && kit_zeroed(h, size, 4), "child alloc %zu", size);
+			kit_keep(mine, &n, 400, h, size, (uint32_t)i + 7);
 		} else {
 			int k = (int)rng_below((uint64_t)n);
-			CHECK(intact(&mine[k]), "child object %d", k);
-			pcpu_free(mine[k].h);
-			mine[k] = mine[--n];
+			CHECK(kit_drop(mine, &n, k), "child object %d", k);
 		}
 	}
-	for (int i = 0; i < np; i++) {
+	for (int i = 0; i < NPARENT; i++) {
 		if (i % 2)
 			pcpu_free(parent[i].h);          /* the parent's handles are valid here */
 		else
@@ -362,30 +272,28 @@ static int grandchild_work(struct obj *parent, int np)
 	CHECK(pcpu_verify() == 0, "child verify");
 	CHECK(pcpu_balance() == 0, "child balance");
 	void *a = pcpu_alloc_flags(64, 8, PCPU_ATOMIC);
-	CHECK(a && zeroed(a, 64, 8), "child atomic allocation after pcpu_balance");
+	CHECK(a && kit_zeroed(a, 64, 8), "child atomic allocation after pcpu_balance");
 	for (int k = 0; k < n; k++)
-		CHECK(intact(&mine[k]), "child object %d at the end", k);
+		CHECK(kit_intact(&mine[k]), "child object %d at the end", k);
 	CHECK(pcpu_verify() == 0, "child verify at the end");
-	fflush(stdout);
-	return check_failed ? 1 : 0;
+	return 0;
 }
 
 static int child_fork(long arg)
 {
 	/* Small units: the child's large objects create and free many chunks. */
 	struct pcpu_config cfg = { .nr_cpus = 4, .min_unit_size = 64 << 10 };
-	static struct obj parent[NPARENT];
 	pthread_t tids[4];
-	int status, nforks = arg ? 24 : 1;
+	int nforks = arg ? 24 : 1;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
 	for (int i = 0; i < NPARENT; i++) {    /* small ones in the first chunk, large in new chunks */
 		size_t size = i % 4 == 3 ? 20000 : 8 + rng_below(200);
-		parent[i] = (struct obj){ pcpu_alloc(size, 8), size, 1000u + (unsigned)i };
+		parent[i] = (struct kit_obj){ pcpu_alloc(size, 8), size, 1000u + (unsigned)i };
 		REQUIRE(parent[i].h, "parent alloc");
-		fill(&parent[i]);
+		kit_fill(&parent[i]);
 	}
-	uint64_t live = cur_alloc();
+	uint64_t live = kit_cur_alloc();
 	if (arg) {
 		worker_steps = ~0u;
 		start_workers(tids, 4, g_seed + 99);
@@ -394,27 +302,17 @@ static int child_fork(long arg)
 		unsigned long p0 = __atomic_load_n(&progress, __ATOMIC_RELAXED);
 		while (arg && __atomic_load_n(&progress, __ATOMIC_RELAXED) < p0 + 500)
 			sched_yield();
-		fflush(stdout);
-		pid_t pid = fork();
-		REQUIRE(pid >= 0, "fork");
-		if (pid == 0) {
-			rng_state = g_seed + (uint64_t)f * 7 + 3;
-			check_failed = 0;        /* count this child's failures only */
-			alarm(60);
-			_exit(grandchild_work(parent, NPARENT));
-		}
-		REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "fork %d: child status %#x", f, status);
+		KIT_EXPECT(kit_fork(grandchild_work, 0, g_seed + (uint64_t)f * 7 + 3, 60), KIT_EXIT(0),
+			   "fork %d", f);
 	}
 	if (arg) {
 		__atomic_store_n(&stop_workers, 1, __ATOMIC_RELAXED);
-		for (int i = 0; i < 4; i++)
-			pthread_join(tids[i], NULL);
+		kit_join_threads(tids, 4, NULL);
 		live += check_held(4);
 	}
 	for (int i = 0; i < NPARENT; i++)
-		CHECK(intact(&parent[i]), "parent object %d changed by the child", i);
-	CHECK(cur_alloc() == live, "parent's live count changed");
+		CHECK(kit_intact(&parent[i]), "parent object %d changed by the child", i);
+	CHECK(kit_cur_alloc() == live, "parent's live count changed");
 	CHECK(pcpu_verify() == 0, "parent verify after the children");
 	return 0;
 }
@@ -453,7 +351,7 @@ static int child_handles(long arg)
 	struct pcpu_stats st;
 
 	REQUIRE(pcpu_init(&cfg) == 0 && pcpu_stats_get(&st) == 0, "init");
-	struct obj o[4] = {
+	struct kit_obj o[4] = {
 		{ pcpu_alloc(16, 4), 16, 1 },                        /* first chunk */
 		{ pcpu_alloc_flags(16, 4, PCPU_RESERVED), 16, 2 },  /* reserved area */
 		{ pcpu_alloc(st.unit_size / 2, 4096), 64, 3 },       /* a new chunk */
@@ -461,7 +359,7 @@ static int child_handles(long arg)
 	};
 	for (int i = 0; i < 4; i++) {
 		REQUIRE(o[i].h, "alloc %d", i);
-		fill(&o[i]);
+		kit_fill(&o[i]);
 	}
 	if (arg == 0) {   /* no handler, not even ASan's or TSan's: the process dies */
 		signal(SIGSEGV, SIG_DFL);
@@ -475,7 +373,7 @@ static int child_handles(long arg)
 	sigaction(SIGBUS, &sa, NULL);
 	for (int i = 0; i < 4; i++) {
 		CHECK(faults(o[i].h, true) && faults(o[i].h, false), "handle %d did not fault", i);
-		CHECK(intact(&o[i]), "handle %d: a CPU's copy changed", i);
+		CHECK(kit_intact(&o[i]), "handle %d: a CPU's copy changed", i);
 	}
 	/* A destroyed chunk's memory goes back to the OS and faults. */
 	void *x = pcpu_alloc(st.unit_size, 4), *y = pcpu_alloc(st.unit_size, 4);
@@ -489,25 +387,25 @@ static int child_handles(long arg)
 	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
 		CHECK(faults(pcpu_ptr(gone, cpu), false), "cpu %u copy of a destroyed chunk readable", cpu);
 	for (int i = 0; i < 4; i++)
-		CHECK(intact(&o[i]), "object %d after balance", i);
+		CHECK(kit_intact(&o[i]), "object %d after balance", i);
 	CHECK(pcpu_verify() == 0, "verify");
 	return 0;
 }
 
 int main(int argc, char **argv)
 {
-	int status;
+	struct kit_child *c;
 
 	g_seed = test_seed(argc, argv);
-	CHECK(run_child(child_threads, 0, &status), "threads, default config: status %#x", status);
-	CHECK(run_child(child_threads, 8, &status), "threads, 8 CPU slots: status %#x", status);
-	CHECK(run_child(child_counter, 0, &status), "counter, default: status %#x", status);
-	CHECK(run_child(child_counter, 1, &status), "counter, 1 CPU slot: status %#x", status);
-	CHECK(run_child(child_fork, 0, &status), "fork: status %#x", status);
-	CHECK(run_child(child_fork, 1, &status), "fork with threads: status %#x", status);
-	run_child(child_handles, 0, &status);
-	CHECK(WIFSIGNALED(status) && (WTERMSIG(status) == SIGSEGV || WTERMSIG(status) == SIGBUS),
-	      "writing through a handle: status %#x, want SIGSEGV", status);
-	CHECK(run_child(child_handles, 1, &status), "handles fault: status %#x", status);
+	KIT_EXPECT(run_child(child_threads, 0), KIT_EXIT(0), "threads, default config");
+	KIT_EXPECT(run_child(child_threads, 8), KIT_EXIT(0), "threads, 8 CPU slots");
+	KIT_EXPECT(run_child(child_counter, 0), KIT_EXIT(0), "counter, default");
+	KIT_EXPECT(run_child(child_counter, 1), KIT_EXIT(0), "counter, 1 CPU slot");
+	KIT_EXPECT(run_child(child_fork, 0), KIT_EXIT(0), "fork");
+	KIT_EXPECT(run_child(child_fork, 1), KIT_EXIT(0), "fork with threads");
+	c = run_child(child_handles, 0);
+	CHECK(kit_signaled(c, SIGSEGV) || kit_signaled(c, SIGBUS),
+	      "writing through a handle: %s, want SIGSEGV", kit_status(c));
+	KIT_EXPECT(run_child(child_handles, 1), KIT_EXIT(0), "handles fault");
 	TEST_DONE();
 }

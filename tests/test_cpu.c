@@ -22,10 +22,9 @@
 #include <pthread.h>
 #include <sched.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "kit.h"
 #include "percpu.h"
 #include "cpu.h"
 
@@ -59,29 +58,10 @@ static void unpin(void)
 	(void)sched_setaffinity(0, sizeof(g_allowed), &g_allowed);
 }
 
-/* Run fn(arg) in a forked child; true if it exited 0. */
-static bool run(const char *name, int (*fn)(long), long arg)
+/* Run fn(arg) in a forked child that must exit 0 (a hang of 120 s is a failure). */
+static void run(const char *name, int (*fn)(long), long arg)
 {
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		check_passed = check_failed = 0;
-		rng_state = g_seed + (uint64_t)arg;
-		alarm(120);
-		int rc = fn(arg);
-
-		fflush(stdout);
-		_exit(rc || check_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s(%ld): child status %#x", name, arg,
-	      status);
-	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
+	KIT_EXPECT(kit_fork(fn, arg, g_seed + (uint64_t)arg, 120), KIT_EXIT(0), "%s(%ld)", name, arg);
 }
 
 static void init_units(long nr_cpus)
@@ -131,8 +111,8 @@ static int child_pinned(long nr_cpus)
 
 	init_units(nr_cpus);
 	pinned_walk(&bad_main);
-	REQUIRE(pthread_create(&t, NULL, pinned_walk, &bad_thread) == 0, "pthread_create");
-	pthread_join(t, NULL);
+	kit_start_threads(&t, 1, pinned_walk, &bad_thread, 0);
+	kit_join_threads(&t, 1, NULL);
 	CHECK(bad_main == 0 && bad_thread == 0, "units %u: %ld / %ld mismatches", pcpu_nr_cpus(),
 	      bad_main, bad_thread);
 	for (int i = 0; i < 1000; i++)
@@ -186,12 +166,10 @@ static int child_counters(long nr_cpus)
 		long before = pcpu_sum(PCPU_VAR(c_count)), total = (long)nthreads * incs;
 
 		REQUIRE(dyn, "pcpu_alloc");
-		for (int i = 0; i < nthreads; i++) {
-			args[i] = (struct counter_arg){ dyn, i, incs, mode };
-			REQUIRE(pthread_create(&t[i], NULL, counter_thread, &args[i]) == 0, "pthread_create");
-		}
 		for (int i = 0; i < nthreads; i++)
-			pthread_join(t[i], NULL);
+			args[i] = (struct counter_arg){ dyn, i, incs, mode };
+		kit_start_threads(t, nthreads, counter_thread, args, sizeof(args[0]));
+		kit_join_threads(t, nthreads, NULL);
 		CHECK(pcpu_sum(dyn) == total, "units %u, mode %d, %d threads x %ld: dynamic sum %ld",
 		      pcpu_nr_cpus(), mode, nthreads, incs, pcpu_sum(dyn));
 		CHECK(pcpu_sum(PCPU_VAR(c_count)) - before == total, "static sum %ld, want %ld",
@@ -217,25 +195,15 @@ static int norseq_main(void)
 	TEST_DONE();
 }
 
-static void exec_norseq(char **argv)
+/* In a child: this program again, with glibc's rseq registration off. */
+static int exec_norseq(long arg)
 {
 	char seed[32];
-	int status;
-	pid_t pid;
 
+	(void)arg;
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
-	fflush(stdout);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		char *args[] = { argv[0], seed, "--norseq", NULL };
-
-		setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
-		execv("/proc/self/exe", args);
-		_exit(127);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "no-rseq copy: status %#x", status);
+	setenv("GLIBC_TUNABLES", "glibc.pthread.rseq=0", 1);
+	return kit_exec_self(seed, "--norseq", NULL);
 }
 
 int main(int argc, char **argv)
@@ -254,6 +222,6 @@ int main(int argc, char **argv)
 		run("pinned", child_pinned, nr);
 		run("counters", child_counters, nr);
 	}
-	exec_norseq(argv);
+	KIT_EXPECT(kit_fork(exec_norseq, 0, 0, 0), KIT_EXIT(0), "no-rseq copy");
 	TEST_DONE();
 }

@@ -1,8 +1,8 @@
 /*
  * test_errors.c - SPEC section 3 row by row, plus fault injection.  Each
  * scenario runs in a forked child with its own configuration; the parent
- * checks the exit status or fatal signal, the child's stderr (a temp file)
- * and its report file (g_out).
+ * checks the exit status or fatal signal, the child's stderr and its report
+ * file (kit_fork, kit_report_fd).
  *
  *   EINVAL rows, rate limit; pcpu_free(NULL); invalid pointers (SIGABRT with
  *   "invalid pointer %p", and with a SIGABRT handler that runs pcpu_verify:
@@ -15,67 +15,18 @@
 #include <setjmp.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "os.h"
 #include "os_fault.h"
 #include "percpu.h"
 
-static int g_out = -1;          /* child: report file shared with the parent */
 static uint64_t g_seed;
 
-/* ---- objects with a per-CPU pattern ---------------------------------------- */
-
-struct obj {
-	unsigned char *h;
-	size_t size;
-	unsigned tag;
-};
-
-static unsigned char pat(unsigned tag, unsigned cpu, size_t i)
-{
-	return (unsigned char)(tag * 131u + cpu * 17u + i * 7u + 1u);
-}
-
-/* Write o's pattern into every unit, or check it is there. */
-static bool pattern(const struct obj *o, bool write)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
-		for (size_t i = 0; i < o->size; i++)
-			if (write)
-				per_cpu_ptr(o->h, cpu)[i] = pat(o->tag, cpu, i);
-			else if (per_cpu_ptr(o->h, cpu)[i] != pat(o->tag, cpu, i))
-				return false;
-	return true;
-}
-#define fill(o) ((void)pattern((o), true))
-#define intact(o) pattern((o), false)
-
-static bool zeroed(const void *h, size_t size, size_t align)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		const unsigned char *p = pcpu_ptr(h, cpu);
-
-		if ((uintptr_t)p % align)
-			return false;
-		for (size_t i = 0; i < size; i++)
-			if (p[i])
-				return false;
-	}
-	return true;
-}
-
-static struct pcpu_stats stats(void)
-{
-	struct pcpu_stats st = { 0 };
-
-	CHECK(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
-	return st;
-}
+/* ---- objects with a per-CPU pattern (kit.h) ---------------------------------- */
 
 static void init4(unsigned flags, size_t addr_space)
 {
@@ -85,16 +36,10 @@ static void init4(unsigned flags, size_t addr_space)
 }
 
 #define MAXOBJ 4000
-static struct obj objs[MAXOBJ];
+static struct kit_obj objs[MAXOBJ];
 static int nobj;
 
-static bool all_intact(void)
-{
-	for (int i = 0; i < nobj; i++)
-		if (!intact(&objs[i]))
-			return false;
-	return true;
-}
+static bool all_intact(void) { return kit_all_intact(objs, nobj); }
 
 /* Allocate, check zeroed and aligned in every unit, fill and keep. */
 static void *add_obj(size_t size, size_t align, unsigned flags)
@@ -103,57 +48,23 @@ static void *add_obj(size_t size, size_t align, unsigned flags)
 	void *h = pcpu_alloc_flags(size, align, flags);
 
 	if (h) {
-		REQUIRE(zeroed(h, size, align < 4 ? 4 : align), "new object not zeroed or aligned");
-		REQUIRE(nobj < MAXOBJ, "too many objects");
-		objs[nobj] = (struct obj){ h, size, ++tag };
-		fill(&objs[nobj++]);
+		REQUIRE(kit_zeroed(h, size, align < 4 ? 4 : align), "new object not zeroed or aligned");
+		kit_keep(objs, &nobj, MAXOBJ, h, size, ++tag);
 	}
 	return h;
 }
 
 /* ---- children and captured output ------------------------------------------ */
 
-struct child { int status; char out[4096], err[8192]; };
-
-static void slurp(FILE *f, char *buf, size_t len)
+/* Run fn(arg) in a forked child (a hang of 120 s is a failure); if code >= 0,
+ * check that it exited with code. */
+static struct kit_child *run(int (*fn)(long), long arg, int code, const char *what)
 {
-	rewind(f);
-	buf[fread(buf, 1, len - 1, f)] = 0;
-	fclose(f);
-}
+	struct kit_child *c = kit_fork(fn, arg, g_seed + (uint64_t)arg, 120);
 
-/* Run fn(arg) in a forked child, stderr and g_out going to temp files; if
- * code >= 0, check that it exited with code (else show what it said). */
-static struct child *run(int (*fn)(long), long arg, int code, const char *what)
-{
-	static struct child c;
-	FILE *out = tmpfile(), *err = tmpfile();
-	pid_t pid;
-
-	REQUIRE(out && err, "tmpfile");
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		dup2(fileno(err), 2);
-		g_out = fileno(out);
-		rng_state = g_seed + (uint64_t)arg;
-		check_passed = check_failed = 0;
-		alarm(120);                      /* a hang becomes a failure */
-		int rc = fn(arg);
-
-		fflush(stdout);
-		_exit(rc ? rc : check_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, &c.status, 0) == pid, "waitpid");
-	slurp(out, c.out, sizeof(c.out));
-	slurp(err, c.err, sizeof(c.err));
-	bool ok = code < 0 || (WIFEXITED(c.status) && WEXITSTATUS(c.status) == code);
-	CHECK(ok, "%s: status %#x, expected exit %d", what, c.status, code);
-	if (!ok)
-		fprintf(stderr, "---- child stderr:\n%s---- child report:\n%s----\n", c.err, c.out);
-	return &c;
+	if (code >= 0)
+		KIT_EXPECT(c, KIT_EXIT(code), "%s", what);
+	return c;
 }
 
 static int count_lines(const char *s)
@@ -188,7 +99,7 @@ static int child_einval(long arg)
 	CHECK(!pcpu_pool.ready, "pcpu_free(NULL) initialised the allocator");
 	init4(PCPU_CFG_NO_BALANCER, 0);
 	REQUIRE(add_obj(32, 8, 0), "alloc");
-	struct pcpu_stats s0 = stats();
+	struct pcpu_stats s0 = kit_stats();
 	const size_t unit = s0.unit_size, page = s0.page_size;
 	const struct { size_t size, align; unsigned flags; bool plain; } bad[] = {
 		{ 0, 4, 0, false }, { unit + 1, 4, 0, false }, { SIZE_MAX, 4, 0, false },
@@ -218,7 +129,7 @@ static int child_einval(long arg)
 	}
 	pcpu_free(NULL);
 
-	struct pcpu_stats s1 = stats();
+	struct pcpu_stats s1 = kit_stats();
 	CHECK(s1.nr_cur_alloc == s0.nr_cur_alloc && s1.nr_alloc == s0.nr_alloc &&
 	      s1.nr_dealloc == s0.nr_dealloc && s1.nr_chunks == s0.nr_chunks &&
 	      s1.nr_populated_pages == s0.nr_populated_pages,
@@ -234,7 +145,17 @@ static int child_ratelimit(long arg)
 	init4(PCPU_CFG_NO_BALANCER, 0);
 	for (int i = 0; i < 200; i++)
 		(void)pcpu_alloc_flags(i % 2 ? 0 : 16, i % 3 ? 4 : 12, (unsigned)(i % 4 ? 0 : 0x40));
-	return pcpu_alloc(16, 4) && pcpu_verify() == 0 ? 0 : 2;
+	if (!pcpu_alloc(16, 4) || pcpu_verify())
+		return 2;
+	/* The ENOMEM that matters is still reported after the flood of
+	 * invalid requests: a whole unit needs a new chunk, which cannot be
+	 * populated. */
+	os_fault_random(OS_OP_POPULATE, 1.0, 1);
+	errno = 0;
+	if (pcpu_alloc(kit_stats().unit_size, 4) || errno != ENOMEM)
+		return 3;
+	os_fault_clear();
+	return pcpu_verify() == 0 ? 0 : 4;
 }
 
 /* ---- 3. invalid pointers ----------------------------------------------------- */
@@ -255,7 +176,7 @@ static const char *const bad_name[NR_BAD] = {
 PCPU_DEFINE(int, static_var) = 7;       /* a static per-CPU variable: never freeable */
 #endif
 
-static struct obj g_live;               /* a separate live allocation */
+static struct kit_obj g_live;               /* a separate live allocation */
 static void *g_extra;                   /* must still be live with g_extra_size */
 static size_t g_extra_size;
 static struct pcpu_stats g_saved;
@@ -271,8 +192,8 @@ static void abort_handler(int sig)
 		    st.nr_dealloc == g_saved.nr_dealloc && st.nr_chunks == g_saved.nr_chunks;
 	bool extra = !g_extra || pcpu_alloc_size(g_extra) == g_extra_size;
 
-	dprintf(g_out, "HANDLER verify=%d same=%d intact=%d extra=%d\n", v, same, intact(&g_live),
-		extra);
+	dprintf(kit_report_fd, "HANDLER verify=%d same=%d intact=%d extra=%d\n", v, same,
+		kit_intact(&g_live), extra);
 	_exit(42);
 }
 
@@ -286,10 +207,10 @@ static int child_bad(long arg)
 	if (kind == BAD_BEFORE_INIT)
 		goto call;
 	init4(PCPU_CFG_NO_BALANCER, 0);
-	g_live = (struct obj){ pcpu_alloc(48, 16), 48, 77 };
+	g_live = (struct kit_obj){ pcpu_alloc(48, 16), 48, 77 };
 	REQUIRE(g_live.h, "alloc");
-	fill(&g_live);
-	const size_t unit = stats().unit_size;
+	kit_fill(&g_live);
+	const size_t unit = kit_stats().unit_size;
 	if (kind != BAD_MALLOC && kind != BAD_GARBAGE && kind != BAD_STATIC)
 		REQUIRE((a = pcpu_alloc_flags(16, 4, kind == BAD_RESERVED_DOUBLE ? PCPU_RESERVED : 0)),
 			"alloc");
@@ -315,12 +236,12 @@ static int child_bad(long arg)
 		break;
 	case BAD_DESTROYED_CHUNK:
 		x = pcpu_alloc(unit, 4), y = pcpu_alloc(unit, 4);
-		REQUIRE(x && y && stats().nr_chunks == 2, "two whole-unit chunks");
+		REQUIRE(x && y && kit_stats().nr_chunks == 2, "two whole-unit chunks");
 		pcpu_free(x);
 		pcpu_free(y);
 		pcpu_balance();
 		bad = pool_handle_chunk(x, &off) ? y : x;
-		REQUIRE(stats().nr_chunks == 1 && !pool_handle_chunk(bad, &off), "a destroyed chunk");
+		REQUIRE(kit_stats().nr_chunks == 1 && !pool_handle_chunk(bad, &off), "a destroyed chunk");
 		break;
 	case BAD_STATIC:
 #ifdef PCPU_DEFINE
@@ -332,13 +253,13 @@ static int child_bad(long arg)
 		break;
 	case BAD_HIDDEN_TAIL: case BAD_UNIT_GAP:
 		REQUIRE(pool_handle_chunk(g_live.h, &off) == pcpu_pool.first_chunk, "first chunk");
-		bad = g_live.h - off + unit + (kind == BAD_HIDDEN_TAIL ? -4 : 64);
+		bad = (unsigned char *)g_live.h - off + unit + (kind == BAD_HIDDEN_TAIL ? -4 : 64);
 		break;
 	}
-	REQUIRE(intact(&g_live), "live allocation intact before the bad call");
-	g_saved = stats();
+	REQUIRE(kit_intact(&g_live), "live allocation intact before the bad call");
+	g_saved = kit_stats();
 call:
-	dprintf(g_out, "PTR %p\n", (void *)bad);
+	dprintf(kit_report_fd, "PTR %p\n", (void *)bad);
 	if (arg % 2) {
 		struct sigaction sa = { .sa_handler = abort_handler };
 
@@ -349,7 +270,7 @@ call:
 		(void)pcpu_alloc_size(bad);
 	else
 		pcpu_free(bad);
-	dprintf(g_out, "RETURNED\n");
+	dprintf(kit_report_fd, "RETURNED\n");
 	return 3;
 }
 
@@ -357,13 +278,10 @@ static void test_invalid_pointers(void)
 {
 	for (int kind = 0; kind < NR_BAD; kind++) {
 		for (int handler = 0; handler < 2 - (kind == BAD_BEFORE_INIT); handler++) {
-			struct child *c = run(child_bad, kind * 2 + handler, handler ? 42 : -1,
+			struct kit_child *c = run(child_bad, kind * 2 + handler, handler ? 42 : -1,
 					      bad_name[kind]);
-			char ptr[64] = "?";
-			const char *p = strstr(c->out, "PTR ");
+			const char *ptr = kit_report_word(c, "PTR ");
 
-			if (p)
-				sscanf(p + 4, "%63s", ptr);
 			if (handler)
 				CHECK(strstr(c->out, "HANDLER verify=0 same=1 intact=1 extra=1"),
 				      "%s: state changed before the abort: %s", bad_name[kind], c->out);
@@ -371,8 +289,9 @@ static void test_invalid_pointers(void)
 				CHECK(WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGABRT,
 				      "%s: status %#x, want SIGABRT; stderr: %s", bad_name[kind], c->status,
 				      c->err);
-			CHECK(p && strstr(c->err, "invalid pointer") && strstr(c->err, ptr),
-			      "%s: stderr lacks \"invalid pointer\" and %s: %s", bad_name[kind], ptr, c->err);
+			CHECK(ptr && strstr(c->err, "invalid pointer") && strstr(c->err, ptr),
+			      "%s: stderr lacks \"invalid pointer\" and %s: %s", bad_name[kind],
+			      ptr ? ptr : "the pointer", c->err);
 		}
 	}
 }
@@ -398,6 +317,7 @@ static int child_init(long arg)
 			{ .nr_cpus = 100000 }, { .nr_cpus = PCPU_MAX_CPUS + 1 }, { .atom_size = 3 * 4096 },
 			{ .dyn_size = (size_t)1 << 34 }, { .reserved_size = (size_t)1 << 34 },
 			{ .min_unit_size = (size_t)1 << 34 }, { .addr_space = (size_t)1 << 50 },
+			{ .nr_cpus = 1, .reserved_size = (size_t)1 << 30, .dyn_size = (size_t)1 << 30 },
 		};
 		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
 			errno = 0;
@@ -416,11 +336,31 @@ static int child_init(long arg)
 		os_fault_clear();
 		CHECK(!pcpu_pool.ready, "a failed pcpu_init marked the allocator ready");
 	}
+	/* Sizes that are not a multiple of 4 are rounded up, not refused. */
+	valid.reserved_size = 4098;
+	valid.dyn_size = 20 * 1024 + 2;
 	REQUIRE(pcpu_init(&valid) == 0, "valid pcpu_init after failures: %s", strerror(errno));
+	CHECK(kit_stats().reserved_size == 4100, "reserved_size 4098 rounded to %zu",
+	      (size_t)kit_stats().reserved_size);
 	CHECK(pcpu_nr_cpus() == 4, "nr_cpus %u", pcpu_nr_cpus());
-	CHECK(add_obj(100, 4, 0) && add_obj(stats().unit_size, 4, 0), "allocations after failed inits");
-	CHECK(all_intact() && pcpu_verify() == 0 && stats().nr_cur_alloc == 2, "usable, counters clean");
+	CHECK(add_obj(100, 4, 0) && add_obj(kit_stats().unit_size, 4, 0), "allocations after failed inits");
+	CHECK(all_intact() && pcpu_verify() == 0 && kit_stats().nr_cur_alloc == 2, "usable, counters clean");
 	return 0;
+}
+
+/* Malformed or out-of-range PCPU_* variables: one line each naming the
+ * variable and the value, then the default. */
+static int child_env(long arg)
+{
+	(void)arg;
+	setenv("PCPU_ADDR_SPACE", "foo", 1);
+	setenv("PCPU_EMPTY_POP_LOW", "-3", 1);
+	setenv("PCPU_EMPTY_POP_HIGH", "12x", 1);
+	setenv("PCPU_RECLAIM_FRAC", "99999", 1);
+	REQUIRE(pcpu_init(NULL) == 0, "init with malformed variables");
+	CHECK(pcpu_pool.max_chunks >= 256, "default address space kept: %d chunks", pcpu_pool.max_chunks);
+	CHECK(pcpu_pool.empty_pop_low >= 2 && pcpu_pool.reclaim_frac == 4, "defaults kept");
+	return add_obj(16, 4, 0) && pcpu_verify() == 0 ? 0 : 2;
 }
 
 /* ---- 5. ENOMEM ------------------------------------------------------------- */
@@ -429,7 +369,7 @@ static int child_populate_fault(long arg)
 {
 	(void)arg;
 	init4(PCPU_CFG_NO_BALANCER, 0);
-	while (stats().nr_chunks < 2)
+	while (kit_stats().nr_chunks < 2)
 		REQUIRE(add_obj(16 + rng_below(1024), 4, 0), "filling");
 	for (unsigned long skip = 0; skip < 4; skip += 2) {
 		unsigned long pop0 = os_call_count(OS_OP_POPULATE), f0 = os_fault_count();
@@ -438,7 +378,7 @@ static int child_populate_fault(long arg)
 		os_fault_nth(OS_OP_POPULATE, skip, 1);
 		for (int i = 0; i < 100000 && !failed; i++) {
 			unsigned long pop = os_call_count(OS_OP_POPULATE), dep = os_call_count(OS_OP_DEPOPULATE);
-			struct pcpu_stats s0 = stats();
+			struct pcpu_stats s0 = kit_stats();
 
 			errno = 0;
 			if (add_obj(256, 4, PCPU_NOWARN)) {
@@ -446,7 +386,7 @@ static int child_populate_fault(long arg)
 				continue;
 			}
 			failed = true;
-			struct pcpu_stats s1 = stats();
+			struct pcpu_stats s1 = kit_stats();
 			CHECK(errno == ENOMEM, "skip %lu: errno %d", skip, errno);
 			CHECK(os_fault_count() == f0 + 1 && os_call_count(OS_OP_POPULATE) == pop0 + skip + 1,
 			      "skip %lu: one injected fault after %lu populate calls", skip, skip);
@@ -460,8 +400,8 @@ static int child_populate_fault(long arg)
 		CHECK(pcpu_verify() == 0 && all_intact(), "skip %lu: consistent after ENOMEM", skip);
 		os_fault_clear();
 		void *h = pcpu_alloc(256, 4);
-		CHECK(h && zeroed(h, 256, 4), "skip %lu: allocation succeeds after os_fault_clear", skip);
-		CHECK(stats().nr_cur_alloc == (uint64_t)nobj + 1, "live count");
+		CHECK(h && kit_zeroed(h, 256, 4), "skip %lu: allocation succeeds after os_fault_clear", skip);
+		CHECK(kit_stats().nr_cur_alloc == (uint64_t)nobj + 1, "live count");
 		pcpu_free(h);
 	}
 	CHECK(pcpu_verify() == 0 && all_intact(), "final");
@@ -473,28 +413,27 @@ static int child_addr_space(long arg)
 {
 	init4(PCPU_CFG_NO_BALANCER, (size_t)arg * 4);
 	if (!arg) {
-		dprintf(g_out, "STRIDE %zu\n", (size_t)1 << pcpu_pool.stride_shift);
+		dprintf(kit_report_fd, "STRIDE %zu\n", (size_t)1 << pcpu_pool.stride_shift);
 		return 0;
 	}
-	const size_t unit = stats().unit_size;
+	const size_t unit = kit_stats().unit_size;
 	int nbig = 0, nsmall = 0;
 
 	REQUIRE(pcpu_pool.max_chunks == 4, "max_chunks %d", pcpu_pool.max_chunks);
 	while (nbig < 8 && (errno = 0, add_obj(unit, 4, 0)))
 		nbig++;
 	CHECK(nbig == 3 && errno == ENOMEM, "whole-unit allocations: %d, errno %d", nbig, errno);
-	CHECK(stats().nr_chunks == 3, "three dynamic chunks at the limit");
+	CHECK(kit_stats().nr_chunks == 3, "three dynamic chunks at the limit");
 	while (nsmall < 100000 && (errno = 0, add_obj(64, 4, PCPU_NOWARN)))
 		nsmall++;
 	CHECK(nsmall < 100000 && errno == ENOMEM, "small allocations stop with ENOMEM (%d)", nsmall);
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent at the limit");
-	uint64_t created = stats().nr_chunks_created;
+	uint64_t created = kit_stats().nr_chunks_created;
 	REQUIRE(nbig >= 1, "need a whole-unit object");
-	pcpu_free(objs[0].h);                /* the first whole-unit object */
-	objs[0] = objs[--nobj];
+	CHECK(kit_drop(objs, &nobj, 0), "the first whole-unit object intact");
 	void *a = add_obj(64, 4, 0), *b = add_obj(unit / 2, 4, 0);
 	CHECK(a && b, "freeing a chunk's object lets allocation continue");
-	CHECK(stats().nr_chunks_created == created, "no chunk created beyond the limit");
+	CHECK(kit_stats().nr_chunks_created == created, "no chunk created beyond the limit");
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after freeing");
 	return 0;
 }
@@ -504,7 +443,7 @@ static int child_random_faults(long arg)
 	unsigned long fails = 0, allocs = 0;
 
 	init4(PCPU_CFG_NO_BALANCER, 0);
-	const size_t unit = stats().unit_size;
+	const size_t unit = kit_stats().unit_size;
 
 	os_fault_random(OS_OP_POPULATE, 0.2, (unsigned long)arg);
 	os_fault_random(OS_OP_DEPOPULATE, 0.1, (unsigned long)arg + 1);
@@ -524,9 +463,7 @@ static int child_random_faults(long arg)
 		} else {
 			int k = (int)rng_below((uint64_t)nobj);
 
-			REQUIRE(intact(&objs[k]), "step %d: object %d overwritten", step, k);
-			pcpu_free(objs[k].h);
-			objs[k] = objs[--nobj];
+			REQUIRE(kit_drop(objs, &nobj, k), "step %d: object %d overwritten", step, k);
 		}
 		if (step % 500 == 499)
 			pcpu_balance();
@@ -534,14 +471,14 @@ static int child_random_faults(long arg)
 			REQUIRE(pcpu_verify() == 0, "step %d: verify", step);
 	}
 	CHECK(all_intact() && pcpu_verify() == 0, "final state");
-	CHECK(stats().nr_cur_alloc == (uint64_t)nobj, "live count");
+	CHECK(kit_stats().nr_cur_alloc == (uint64_t)nobj, "live count");
 	CHECK(fails > 0 && os_fault_count() > 0, "faults had an effect");
 	printf("random faults (seed %ld): %lu injected, %lu allocations failed, %lu succeeded\n", arg,
 	       os_fault_count(), fails, allocs);
 	os_fault_clear();
 	while (nobj)
 		pcpu_free(objs[--nobj].h);
-	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && stats().nr_cur_alloc == 0, "drained");
+	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && kit_stats().nr_cur_alloc == 0, "drained");
 	return 0;
 }
 
@@ -574,14 +511,14 @@ static int child_atomic(long arg)
 		}
 	}
 	REQUIRE(failed, "atomic allocations never ran out");
-	struct pcpu_stats st = stats();
+	struct pcpu_stats st = kit_stats();
 	CHECK(st.nr_atomic_fail == 1 && st.nr_chunks == 0, "one atomic failure, no chunk created");
 	os_counts(c0);
 	errno = 0;
 	CHECK(!pcpu_alloc_flags(st.unit_size, 4, PCPU_ATOMIC | PCPU_NOWARN) && errno == ENOMEM,
 	      "whole-unit atomic allocation fails");
 	os_counts(c1);
-	CHECK(!memcmp(c0, c1, sizeof(c0)) && stats().nr_chunks == 0, "...without an OS call or a chunk");
+	CHECK(!memcmp(c0, c1, sizeof(c0)) && kit_stats().nr_chunks == 0, "...without an OS call or a chunk");
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after atomic failures");
 
 	CHECK(pcpu_balance() == 0, "balance");
@@ -601,12 +538,12 @@ static int child_atomic_pool(long arg)
 {
 	(void)arg;
 	init4(PCPU_CFG_NO_BALANCER, 0);
-	const size_t page = stats().page_size;
+	const size_t page = kit_stats().page_size;
 
-	while ((long)stats().nr_empty_pop_pages > pcpu_pool.empty_pop_low)
+	while ((long)kit_stats().nr_empty_pop_pages > pcpu_pool.empty_pop_low)
 		REQUIRE(add_obj(page, page, 0), "page allocation");
 	REQUIRE(pcpu_balance() == 0, "balance");
-	struct pcpu_stats st = stats();
+	struct pcpu_stats st = kit_stats();
 	CHECK((long)st.nr_empty_pop_pages >= pcpu_pool.empty_pop_high,
 	      "after pcpu_balance: %llu empty populated pages, high mark %d (populated pages %llu)",
 	      (unsigned long long)st.nr_empty_pop_pages, pcpu_pool.empty_pop_high,
@@ -625,15 +562,15 @@ static int child_atomic_wake(long arg)
 {
 	(void)arg;
 	init4(0, 0);
-	struct pcpu_stats st = stats();
+	struct pcpu_stats st = kit_stats();
 
 	REQUIRE(st.nr_balance_passes == 0, "no pass before any request");
 	errno = 0;
 	CHECK(!pcpu_alloc_flags(st.unit_size, 4, PCPU_ATOMIC | PCPU_NOWARN) && errno == ENOMEM,
 	      "whole-unit atomic allocation with nothing populated");
-	for (int i = 0; i < 10000 && stats().nr_balance_passes == 0; i++)
+	for (int i = 0; i < 10000 && kit_stats().nr_balance_passes == 0; i++)
 		usleep(1000);
-	st = stats();
+	st = kit_stats();
 	CHECK(st.nr_balance_passes >= 1 && st.nr_balance_populated >= 1,
 	      "balancer woken by the atomic failure: %llu passes, %llu pages",
 	      (unsigned long long)st.nr_balance_passes, (unsigned long long)st.nr_balance_populated);
@@ -645,7 +582,7 @@ static int child_reserved(long arg)
 {
 	(void)arg;
 	init4(PCPU_CFG_NO_BALANCER, 0);
-	struct pcpu_stats s0 = stats();
+	struct pcpu_stats s0 = kit_stats();
 	size_t total = 0;
 	int off;
 
@@ -663,7 +600,7 @@ static int child_reserved(long arg)
 		REQUIRE(total <= s0.reserved_size, "more than reserved_size served");
 	}
 	CHECK(total + 16 > s0.reserved_size, "served %zu of %zu reserved bytes", total, s0.reserved_size);
-	CHECK(stats().nr_chunks == s0.nr_chunks, "reserved allocations made chunks");
+	CHECK(kit_stats().nr_chunks == s0.nr_chunks, "reserved allocations made chunks");
 	int nres = nobj;
 	void *n = add_obj(64, 64, 0);
 	CHECK(n && pool_handle_chunk(n, &off) != pcpu_pool.reserved_chunk, "normal allocation still works");
@@ -671,13 +608,13 @@ static int child_reserved(long arg)
 		pcpu_free(objs[i].h), objs[i].size = 0;
 	CHECK(pcpu_verify() == 0 && all_intact(), "after freeing half the reserved objects");
 	void *r = pcpu_alloc_flags(16, 4, PCPU_RESERVED | PCPU_ATOMIC);  /* fits a 16 B hole */
-	CHECK(r && zeroed(r, 16, 4) && pool_handle_chunk(r, &off) == pcpu_pool.reserved_chunk,
+	CHECK(r && kit_zeroed(r, 16, 4) && pool_handle_chunk(r, &off) == pcpu_pool.reserved_chunk,
 	      "reserved + atomic after frees");
 	pcpu_free(r);
 	for (int i = 1; i < nres; i += 2)
 		pcpu_free(objs[i].h), objs[i].size = 0;
 	CHECK(pcpu_verify() == 0 && all_intact(), "after freeing all reserved objects");
-	CHECK(stats().nr_cur_alloc == 1, "one live object left");
+	CHECK(kit_stats().nr_cur_alloc == 1, "one live object left");
 	return 0;
 }
 
@@ -690,13 +627,24 @@ int main(int argc, char **argv)
 	g_seed = test_seed(argc, argv);
 	run(child_einval, 0, 0, "EINVAL rows");
 	const char *err = run(child_ratelimit, 0, 0, "rate limit")->err;
-	CHECK(count_lines(err) >= 1 && count_lines(err) <= 11 && strstr(err, "suppress"),
-	      "200 invalid calls: want 1..11 lines and a suppression notice, got %d: %s",
-	      count_lines(err), err);
+	CHECK(count_lines(err) >= 2 && count_lines(err) <= 16 && strstr(err, "suppress"),
+	      "200 invalid calls: want a burst of lines, a suppression notice and the ENOMEM line, "
+	      "got %d: %s", count_lines(err), err);
+	CHECK(strstr(err, "invalid request") && strstr(err, "failed: cannot populate memory"),
+	      "the ENOMEM after 200 invalid requests is reported: %s", err);
+	CHECK(strstr(err, "align 12"), "messages show the requested alignment: %s", err);
 	test_invalid_pointers();
 	run(child_init, 0, 0, "pcpu_init EBUSY");
-	run(child_init, 1, 0, "pcpu_init EINVAL");
+	err = run(child_init, 1, 0, "pcpu_init EINVAL")->err;
+	CHECK(strstr(err, "pcpu_init: nr_cpus = 100000: above") &&
+	      strstr(err, "pcpu_init: atom_size = 12288: not a power of two") &&
+	      strstr(err, "pcpu_init: reserved_size + dyn_size = 2147483648:"),
+	      "an impossible configuration names the field and why: %s", err);
 	run(child_init, 2, 0, "pcpu_init ENOMEM");
+	err = run(child_env, 0, 0, "malformed environment")->err;
+	CHECK(strstr(err, "PCPU_ADDR_SPACE=foo: not a size") && strstr(err, "PCPU_EMPTY_POP_LOW=-3:") &&
+	      strstr(err, "PCPU_EMPTY_POP_HIGH=12x:") && strstr(err, "PCPU_RECLAIM_FRAC=99999: outside") &&
+	      count_lines(err) == 4, "one line per malformed variable: %s", err);
 	run(child_populate_fault, 0, 0, "populate faults");
 	REQUIRE(sscanf(run(child_addr_space, 0, 0, "stride")->out, "STRIDE %zu", &stride) == 1, "stride");
 	run(child_addr_space, (long)stride, 0, "address space exhaustion");

@@ -29,13 +29,11 @@
 #include <pthread.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "os.h"
 #include "os_fault.h"
 #include "percpu.h"
@@ -46,88 +44,26 @@
 static uint64_t g_seed;
 static unsigned long g_steps = 20000;
 static unsigned long *g_total;          /* shared with the children: faults injected */
-static char g_self[4096];
 
-/* ---- objects ------------------------------------------------------------ */
-
-struct obj {
-	uint32_t *h;
-	size_t size;
-	uint32_t tag;
-};
-
-static uint32_t pat(uint32_t tag, unsigned cpu, size_t i)
-{
-	uint32_t x = tag * 0x9e3779b1u ^ (cpu + 1) * 0x85ebca77u ^ (uint32_t)i * 0xc2b2ae3du;
-
-	return x ^ x >> 15;
-}
-
-static void fill(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		uint32_t *w = per_cpu_ptr(o->h, cpu);
-
-		for (size_t i = 0; i < o->size / 4; i++)
-			w[i] = pat(o->tag, cpu, i);
-	}
-}
-
-static bool intact(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		const uint32_t *w = per_cpu_ptr(o->h, cpu);
-
-		for (size_t i = 0; i < o->size / 4; i++)
-			if (w[i] != pat(o->tag, cpu, i))
-				return false;
-	}
-	return true;
-}
-
-static bool zeroed(const void *h, size_t size)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		const uint32_t *w = pcpu_ptr(h, cpu);
-
-		for (size_t i = 0; i < size / 4; i++)
-			if (w[i])
-				return false;
-	}
-	return true;
-}
-
-static struct pcpu_stats stats(void)
-{
-	struct pcpu_stats st = { 0 };
-
-	REQUIRE(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
-	return st;
-}
+/* ---- objects (kit.h) ----------------------------------------------------- */
 
 /* A single-threaded object set. */
-static struct obj objs[MAXOBJ];
+static struct kit_obj objs[MAXOBJ];
 static int nobj;
 static unsigned long n_allocs, n_fails, n_frees;
 
-static bool all_intact(void)
-{
-	for (int i = 0; i < nobj; i++)
-		if (!intact(&objs[i]))
-			return false;
-	return true;
-}
+static bool all_intact(void) { return kit_all_intact(objs, nobj); }
 
 /*
  * One allocation.  A failure must be ENOMEM; a plain one (not atomic, not
  * reserved) must also have met an injected fault or the end of the address
  * space.  Returns the object.
  */
-static struct obj *try_alloc(size_t size, size_t align, unsigned flags)
+static struct kit_obj *try_alloc(size_t size, size_t align, unsigned flags)
 {
 	unsigned long f0 = os_fault_count();
 	size_t rsize = (size + 3) & ~(size_t)3;
-	uint32_t *h;
+	void *h;
 
 	errno = 0;
 	h = pcpu_alloc_flags(size, align, flags | PCPU_NOWARN);
@@ -135,24 +71,20 @@ static struct obj *try_alloc(size_t size, size_t align, unsigned flags)
 		n_fails++;
 		REQUIRE(errno == ENOMEM, "alloc(%zu, %zu, %#x): errno %d", size, align, flags, errno);
 		if (!(flags & (PCPU_ATOMIC | PCPU_RESERVED)))
-			REQUIRE(os_fault_count() > f0 || stats().nr_chunks + 1 >= (unsigned)pcpu_pool.max_chunks,
+			REQUIRE(os_fault_count() > f0 || kit_stats().nr_chunks + 1 >= (unsigned)pcpu_pool.max_chunks,
 				"alloc(%zu, %zu) failed without an injected fault", size, align);
 		return NULL;
 	}
-	REQUIRE(nobj < MAXOBJ, "too many objects");
-	REQUIRE(zeroed(h, rsize) && (uintptr_t)pcpu_ptr(h, 0) % (align < 4 ? 4 : align) == 0,
-		"%p not zeroed or aligned", (void *)h);
+	REQUIRE(kit_zeroed(h, rsize, align < 4 ? 4 : align), "%p not zeroed or aligned", h);
 	n_allocs++;
-	objs[nobj] = (struct obj){ h, rsize, (uint32_t)n_allocs };
-	fill(&objs[nobj]);
-	return &objs[nobj++];
+	return kit_keep(objs, &nobj, MAXOBJ, h, rsize, (uint32_t)n_allocs);
 }
 
 static void free_obj(int k)
 {
-	REQUIRE(intact(&objs[k]), "object %p overwritten", (void *)objs[k].h);
-	pcpu_free(objs[k].h);
-	objs[k] = objs[--nobj];
+	void *h = objs[k].h;
+
+	REQUIRE(kit_drop(objs, &nobj, k), "object %p overwritten", h);
 	n_frees++;
 }
 
@@ -191,12 +123,12 @@ static void recover(const char *what)
 {
 	os_fault_clear();
 	CHECK(pcpu_verify() == 0 && all_intact(), "%s: state after the faults", what);
-	CHECK(stats().nr_cur_alloc == (uint64_t)nobj, "%s: nr_cur_alloc %llu, holding %d", what,
-	      (unsigned long long)stats().nr_cur_alloc, nobj);
+	CHECK(kit_stats().nr_cur_alloc == (uint64_t)nobj, "%s: nr_cur_alloc %llu, holding %d", what,
+	      (unsigned long long)kit_stats().nr_cur_alloc, nobj);
 	while (nobj)
 		free_obj(nobj - 1);
 	CHECK(pcpu_balance() == 0 && pcpu_balance() == 0 && pcpu_verify() == 0, "%s: balance", what);
-	struct pcpu_stats st = stats();
+	struct pcpu_stats st = kit_stats();
 	CHECK(st.nr_cur_alloc == 0 && st.nr_chunks <= 1, "%s: drained (%u chunks)", what, st.nr_chunks);
 	CHECK((long)st.nr_empty_pop_pages >= pcpu_pool.empty_pop_high, "%s: pool refilled", what);
 	CHECK(try_alloc(UNIT, 4096, 0) && try_alloc(100, 4, PCPU_ATOMIC), "%s: allocations work", what);
@@ -215,24 +147,11 @@ static void report(const char *what)
 
 /* ---- a two-node topology ------------------------------------------------- */
 
-static int write_file(const char *root, const char *name, const char *text)
-{
-	char p[600];
-	FILE *f;
-
-	snprintf(p, sizeof(p), "%s/%s", root, name);
-	if (!(f = fopen(p, "w")))
-		return -1;
-	fputs(text, f);
-	return fclose(f);
-}
-
 /* Before pcpu_init: make sure there are two nodes (8 CPUs, 4 per node). */
 static void two_nodes(void)
 {
-	char root[] = "/tmp/pcpu-faults-XXXXXX", p[600];
-	const char *dirs[] = { "cpu", "node", "node/node0", "node/node1" };
-	const char *files[][2] = {
+	char root[] = "/tmp/pcpu-faults-XXXXXX";
+	static const char *const files[][2] = {
 		{ "cpu/possible", "0-7\n" }, { "node/online", "0-1\n" },
 		{ "node/node0/cpulist", "0-3\n" }, { "node/node1/cpulist", "4-7\n" },
 		{ "node/node0/distance", "10 20\n" }, { "node/node1/distance", "20 10\n" },
@@ -240,23 +159,9 @@ static void two_nodes(void)
 
 	if (os_nr_nodes() > 1)
 		return;
-	REQUIRE(mkdtemp(root), "mkdtemp");
-	for (size_t i = 0; i < 4; i++) {
-		snprintf(p, sizeof(p), "%s/%s", root, dirs[i]);
-		REQUIRE(mkdir(p, 0700) == 0, "mkdir %s", p);
-	}
-	for (size_t i = 0; i < 6; i++)
-		REQUIRE(write_file(root, files[i][0], files[i][1]) == 0, "write %s", files[i][0]);
+	REQUIRE(kit_tree_make(root, files, 6), "fabricated sysfs tree");
 	REQUIRE(os_topology_reload(root) == 0 && os_nr_nodes() == 2, "fabricated topology");
-	for (size_t i = 6; i-- > 0;) {
-		snprintf(p, sizeof(p), "%s/%s", root, files[i][0]);
-		unlink(p);
-	}
-	for (size_t i = 4; i-- > 0;) {
-		snprintf(p, sizeof(p), "%s/%s", root, dirs[i]);
-		rmdir(p);
-	}
-	rmdir(root);
+	kit_tree_remove(root, files, 6);
 }
 
 static void init(unsigned nr_cpus, unsigned flags)
@@ -272,7 +177,7 @@ static int child_random(long arg)
 {
 	two_nodes();
 	init(8, PCPU_CFG_NO_BALANCER);
-	REQUIRE(stats().nr_groups == 2, "two groups");
+	REQUIRE(kit_stats().nr_groups == 2, "two groups");
 	os_fault_random(OS_OP_POPULATE, 0.15, (unsigned long)arg);
 	os_fault_random(OS_OP_DEPOPULATE, 0.2, (unsigned long)arg + 1);
 	os_fault_random(OS_OP_BIND, 0.3, (unsigned long)arg + 2);
@@ -317,7 +222,7 @@ static int child_bind(long arg)
 struct tworker {
 	uint64_t rng;
 	int n;
-	struct obj o[TLOCAL];
+	struct kit_obj o[TLOCAL];
 	unsigned long allocs, fails, frees, bad;
 };
 
@@ -332,7 +237,7 @@ static void *tworker_main(void *arg)
 		if (r < 55 && w->n < TLOCAL) {
 			size_t size = 4 * (1 + (w->rng >> 8) % (r < 50 ? 32 : 4096));
 			unsigned flags = r < 12 ? PCPU_ATOMIC | PCPU_NOWARN : PCPU_NOWARN;
-			uint32_t *h;
+			void *h;
 
 			errno = 0;
 			h = pcpu_alloc_flags(size, (size_t)4 << (w->rng >> 40) % 6, flags);
@@ -342,15 +247,12 @@ static void *tworker_main(void *arg)
 				continue;
 			}
 			w->allocs++;
-			w->bad += !zeroed(h, size);
-			w->o[w->n] = (struct obj){ h, size, (uint32_t)(w->rng >> 16) };
-			fill(&w->o[w->n++]);
+			w->bad += !kit_zeroed(h, size, 4);
+			kit_keep(w->o, &w->n, TLOCAL, h, size, (uint32_t)(w->rng >> 16));
 		} else if (w->n) {
 			int k = (int)((w->rng >> 20) % (unsigned)w->n);
 
-			w->bad += !intact(&w->o[k]);
-			pcpu_free(w->o[k].h);
-			w->o[k] = w->o[--w->n];
+			w->bad += !kit_drop(w->o, &w->n, k);
 			w->frees++;
 		}
 	}
@@ -368,20 +270,19 @@ static int child_threads(long arg)
 	os_fault_random(OS_OP_POPULATE, 0.1, (unsigned long)arg);
 	os_fault_random(OS_OP_DEPOPULATE, 0.2, (unsigned long)arg + 1);
 	os_fault_random(OS_OP_BIND, 0.2, (unsigned long)arg + 2);
-	for (int i = 0; i < NTHREADS; i++) {
+	for (int i = 0; i < NTHREADS; i++)
 		w[i].rng = g_seed * 31 + (uint64_t)i + 1;
-		REQUIRE(pthread_create(&tid[i], NULL, tworker_main, &w[i]) == 0, "thread");
-	}
+	kit_start_threads(tid, NTHREADS, tworker_main, w, sizeof(w[0]));
+	kit_join_threads(tid, NTHREADS, NULL);
 	for (int i = 0; i < NTHREADS; i++) {
-		pthread_join(tid[i], NULL);
 		allocs += w[i].allocs, fails += w[i].fails, frees += w[i].frees, bad += w[i].bad;
 		held += (unsigned)w[i].n;
 	}
 	CHECK(bad == 0, "%lu errors in the threads (errno other than ENOMEM, lost patterns)", bad);
-	CHECK(pcpu_verify() == 0 && stats().nr_cur_alloc == held, "verify, live count");
+	CHECK(pcpu_verify() == 0 && kit_stats().nr_cur_alloc == held, "verify, live count");
 	for (int i = 0; i < NTHREADS; i++)
 		for (int k = 0; k < w[i].n; k++)
-			CHECK(intact(&w[i].o[k]), "thread %d object %d at the end", i, k);
+			CHECK(kit_intact(&w[i].o[k]), "thread %d object %d at the end", i, k);
 	n_allocs = allocs, n_fails = fails, n_frees = frees;
 	report("6 threads and the balancer thread under random faults");
 	os_fault_clear();
@@ -398,10 +299,10 @@ static int child_retry(long arg)
 {
 	(void)arg;
 	init(2, PCPU_CFG_NO_BALANCER);
-	const size_t page = stats().page_size;
+	const size_t page = kit_stats().page_size;
 
 	/* Use up the pool of empty populated pages. */
-	while ((long)stats().nr_empty_pop_pages > 0)
+	while ((long)kit_stats().nr_empty_pop_pages > 0)
 		REQUIRE(try_alloc(page, page, 0), "page allocation");
 	errno = 0;
 	CHECK(!try_alloc(page, page, PCPU_ATOMIC), "atomic allocation with an empty pool");
@@ -410,12 +311,12 @@ static int child_retry(long arg)
 	os_fault_random(OS_OP_POPULATE, 1.0, 1);
 	unsigned long f0 = os_fault_count();
 	CHECK(pcpu_balance() == 0 && os_fault_count() > f0, "balance pass with population failing");
-	CHECK(stats().nr_empty_pop_pages == 0 && pcpu_verify() == 0 && all_intact(),
+	CHECK(kit_stats().nr_empty_pop_pages == 0 && pcpu_verify() == 0 && all_intact(),
 	      "nothing populated, state consistent");
 	CHECK(!try_alloc(page, page, PCPU_ATOMIC), "atomic still fails");
 	os_fault_clear();
 	CHECK(pcpu_balance() == 0, "balance pass without faults");
-	CHECK((long)stats().nr_empty_pop_pages >= pcpu_pool.empty_pop_high, "the next pass populates");
+	CHECK((long)kit_stats().nr_empty_pop_pages >= pcpu_pool.empty_pop_high, "the next pass populates");
 	for (int i = 0; i < pcpu_pool.empty_pop_high; i++)
 		CHECK(try_alloc(page, page, PCPU_ATOMIC), "atomic page allocation %d after the retry", i);
 
@@ -423,14 +324,14 @@ static int child_retry(long arg)
 	 * unpopulated; they are populated again (and zeroed) before use. */
 	for (int i = 0; i < 40; i++)
 		REQUIRE(try_alloc(page, page, 0), "page allocation");
-	struct pcpu_stats s0 = stats();
+	struct pcpu_stats s0 = kit_stats();
 	for (int k = nobj; k-- > 0;)
 		if (k % 4)
 			free_obj(k);
 	os_fault_random(OS_OP_DEPOPULATE, 1.0, 1);
 	f0 = os_fault_count();
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && all_intact(), "balance with depopulation failing");
-	struct pcpu_stats s1 = stats();
+	struct pcpu_stats s1 = kit_stats();
 	CHECK(os_fault_count() > f0 && s1.nr_balance_depopulated > s0.nr_balance_depopulated,
 	      "depopulation attempted (%lu faults)", os_fault_count() - f0);
 	for (int i = 0; i < 40; i++)
@@ -522,35 +423,15 @@ static int child_env(long arg)
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
 	snprintf(steps, sizeof(steps), "%lu", g_steps);
 	setenv("PCPU_FAULT", spec, 1);
-	execl(g_self, g_self, seed, steps, "--env-child", (char *)NULL);
-	fprintf(stderr, "exec %s: %s\n", g_self, strerror(errno));
-	return 2;
+	return kit_exec_self(seed, steps, "--env-child", NULL);
 }
 
 /* ---- main -------------------------------------------------------------------------- */
 
+/* Run fn(arg) in a forked child that must exit 0 (a hang of 300 s is a failure). */
 static void run(int (*fn)(long), long arg, const char *what)
 {
-	int status;
-	pid_t pid;
-
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		rng_state = g_seed + (uint64_t)arg * 7919;
-		check_passed = check_failed = 0;
-		alarm(300);                      /* a hang becomes a failure */
-		int rc = fn(arg);
-
-		fflush(stdout);
-		_exit(rc ? rc : check_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s: %s %d", what,
-	      WIFSIGNALED(status) ? "killed by signal" : "exit status",
-	      WIFSIGNALED(status) ? WTERMSIG(status) : WEXITSTATUS(status));
+	KIT_EXPECT(kit_fork(fn, arg, g_seed + (uint64_t)arg * 7919, 300), KIT_EXIT(0), "%s", what);
 }
 
 int main(int argc, char **argv)
@@ -564,9 +445,6 @@ int main(int argc, char **argv)
 		rng_state = g_seed;
 		return env_child();
 	}
-	ssize_t n = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
-	REQUIRE(n > 0, "readlink /proc/self/exe");
-	g_self[n] = 0;
 
 	run(child_random, (long)(g_seed % 1000003), "random faults");
 	run(child_bind, 0, "bind faults");

@@ -15,10 +15,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "kit.h"
 #include "layout.h"
 #include "os.h"
 
@@ -498,7 +497,7 @@ static void test_bad_params(void)
 /* The default (NUMA) path, on the real machine and on a fake sysfs. */
 static void test_default_distance(void)
 {
-	char root[] = "/tmp/pcpu-lsysfs-XXXXXX", path[600];
+	char root[] = "/tmp/pcpu-lsysfs-XXXXXX";
 	struct layout_params p = { .dyn_size = 20480 };
 	struct layout *l;
 	int fake_nodes[12];
@@ -511,11 +510,6 @@ static void test_default_distance(void)
 	layout_free(l);
 
 	cur_case = "fake sysfs";
-	if (!mkdtemp(root)) {
-		CHK(!"mkdtemp");
-		return;
-	}
-	static const char *const dirs[] = { "cpu", "node", "node/node0", "node/node1", "node/node4" };
 	static const char *const files[][2] = {
 		{ "cpu/possible", "0-11\n" },
 		{ "node/online", "0-1,4\n" },
@@ -526,21 +520,8 @@ static void test_default_distance(void)
 		{ "node/node1/distance", "20 10 30\n" },
 		{ "node/node4/distance", "30 30 10\n" },
 	};
-	for (size_t i = 0; i < 5; i++) {
-		snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
-		mkdir(path, 0700);
-	}
-	for (size_t i = 0; i < 8; i++) {
-		FILE *f;
-
-		snprintf(path, sizeof(path), "%s/%s", root, files[i][0]);
-		f = fopen(path, "w");
-		CHK(f != NULL);
-		if (f) {
-			fputs(files[i][1], f);
-			fclose(f);
-		}
-	}
+	if (!kit_tree_make(root, files, 8))
+		return;
 	CHK(os_topology_reload(root) == 0);
 	for (int c = 0; c < 12; c++)
 		fake_nodes[c] = c % 3 == 2 ? 4 : c % 3;
@@ -553,16 +534,7 @@ static void test_default_distance(void)
 		CHK(l->groups[g].node == (g == 2 ? 4 : g));   /* labels from sysfs */
 	layout_free(l);
 	CHK(os_topology_reload(NULL) == 0);
-
-	for (size_t i = 8; i-- > 0;) {
-		snprintf(path, sizeof(path), "%s/%s", root, files[i][0]);
-		remove(path);
-	}
-	for (size_t i = 5; i-- > 0;) {
-		snprintf(path, sizeof(path), "%s/%s", root, dirs[i]);
-		remove(path);
-	}
-	remove(root);
+	kit_tree_remove(root, files, 8);
 }
 
 static unsigned rnd(unsigned n)

@@ -30,12 +30,11 @@
 #include <signal.h>
 #include <string.h>
 #include <sys/resource.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "percpu.h"
 
 #define UNIT (64u << 10)
@@ -54,70 +53,19 @@
 #endif
 
 static uint64_t g_seed;
-static int g_out = -1;                 /* child: report file for the parent */
-static char g_self[4096];
 
-/* ---- objects ------------------------------------------------------------ */
+/* ---- objects (kit.h) ----------------------------------------------------- */
 
-struct obj {
-	uint32_t *h;
-	size_t size;
-	uint32_t tag;
-};
-
-static struct obj objs[MAXOBJ];
+static struct kit_obj objs[MAXOBJ];
 static int nobj;
 
-static uint32_t pat(uint32_t tag, unsigned cpu, size_t i)
-{
-	uint32_t x = tag * 0x9e3779b1u ^ (cpu + 1) * 0x85ebca77u ^ (uint32_t)i * 0xc2b2ae3du;
-
-	return x ^ x >> 15;
-}
-
-static void fill(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		uint32_t *w = per_cpu_ptr(o->h, cpu);
-
-		for (size_t i = 0; i < o->size / 4; i++)
-			w[i] = pat(o->tag, cpu, i);
-	}
-}
-
-static bool intact(const struct obj *o)
-{
-	for (unsigned cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
-		const uint32_t *w = per_cpu_ptr(o->h, cpu);
-
-		for (size_t i = 0; i < o->size / 4; i++)
-			if (w[i] != pat(o->tag, cpu, i))
-				return false;
-	}
-	return true;
-}
-
-static bool all_intact(void)
-{
-	for (int i = 0; i < nobj; i++)
-		if (!intact(&objs[i]))
-			return false;
-	return true;
-}
-
-static struct pcpu_stats stats(void)
-{
-	struct pcpu_stats st = { 0 };
-
-	pcpu_stats_get(&st);
-	return st;
-}
+static bool all_intact(void) { return kit_all_intact(objs, nobj); }
 
 /* Allocate and keep; NULL with errno on failure (which must be ENOMEM). */
-static struct obj *add(size_t size, size_t align)
+static struct kit_obj *add(size_t size, size_t align)
 {
 	static uint32_t tag;
-	uint32_t *h;
+	void *h;
 
 	errno = 0;
 	h = pcpu_alloc_flags(size, align, PCPU_NOWARN);
@@ -126,17 +74,14 @@ static struct obj *add(size_t size, size_t align)
 		errno = ENOMEM;
 		return NULL;
 	}
-	REQUIRE(nobj < MAXOBJ, "too many objects");
-	objs[nobj] = (struct obj){ h, (size + 3) & ~(size_t)3, ++tag };
-	fill(&objs[nobj]);
-	return &objs[nobj++];
+	return kit_keep(objs, &nobj, MAXOBJ, h, (size + 3) & ~(size_t)3, ++tag);
 }
 
 static void drop(int k)
 {
-	CHECK(intact(&objs[k]), "object %p overwritten", (void *)objs[k].h);
-	pcpu_free(objs[k].h);
-	objs[k] = objs[--nobj];
+	void *h = objs[k].h;
+
+	CHECK(kit_drop(objs, &nobj, k), "object %p overwritten", h);
 }
 
 static size_t chunk_stride(unsigned nr_cpus)
@@ -166,8 +111,8 @@ static int fill_up(void)
 			break;
 		n++;
 	}
-	CHECK(stats().nr_chunks + 1 == (unsigned)pcpu_pool.max_chunks,
-	      "ENOMEM with %u of %d chunk slots in use", stats().nr_chunks + 1, pcpu_pool.max_chunks);
+	CHECK(kit_stats().nr_chunks + 1 == (unsigned)pcpu_pool.max_chunks,
+	      "ENOMEM with %u of %d chunk slots in use", kit_stats().nr_chunks + 1, pcpu_pool.max_chunks);
 	return n;
 }
 
@@ -212,7 +157,7 @@ static int child_addr_space(long k)
 		CHECK(units == k - 1 && errno == ENOMEM, "k=%ld: %d whole units after freeing", k, units);
 		while (nobj)
 			drop(nobj - 1);
-		CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && stats().nr_cur_alloc == 0, "drained");
+		CHECK(pcpu_balance() == 0 && pcpu_verify() == 0 && kit_stats().nr_cur_alloc == 0, "drained");
 		printf("addr_space %ld strides, round %d: %d objects at the limit\n", k, round, n);
 	}
 	return 0;
@@ -242,8 +187,7 @@ static int child_env(long arg)
 	snprintf(v, sizeof(v), "%zuk", 3 * chunk_stride(2) >> 10);
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
 	setenv("PCPU_ADDR_SPACE", v, 1);
-	execl(g_self, g_self, seed, "--env-child", (char *)NULL);
-	return 2;
+	return kit_exec_self(seed, "--env-child", NULL);
 }
 
 /* ---- 2. RLIMIT_AS ---------------------------------------------------------------- */
@@ -274,7 +218,7 @@ static int child_rlimit(long headroom_kb)
 	errno = 0;
 	if (pcpu_init(&cfg)) {
 		CHECK(errno == ENOMEM && !pcpu_pool.ready, "pcpu_init under RLIMIT_AS: errno %d", errno);
-		dprintf(g_out, "init ENOMEM\n");
+		dprintf(kit_report_fd, "init ENOMEM\n");
 		return 0;
 	}
 	CHECK(pcpu_pool.mapping_size <= limit, "reserved %zu bytes under a %zu-byte limit", pcpu_pool.mapping_size,
@@ -299,7 +243,7 @@ static int child_rlimit(long headroom_kb)
 		CHECK(add(size, 4) != NULL, "re-allocating %zu B after a free under RLIMIT_AS", size);
 	}
 	CHECK(pcpu_verify() == 0 && all_intact(), "consistent after frees");
-	dprintf(g_out, "init ok: %d chunk slots, %d allocations, %d ENOMEM\n", pcpu_pool.max_chunks, n,
+	dprintf(kit_report_fd, "init ok: %d chunk slots, %d allocations, %d ENOMEM\n", pcpu_pool.max_chunks, n,
 		fails);
 	return 0;
 }
@@ -317,7 +261,7 @@ static int child_max_cpus(long arg)
 	CHECK(pcpu_nr_cpus() == PCPU_MAX_CPUS && pcpu_current_cpu() < PCPU_MAX_CPUS, "CPU slots");
 	for (int i = 0; i < 12; i++)
 		CHECK(add(4 << (i % 6), 4 << (i % 6)) != NULL, "allocation %d", i);
-	CHECK(add(stats().unit_size, 4096) != NULL, "a whole unit in a new chunk");
+	CHECK(add(kit_stats().unit_size, 4096) != NULL, "a whole unit in a new chunk");
 	CHECK(all_intact() && pcpu_verify() == 0, "patterns in every unit");
 	long *c = pcpu_alloc(sizeof(long), sizeof(long));
 	REQUIRE(c, "counter");
@@ -341,7 +285,7 @@ static const char *const misuse_name[NR_MISUSE] = {
 	"free in a child of a handle the parent allocated after fork",
 };
 
-static struct obj *g_live;             /* must survive intact */
+static struct kit_obj *g_live;         /* must survive intact */
 static uint64_t g_expect_cur;          /* nr_cur_alloc the handler expects */
 static void *g_bad;
 static pthread_barrier_t g_barrier;
@@ -349,8 +293,8 @@ static pthread_barrier_t g_barrier;
 static void on_abort(int sig)
 {
 	(void)sig;
-	dprintf(g_out, "HANDLER verify=%d cur=%d intact=%d\n", pcpu_verify(),
-		stats().nr_cur_alloc == g_expect_cur, intact(g_live));
+	dprintf(kit_report_fd, "HANDLER verify=%d cur=%d intact=%d\n", pcpu_verify(),
+		kit_stats().nr_cur_alloc == g_expect_cur, kit_intact(g_live));
 	_exit(42);
 }
 
@@ -370,9 +314,9 @@ static int child_misuse(long kind)
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
 	g_live = add(48, 16);
-	struct obj *a = add(64, 8);
+	struct kit_obj *a = add(64, 8);
 	REQUIRE(g_live && a, "allocations");
-	g_expect_cur = stats().nr_cur_alloc;
+	g_expect_cur = kit_stats().nr_cur_alloc;
 	switch (kind) {
 	case COPY_FREE: case COPY_FREE_CPU1: case COPY_SIZE:
 		g_bad = pcpu_ptr(a->h, kind == COPY_FREE_CPU1);
@@ -392,7 +336,7 @@ static int child_misuse(long kind)
 
 		pcpu_free(x);
 		pcpu_free(y);
-		REQUIRE(pcpu_balance() == 0 && stats().nr_chunks == 1, "one chunk destroyed");
+		REQUIRE(pcpu_balance() == 0 && kit_stats().nr_chunks == 1, "one chunk destroyed");
 		int idx = pcpu_pool.chunk_table[ix] ? iy : ix;
 
 		g_bad = (char *)(idx == ix ? x : y) + 1024;
@@ -400,7 +344,7 @@ static int child_misuse(long kind)
 		for (int i = 0; i < 8 && !pcpu_pool.chunk_table[idx]; i++)
 			REQUIRE(add(UNIT / 2, 4), "re-creating chunks");
 		REQUIRE(pool_handle_chunk(g_bad, &off), "the stale handle's chunk exists again");
-		g_expect_cur = stats().nr_cur_alloc;
+		g_expect_cur = kit_stats().nr_cur_alloc;
 		break;
 	}
 	case AFTER_FORK: {                       /* the parent allocates after fork... */
@@ -422,8 +366,8 @@ static int child_misuse(long kind)
 		break;
 	}
 	}
-	REQUIRE(intact(g_live), "live object before the bad call");
-	dprintf(g_out, "PTR %p\n", g_bad);
+	REQUIRE(kit_intact(g_live), "live object before the bad call");
+	dprintf(kit_report_fd, "PTR %p\n", g_bad);
 	sigemptyset(&sa.sa_mask);
 	sigaction(SIGABRT, &sa, NULL);
 	if (kind == COPY_SIZE) {
@@ -437,51 +381,19 @@ static int child_misuse(long kind)
 	} else {
 		pcpu_free(g_bad);
 	}
-	dprintf(g_out, "RETURNED\n");
+	dprintf(kit_report_fd, "RETURNED\n");
 	return 3;
 }
 
 /* ---- main ------------------------------------------------------------------------------- */
 
-struct result { int status; char out[2048], err[4096]; };
-
-static void slurp(FILE *f, char *buf, size_t len)
+/* Run fn(arg) in a forked child (a hang of 300 s is a failure) that must exit with code. */
+static struct kit_child *run(int (*fn)(long), long arg, int code, const char *what)
 {
-	rewind(f);
-	buf[fread(buf, 1, len - 1, f)] = 0;
-	fclose(f);
-}
+	struct kit_child *c = kit_fork(fn, arg, g_seed + (uint64_t)arg, 300);
 
-static struct result *run(int (*fn)(long), long arg, int code, const char *what)
-{
-	static struct result r;
-	FILE *out = tmpfile(), *err = tmpfile();
-	pid_t pid;
-
-	REQUIRE(out && err, "tmpfile");
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		dup2(fileno(err), 2);
-		g_out = fileno(out);
-		rng_state = g_seed + (uint64_t)arg;
-		check_passed = check_failed = 0;
-		alarm(300);
-		int rc = fn(arg);
-
-		fflush(stdout);
-		_exit(rc ? rc : check_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, &r.status, 0) == pid, "waitpid");
-	slurp(out, r.out, sizeof(r.out));
-	slurp(err, r.err, sizeof(r.err));
-	bool ok = WIFEXITED(r.status) && WEXITSTATUS(r.status) == code;
-	CHECK(ok, "%s: status %#x, want exit %d", what, r.status, code);
-	if (!ok)
-		fprintf(stderr, "---- child stderr:\n%s---- child report:\n%s----\n", r.err, r.out);
-	return &r;
+	KIT_EXPECT(c, KIT_EXIT(code), "%s", what);
+	return c;
 }
 
 int main(int argc, char **argv)
@@ -491,15 +403,12 @@ int main(int argc, char **argv)
 	g_seed = test_seed(argc, argv);
 	if (argc > 2 && !strcmp(argv[2], "--env-child"))
 		return env_child();
-	ssize_t n = readlink("/proc/self/exe", g_self, sizeof(g_self) - 1);
-	REQUIRE(n > 0, "readlink");
-	g_self[n] = 0;
 
 	for (long k = 1; k <= 5; k += k < 3 ? 1 : 2)
 		run(child_addr_space, k, 0, "small addr_space");
 	run(child_env, 0, 0, "PCPU_ADDR_SPACE");
 	for (size_t i = 0; i < sizeof(headroom_kb) / sizeof(headroom_kb[0]) && !UNDER_SANITIZER; i++) {
-		struct result *r = run(child_rlimit, headroom_kb[i], 0, "RLIMIT_AS");
+		struct kit_child *r = run(child_rlimit, headroom_kb[i], 0, "RLIMIT_AS");
 
 		printf("RLIMIT_AS with %ld KiB of headroom: %s", headroom_kb[i], r->out);
 	}
@@ -507,16 +416,14 @@ int main(int argc, char **argv)
 		printf("RLIMIT_AS: skipped under a sanitizer (it needs the address space)\n");
 	run(child_max_cpus, 0, 0, "PCPU_MAX_CPUS units");
 	for (int kind = 0; kind < NR_MISUSE; kind++) {
-		struct result *r = run(child_misuse, kind, 42, misuse_name[kind]);
-		char ptr[64] = "?";
-		const char *p = strstr(r->out, "PTR ");
+		struct kit_child *r = run(child_misuse, kind, 42, misuse_name[kind]);
+		const char *ptr = kit_report_word(r, "PTR ");
 
-		if (p)
-			sscanf(p + 4, "%63s", ptr);
 		CHECK(strstr(r->out, "HANDLER verify=0 cur=1 intact=1"),
 		      "%s: allocator changed before the abort: %s", misuse_name[kind], r->out);
-		CHECK(p && strstr(r->err, "invalid pointer") && strstr(r->err, ptr),
-		      "%s: stderr lacks \"invalid pointer\" and %s: %s", misuse_name[kind], ptr, r->err);
+		CHECK(ptr && strstr(r->err, "invalid pointer") && strstr(r->err, ptr),
+		      "%s: stderr lacks \"invalid pointer\" and %s: %s", misuse_name[kind],
+		      ptr ? ptr : "the pointer", r->err);
 		printf("misuse, %s: %s", misuse_name[kind], r->err);
 	}
 	TEST_DONE();

@@ -16,11 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "kit.h"
 #include "os.h"
 #include "os_fault.h"
 
@@ -40,27 +38,24 @@ static size_t resident_pages(void *addr, size_t npages)
 	return n;
 }
 
+static volatile unsigned char *g_touch;
+
+/* In a child: read g_touch[0], or write it if `write`. */
+static int touch(long write)
+{
+	signal(SIGSEGV, SIG_DFL);
+	if (write)
+		g_touch[0] = 1;
+	else
+		(void)g_touch[0];
+	return 0;
+}
+
 /* Does touching addr (read, or write if `write`) kill a child with SIGSEGV? */
 static int access_faults(void *addr, int write)
 {
-	pid_t pid = fork();
-	int status;
-
-	if (pid < 0)
-		return -1;
-	if (pid == 0) {
-		volatile unsigned char *p = addr;
-
-		signal(SIGSEGV, SIG_DFL);
-		if (write)
-			p[0] = 1;
-		else
-			(void)p[0];
-		_exit(0);
-	}
-	if (waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFSIGNALED(status) && WTERMSIG(status) == SIGSEGV;
+	g_touch = addr;
+	return kit_signaled(kit_fork(touch, write, 0, 0), SIGSEGV);
 }
 
 /* Resident pages of the whole process (second field of /proc/self/statm). */
@@ -135,44 +130,20 @@ static void test_parse_list(void)
 	}
 }
 
-static int write_file(const char *dir, const char *rel, const char *text)
-{
-	char path[512];
-	FILE *f;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, rel);
-	f = fopen(path, "w");
-	if (!f)
-		return -1;
-	fputs(text, f);
-	return fclose(f);
-}
-
 /* A fabricated sysfs: 8 CPUs, nodes 0 and 2 online, interleaved CPUs. */
 static void test_fake_sysfs(void)
 {
 	char root[] = "/tmp/pcpu-sysfs-XXXXXX", p[600];
 	unsigned real_cpus = os_possible_cpus();
 	int real_nodes = os_nr_nodes();
+	static const char *const files[][2] = {
+		{ "cpu/possible", "0-7\n" }, { "node/online", "0,2\n" },
+		{ "node/node0/cpulist", "0-1,4-5\n" }, { "node/node2/cpulist", "2-3,6-7\n" },
+		{ "node/node0/distance", "10 21\n" }, { "node/node2/distance", "31 10\n" },
+	};
 
-	if (!mkdtemp(root)) {
-		CHECK(!"mkdtemp");
+	if (!kit_tree_make(root, files, 6))
 		return;
-	}
-	snprintf(p, sizeof(p), "%s/cpu", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/node", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/node/node0", root);
-	mkdir(p, 0700);
-	snprintf(p, sizeof(p), "%s/node/node2", root);
-	mkdir(p, 0700);
-	CHECK(write_file(root, "cpu/possible", "0-7\n") == 0);
-	CHECK(write_file(root, "node/online", "0,2\n") == 0);
-	CHECK(write_file(root, "node/node0/cpulist", "0-1,4-5\n") == 0);
-	CHECK(write_file(root, "node/node2/cpulist", "2-3,6-7\n") == 0);
-	CHECK(write_file(root, "node/node0/distance", "10 21\n") == 0);
-	CHECK(write_file(root, "node/node2/distance", "31 10\n") == 0);
 
 	CHECK(os_topology_reload(root) == 0);
 	CHECK(os_possible_cpus() == 8);
@@ -206,15 +177,7 @@ static void test_fake_sysfs(void)
 	CHECK(os_topology_reload(NULL) == 0);
 	CHECK(os_possible_cpus() == real_cpus);
 	CHECK(os_nr_nodes() == real_nodes);
-
-	const char *files[] = { "cpu/possible", "node/online", "node/node0/cpulist",
-				"node/node2/cpulist", "node/node0/distance",
-				"node/node2/distance", "node/node0", "node/node2",
-				"node", "cpu", "" };
-	for (size_t i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
-		snprintf(p, sizeof(p), "%s/%s", root, files[i]);
-		remove(p);
-	}
+	kit_tree_remove(root, files, 6);
 }
 
 static void test_reserve(void)
@@ -559,7 +522,7 @@ static void *bind_loop(void *arg)
 static void test_threads(void)
 {
 	pthread_t t[NTHREADS];
-	void *r = os_reserve(PS, 0);
+	void *r = os_reserve(PS, 0), *rets[NTHREADS];
 	unsigned long c0 = os_call_count(OS_OP_BIND), f0 = os_fault_count();
 	long fails = 0;
 
@@ -567,14 +530,10 @@ static void test_threads(void)
 	if (!r)
 		return;
 	os_fault_nth(OS_OP_BIND, 1000, 77);
+	kit_start_threads(t, NTHREADS, bind_loop, r, 0);   /* every thread gets r */
+	kit_join_threads(t, NTHREADS, rets);
 	for (int i = 0; i < NTHREADS; i++)
-		CHECK(pthread_create(&t[i], NULL, bind_loop, r) == 0);
-	for (int i = 0; i < NTHREADS; i++) {
-		void *ret;
-
-		pthread_join(t[i], &ret);
-		fails += (long)ret;
-	}
+		fails += (long)rets[i];
 	CHECK(fails == 77);
 	CHECK(os_call_count(OS_OP_BIND) - c0 == NTHREADS * PER_THREAD);
 	CHECK(os_fault_count() - f0 == 77);
@@ -600,21 +559,17 @@ static int env_child(const char *mode)
 	return check_failed ? 1 : 0;
 }
 
-static int run_env_child(const char *mode, const char *value)
+/* The env_child modes and the PCPU_FAULT each runs with. */
+static const char *const env_cases[][2] = {
+	{ "--env-good", "seed=4,reserve:nth=1" },
+	{ "--env-bad", "reserve:nth=1,bogus" },
+};
+
+/* In a child: this program again, in env_child mode env_cases[i]. */
+static int exec_env_child(long i)
 {
-	pid_t pid = fork();
-	int status;
-
-	if (pid == 0) {
-		char *argv[] = { (char *)"test_os", (char *)mode, NULL };
-
-		setenv("PCPU_FAULT", value, 1);
-		execv("/proc/self/exe", argv);
-		_exit(127);
-	}
-	if (pid < 0 || waitpid(pid, &status, 0) != pid)
-		return -1;
-	return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	setenv("PCPU_FAULT", env_cases[i][1], 1);
+	return kit_exec_self(env_cases[i][0], NULL);
 }
 
 int main(int argc, char **argv)
@@ -641,8 +596,8 @@ int main(int argc, char **argv)
 	test_fault_parse();
 	test_counters();
 	test_threads();
-	CHECK(run_env_child("--env-good", "seed=4,reserve:nth=1") == 0);
-	CHECK(run_env_child("--env-bad", "reserve:nth=1,bogus") == 0);
+	for (long i = 0; i < 2; i++)
+		KIT_EXPECT(kit_fork(exec_env_child, i, 0, 0), KIT_EXIT(0), "PCPU_FAULT=%s", env_cases[i][1]);
 
 	printf("test_os: %s\n", check_failed ? "FAIL" : "PASS");
 	TEST_DONE();

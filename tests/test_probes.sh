@@ -5,11 +5,9 @@
 # Usage: test_probes.sh LIBRARY HAVE_SDT
 set -eu
 lib=$1 have_sdt=${2:-}
-case "$have_sdt" in
-1|ON|TRUE|YES|on|true|yes) ;;
-*) echo "built without <sys/sdt.h> (install systemtap-sdt-dev): skipping"; exit 77 ;;
-esac
-command -v readelf >/dev/null 2>&1 || { echo "readelf not installed: skipping"; exit 77; }
+. "$(dirname "$0")/skip.sh"
+skip_unless_built "$have_sdt" "<sys/sdt.h> (install systemtap-sdt-dev)"
+skip_without readelf
 notes=$(readelf -n "$lib")
 fail=0
 # name:arguments

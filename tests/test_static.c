@@ -5,7 +5,7 @@
  *
  * Linked against the shared libpercpu, as real programs are, so only the
  * public API is used.  Each scenario runs in a forked child (pcpu_init is
- * once per process); its stderr goes to a temp file the parent checks.
+ * once per process); the parent checks its stderr (kit_fork).
  *
  *   config    pcpu_init(&cfg) first in main still configures (nr_cpus 3);
  *             initial values on every CPU, alignment, one handle per
@@ -29,10 +29,9 @@
 #include <pthread.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include "check.h"
+#include "kit.h"
 #include "percpu.h"
 #include "static_lib_a.h"
 
@@ -56,14 +55,6 @@ unsigned int __percpu *main2_other_handle(void);
 static uint64_t g_seed;
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static uint64_t cur_alloc(void)
-{
-	struct pcpu_stats st;
-
-	REQUIRE(pcpu_stats_get(&st) == 0, "pcpu_stats_get");
-	return st.nr_cur_alloc;
-}
 
 /* The main program's and library A's initial values on CPU cpu. */
 static bool initial_on(unsigned cpu)
@@ -131,43 +122,15 @@ static size_t reserved_room(void)
 	return n * 4;
 }
 
-static char g_err[16384];       /* the last child's stderr */
-
-/* Run fn in a forked child, its stderr in g_err.  Expect exit 0, or death
- * by signal sig when sig != 0. */
-static bool run(const char *name, int (*fn)(void), int sig)
+/* Run fn(arg) in a forked child (a hang of 120 s is a failure); expect exit
+ * 0, or death by signal sig when sig != 0.  Returns the child's stderr. */
+static const char *run(const char *name, int (*fn)(long), long arg, int sig)
 {
-	FILE *err = tmpfile();
-	int status;
-	bool ok;
-	pid_t pid;
+	struct kit_child *c = kit_fork(fn, arg, g_seed, 120);
+	bool ok = KIT_EXPECT(c, sig ? KIT_SIGNAL(sig) : KIT_EXIT(0), "%s", name);
 
-	REQUIRE(err, "tmpfile");
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		dup2(fileno(err), 2);
-		check_passed = check_failed = 0;
-		rng_state = g_seed;
-		alarm(120);
-		int rc = fn();
-
-		fflush(stderr);
-		_exit(rc || check_failed ? 1 : 0);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	rewind(err);
-	g_err[fread(g_err, 1, sizeof(g_err) - 1, err)] = 0;
-	fclose(err);
-	ok = sig ? WIFSIGNALED(status) && WTERMSIG(status) == sig :
-		   WIFEXITED(status) && WEXITSTATUS(status) == 0;
-	CHECK(ok, "%s: child status %#x (expected %s %d)", name, status, sig ? "signal" : "exit", sig);
-	if (!ok)
-		fprintf(stderr, "--- %s: child's stderr:\n%s---\n", name, g_err);
 	printf("%-8s %s\n", name, ok ? "ok" : "FAILED");
-	return ok;
+	return c->err;
 }
 
 static int count_lines(const char *s, const char *needle)
@@ -181,7 +144,7 @@ static int count_lines(const char *s, const char *needle)
 
 /* ---- scenarios ----------------------------------------------------------- */
 
-static int child_config(void)
+static int child_config(long arg)
 {
 	struct pcpu_config cfg = { .nr_cpus = 3 };
 	struct pcpu_stats st;
@@ -189,6 +152,7 @@ static int child_config(void)
 	void *dyn[64];
 	unsigned cpu;
 
+	(void)arg;
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init(&cfg) first in main: %s", strerror(errno));
 	REQUIRE(pcpu_nr_cpus() == 3, "nr_cpus %u, configured 3", pcpu_nr_cpus());
 	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
@@ -249,11 +213,12 @@ static int child_config(void)
 	return 0;
 }
 
-static int child_lazy(void)
+static int child_lazy(long arg)
 {
 	struct pcpu_config cfg = { .nr_cpus = 3 };
 	unsigned cpu;
 
+	(void)arg;
 	CHECK(this_cpu_read(PCPU_VAR(m_hits)) == 41, "first use reads the initial value");
 	CHECK(pcpu_init(&cfg) == -1 && errno == EBUSY, "pcpu_init after first use: EBUSY");
 	pcpu_for_each_cpu(cpu)
@@ -262,7 +227,7 @@ static int child_lazy(void)
 	return 0;
 }
 
-static int child_dlopen(void)
+static int child_dlopen(long arg)
 {
 	struct pcpu_config cfg = { .nr_cpus = 4 };
 	struct libb b;
@@ -271,10 +236,11 @@ static int child_dlopen(void)
 	int *hc;
 	size_t room_loaded, room_free, size;
 
+	(void)arg;
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
-	base = cur_alloc();
+	base = kit_cur_alloc();
 	b = libb_open();
-	CHECK(cur_alloc() == base + 1, "the library's block is live");
+	CHECK(kit_cur_alloc() == base + 1, "the library's block is live");
 	CHECK(libb_initial(&b), "library B's initial values on every CPU");
 	hs = b.state();
 	hc = b.counter();
@@ -290,7 +256,7 @@ static int child_dlopen(void)
 	room_loaded = reserved_room();
 	size = b.size();
 	REQUIRE(dlclose(b.h) == 0, "dlclose");
-	CHECK(cur_alloc() == base, "dlclose gave the block back");
+	CHECK(kit_cur_alloc() == base, "dlclose gave the block back");
 	room_free = reserved_room();
 	CHECK(room_free >= room_loaded + size, "dlclose returned %zu bytes, the library has %zu",
 	      room_free - room_loaded, size);
@@ -301,25 +267,26 @@ static int child_dlopen(void)
 	for (int round = 0; round < 100; round++) {
 		REQUIRE(dlclose(b.h) == 0, "dlclose");
 		b = libb_open();
-		if (b.state() != hs || cur_alloc() != base + 1) {
+		if (b.state() != hs || kit_cur_alloc() != base + 1) {
 			CHECK(false, "round %d: handle %p (was %p), %" PRIu64 " live", round, b.state(),
-			      hs, cur_alloc());
+			      hs, kit_cur_alloc());
 			break;
 		}
 	}
 	CHECK(libb_initial(&b), "initial values after 100 reloads");
 	CHECK(pcpu_verify() == 0, "verify");
 	REQUIRE(dlclose(b.h) == 0, "dlclose");
-	CHECK(cur_alloc() == base, "nothing left");
+	CHECK(kit_cur_alloc() == base, "nothing left");
 	return 0;
 }
 
-static int child_early(void)
+static int child_early(long arg)
 {
 	struct pcpu_config cfg = { .nr_cpus = 5 };
 	void *big;
 	struct libb b;
 
+	(void)arg;
 	/* Loaded and unloaded before initialisation: only recorded, then
 	 * forgotten (no placement, so no "no room" either). */
 	big = dlopen(LIB_BIG, RTLD_NOW);
@@ -328,12 +295,12 @@ static int child_early(void)
 	b = libb_open();
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init after dlopen: %s", strerror(errno));
 	CHECK(pcpu_nr_cpus() == 5, "configured");
-	CHECK(cur_alloc() == 2, "libraries A and B placed at initialisation: %" PRIu64, cur_alloc());
+	CHECK(kit_cur_alloc() == 2, "libraries A and B placed at initialisation: %" PRIu64, kit_cur_alloc());
 	CHECK(libb_initial(&b), "library B's values on 5 CPUs");
 	for (unsigned cpu = 0; cpu < 5; cpu++)
 		CHECK(initial_on(cpu), "program and library A on CPU %u", cpu);
 	REQUIRE(dlclose(b.h) == 0, "dlclose");
-	CHECK(cur_alloc() == 1, "library B's block returned");
+	CHECK(kit_cur_alloc() == 1, "library B's block returned");
 	CHECK(pcpu_verify() == 0, "verify");
 	return 0;
 }
@@ -346,6 +313,18 @@ static void segv_exit(int sig)
 	_exit(SEGV_EXIT);
 }
 
+static char (*g_big)[16384];    /* the big library's variable */
+
+/* In a child: write CPU 1's copy of g_big, which must fault. */
+static int touch_big(long arg)
+{
+	(void)arg;
+	/* Our own handler: sanitizers would turn the signal into an exit. */
+	signal(SIGSEGV, segv_exit);
+	(*per_cpu_ptr(g_big, 1))[100] = 1;
+	return 0;
+}
+
 static int child_big(long reserved)
 {
 	struct pcpu_config cfg = { .nr_cpus = 2, .reserved_size = (size_t)reserved };
@@ -353,33 +332,21 @@ static int child_big(long reserved)
 	void *h;
 	char (*(*handle)(void))[16384];
 	char (*bh)[16384];
-	pid_t pid;
-	int status;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
-	base = cur_alloc();
+	base = kit_cur_alloc();
 	h = dlopen(LIB_BIG, RTLD_NOW);
 	REQUIRE(h, "dlopen %s still succeeds: %s", LIB_BIG, dlerror());
 	*(void **)&handle = xdlsym(h, "big_handle");
 	bh = handle();
 	if (!reserved) {
-		CHECK(cur_alloc() == base, "nothing allocated for it");
+		CHECK(kit_cur_alloc() == base, "nothing allocated for it");
 		for (unsigned cpu = 0; cpu < 2; cpu++)
 			CHECK(!pcpu_is_percpu_addr(per_cpu_ptr(bh, cpu)), "its copies are not in a unit");
-		fflush(stderr);
-		pid = fork();
-		REQUIRE(pid >= 0, "fork");
-		if (pid == 0) {
-			/* Our own handler: sanitizers would turn the signal into an exit. */
-			signal(SIGSEGV, segv_exit);
-			(*per_cpu_ptr(bh, 1))[100] = 1;
-			_exit(0);
-		}
-		REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-		CHECK(WIFEXITED(status) && WEXITSTATUS(status) == SEGV_EXIT, "use faults: status %#x",
-		      status);
+		g_big = bh;
+		KIT_EXPECT(kit_fork(touch_big, 0, 0, 0), KIT_EXIT(SEGV_EXIT), "use faults");
 	} else {
-		CHECK(cur_alloc() == base + 1, "placed");
+		CHECK(kit_cur_alloc() == base + 1, "placed");
 		for (unsigned cpu = 0; cpu < 2; cpu++) {
 			const char *p = *per_cpu_ptr(bh, cpu);
 
@@ -387,30 +354,30 @@ static int child_big(long reserved)
 		}
 	}
 	REQUIRE(dlclose(h) == 0, "dlclose");
-	CHECK(cur_alloc() == base, "back to %" PRIu64, base);
+	CHECK(kit_cur_alloc() == base, "back to %" PRIu64, base);
 	CHECK(pcpu_verify() == 0, "verify");
 	return 0;
 }
 
-static int child_big_default(void) { return child_big(0); }
-static int child_big_fits(void) { return child_big(64 << 10); }
-
-static int child_free_main(void)
+static int child_free_main(long arg)
 {
+	(void)arg;
 	pcpu_free(PCPU_VAR(m_hits));
 	return 0;
 }
 
-static int child_free_lib(void)
+static int child_free_lib(long arg)
 {
+	(void)arg;
 	pcpu_free(liba_counter_handle());
 	return 0;
 }
 
-static int child_size_dlopen(void)
+static int child_size_dlopen(long arg)
 {
 	struct libb b = libb_open();
 
+	(void)arg;
 	(void)pcpu_alloc_size(b.counter());
 	return 0;
 }
@@ -428,15 +395,14 @@ static void *inc_thread(void *arg)
 	return NULL;
 }
 
-static int child_threads(void)
+static int child_threads(long arg)
 {
 	pthread_t t[T_THREADS];
 	long n = (long)pcpu_nr_cpus();
 
-	for (int i = 0; i < T_THREADS; i++)
-		REQUIRE(pthread_create(&t[i], NULL, inc_thread, NULL) == 0, "pthread_create");
-	for (int i = 0; i < T_THREADS; i++)
-		pthread_join(t[i], NULL);
+	(void)arg;
+	kit_start_threads(t, T_THREADS, inc_thread, NULL, 0);
+	kit_join_threads(t, T_THREADS, NULL);
 	CHECK(pcpu_sum(PCPU_VAR(m_hits)) == 41 * n + (long)T_THREADS * T_INCS, "program counter sum %ld",
 	      pcpu_sum(PCPU_VAR(m_hits)));
 	CHECK(pcpu_sum(liba_counter_handle()) == LIBA_COUNTER_INIT * n + (long)T_THREADS * T_INCS,
@@ -461,33 +427,22 @@ static int late_main(void)
 		CHECK((uintptr_t)per_cpu_ptr(PCPU_VAR(m_line), cpu) % 128 == 0, "alignment kept");
 	}
 	CHECK(PCPU_VAR(m_hits) == main2_hits_handle(), "one handle across translation units");
-	child_threads();
+	child_threads(0);
 	CHECK(pcpu_verify() == 0, "verify");
 	printf("late registration: program variables in the reserved area\n");
 	TEST_DONE();
 }
 
-static void exec_late(char **argv)
+/* In a child: this program again, with LD_PRELOAD=static_lib_init. */
+static int exec_late(long arg)
 {
 	char seed[32];
-	int status;
-	pid_t pid;
 
+	(void)arg;
 	snprintf(seed, sizeof(seed), "%llu", (unsigned long long)g_seed);
-	fflush(stdout);
-	fflush(stderr);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		char *args[] = { argv[0], seed, "--late", NULL };
-
-		setenv("LD_PRELOAD", LIB_INIT, 1);
-		setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
-		execv("/proc/self/exe", args);
-		_exit(127);
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "late copy: status %#x", status);
+	setenv("LD_PRELOAD", LIB_INIT, 1);
+	setenv("ASAN_OPTIONS", "verify_asan_link_order=0:detect_leaks=0", 1);
+	return kit_exec_self(seed, "--late", NULL);
 }
 
 int main(int argc, char **argv)
@@ -496,28 +451,30 @@ int main(int argc, char **argv)
 	if (argc > 2 && !strcmp(argv[2], "--late"))
 		return late_main();
 
-	run("config", child_config, 0);
-	run("lazy", child_lazy, 0);
-	run("dlopen", child_dlopen, 0);
-	run("early", child_early, 0);
-	CHECK(!strstr(g_err, "no room"), "a library unloaded before initialisation is not placed");
+	const char *err;
 
-	run("big", child_big_default, 0);
-	CHECK(count_lines(g_err, "libpercpu:") == 1 && strstr(g_err, "static_lib_big") &&
-	      strstr(g_err, "16384 bytes") && strstr(g_err, "reserved area (8192 bytes"),
-	      "one line naming the library and the sizes:\n%s", g_err);
-	run("bigfits", child_big_fits, 0);
-	CHECK(!strstr(g_err, "no room"), "no error when it fits");
+	run("config", child_config, 0, 0);
+	run("lazy", child_lazy, 0, 0);
+	run("dlopen", child_dlopen, 0, 0);
+	err = run("early", child_early, 0, 0);
+	CHECK(!strstr(err, "no room"), "a library unloaded before initialisation is not placed");
 
-	run("freemain", child_free_main, SIGABRT);
-	CHECK(strstr(g_err, "invalid pointer") && strstr(g_err, "static per-CPU variable"),
-	      "pcpu_free of a program variable: %s", g_err);
-	run("freelib", child_free_lib, SIGABRT);
-	CHECK(strstr(g_err, "invalid pointer") != NULL, "pcpu_free of a library variable: %s", g_err);
-	run("sizelib", child_size_dlopen, SIGABRT);
-	CHECK(strstr(g_err, "invalid pointer") != NULL, "pcpu_alloc_size of a dlopen'd variable: %s",
-	      g_err);
-	run("threads", child_threads, 0);
-	exec_late(argv);
+	err = run("big", child_big, 0, 0);
+	CHECK(count_lines(err, "libpercpu:") == 1 && strstr(err, "static_lib_big") &&
+	      strstr(err, "16384 bytes") && strstr(err, "reserved area (8192 bytes"),
+	      "one line naming the library and the sizes:\n%s", err);
+	err = run("bigfits", child_big, 64 << 10, 0);
+	CHECK(!strstr(err, "no room"), "no error when it fits");
+
+	err = run("freemain", child_free_main, 0, SIGABRT);
+	CHECK(strstr(err, "invalid pointer") && strstr(err, "static per-CPU variable"),
+	      "pcpu_free of a program variable: %s", err);
+	err = run("freelib", child_free_lib, 0, SIGABRT);
+	CHECK(strstr(err, "invalid pointer") != NULL, "pcpu_free of a library variable: %s", err);
+	err = run("sizelib", child_size_dlopen, 0, SIGABRT);
+	CHECK(strstr(err, "invalid pointer") != NULL, "pcpu_alloc_size of a dlopen'd variable: %s",
+	      err);
+	run("threads", child_threads, 0, 0);
+	KIT_EXPECT(kit_fork(exec_late, 0, 0, 0), KIT_EXIT(0), "late copy");
 	TEST_DONE();
 }

@@ -20,16 +20,14 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
-#include <fcntl.h>
 #include <signal.h>
 #include <string.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
 #include "bitops.h"
-#include "check.h"
 #include "pool_init.h"
 #include "pool_verify.h"
+#include "kit.h"
 #include "percpu.h"
 
 /* ---- the report, parsed ------------------------------------------------- */
@@ -502,48 +500,26 @@ static void workload(void)
 
 static char tmpdir[] = "/tmp/pcpu-test-stats-XXXXXX";
 
-static char *slurp(const char *path)
-{
-	FILE *f = fopen(path, "r");
-	char *buf;
-	long n;
+/* What run_child's child runs, and with which PCPU_STATS and PCPU_VERIFY. */
+static struct {
+	void (*fn)(void);
+	const char *stats, *verify;
+} g_env;
 
-	if (!f)
-		return NULL;
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = calloc(1, (size_t)n + 1);
-	if (buf && fread(buf, 1, (size_t)n, f) != (size_t)n)
-		buf[0] = '\0';
-	fclose(f);
-	return buf;
+static int child_with_env(long arg)
+{
+	(void)arg;
+	g_env.stats ? setenv("PCPU_STATS", g_env.stats, 1) : unsetenv("PCPU_STATS");
+	g_env.verify ? setenv("PCPU_VERIFY", g_env.verify, 1) : unsetenv("PCPU_VERIFY");
+	g_env.fn();
+	exit(check_failed ? 1 : 0);   /* exit, not _exit: atexit handlers run */
 }
 
-/* Run fn in a child with the given environment and stderr to errfile. */
-static int run_child(void (*fn)(void), const char *stats, const char *verify, const char *errfile,
-		     pid_t *child)
+/* Run fn in a forked child with the given environment (NULL: unset). */
+static struct kit_child *run_child(void (*fn)(void), const char *stats, const char *verify)
 {
-	int status;
-	pid_t pid;
-
-	fflush(NULL);
-	pid = fork();
-	REQUIRE(pid >= 0, "fork");
-	if (pid == 0) {
-		int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-
-		if (fd < 0 || dup2(fd, 2) < 0)
-			_exit(90);
-		stats ? setenv("PCPU_STATS", stats, 1) : unsetenv("PCPU_STATS");
-		verify ? setenv("PCPU_VERIFY", verify, 1) : unsetenv("PCPU_VERIFY");
-		fn();
-		exit(check_failed ? 1 : 0);   /* exit, not _exit: atexit handlers run */
-	}
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
-	if (child)
-		*child = pid;
-	return status;
+	g_env.fn = fn, g_env.stats = stats, g_env.verify = verify;
+	return kit_fork(child_with_env, 0, 0, 0);
 }
 
 static void child_small_workload(void)
@@ -577,18 +553,16 @@ static void child_corrupt(void)
 
 static void check_env(void)
 {
-	char stats[256], err[256], path[256];
-	int status;
-	pid_t pid;
+	char stats[256], path[256];
+	struct kit_child *c;
 	char *text;
 
 	/* PCPU_STATS=path with %p, PCPU_VERIFY=1: report appended to the file. */
 	snprintf(stats, sizeof(stats), "%s/stats-%%p.txt", tmpdir);
-	snprintf(err, sizeof(err), "%s/err1", tmpdir);
-	status = run_child(child_small_workload, stats, "1", err, &pid);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "PCPU_STATS=path child: status %#x", status);
-	snprintf(path, sizeof(path), "%s/stats-%ld.txt", tmpdir, (long)pid);
-	text = slurp(path);
+	c = run_child(child_small_workload, stats, "1");
+	KIT_EXPECT(c, KIT_EXIT(0), "PCPU_STATS=path child");
+	snprintf(path, sizeof(path), "%s/stats-%ld.txt", tmpdir, (long)c->pid);
+	text = kit_read_file(path);
 	CHECK(text && strstr(text, "libpercpu: statistics of process ") &&
 	      strstr(text, "Percpu Memory Statistics\n"), "report file written at exit");
 	if (text) {
@@ -603,41 +577,26 @@ static void check_env(void)
 		unlink(path);
 	}
 	free(text);
-	text = slurp(err);
-	CHECK(text && !strstr(text, "Percpu Memory Statistics"), "nothing on stderr: %s", text);
-	free(text);
+	CHECK(!strstr(c->err, "Percpu Memory Statistics"), "nothing on stderr: %s", c->err);
 
 	/* PCPU_STATS=1: the report on stderr. */
-	snprintf(err, sizeof(err), "%s/err2", tmpdir);
-	status = run_child(child_small_workload, "1", NULL, err, NULL);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "PCPU_STATS=1 child: status %#x", status);
-	text = slurp(err);
-	CHECK(text && strstr(text, "Percpu Memory Statistics\n") &&
-	      strstr(text, "  nr_dealloc            :          101\n"), "stderr report");
-	free(text);
+	c = run_child(child_small_workload, "1", NULL);
+	KIT_EXPECT(c, KIT_EXIT(0), "PCPU_STATS=1 child");
+	CHECK(strstr(c->err, "Percpu Memory Statistics\n") &&
+	      strstr(c->err, "  nr_dealloc            :          101\n"), "stderr report");
 
 	/* Neither set: silent. */
-	snprintf(err, sizeof(err), "%s/err3", tmpdir);
-	status = run_child(child_small_workload, NULL, NULL, err, NULL);
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "plain child: status %#x", status);
-	text = slurp(err);
-	CHECK(text && text[0] == '\0', "plain child wrote to stderr: %s", text);
-	free(text);
+	c = run_child(child_small_workload, NULL, NULL);
+	KIT_EXPECT(c, KIT_EXIT(0), "plain child");
+	CHECK(c->err[0] == '\0', "plain child wrote to stderr: %s", c->err);
 
 	/* PCPU_VERIFY=1 and a broken invariant: abort with the report. */
-	snprintf(err, sizeof(err), "%s/err4", tmpdir);
-	status = run_child(child_corrupt, "0", "1", err, NULL);
-	CHECK(WIFSIGNALED(status) && WTERMSIG(status) == SIGABRT, "corrupt child: status %#x", status);
-	text = slurp(err);
-	CHECK(text && strstr(text, "pcpu_verify: live allocations") &&
-	      strstr(text, "PCPU_VERIFY: invariant broken after pcpu_alloc() = 0x") &&
-	      strstr(text, "Percpu Memory Statistics\n") && strstr(text, "Per Chunk Stats:"),
-	      "corrupt child's stderr: %s", text);
-	free(text);
-	for (int i = 1; i <= 4; i++) {
-		snprintf(err, sizeof(err), "%s/err%d", tmpdir, i);
-		unlink(err);
-	}
+	c = run_child(child_corrupt, "0", "1");
+	KIT_EXPECT(c, KIT_SIGNAL(SIGABRT), "corrupt child");
+	CHECK(strstr(c->err, "pcpu_verify: live allocations") &&
+	      strstr(c->err, "PCPU_VERIFY: invariant broken after pcpu_alloc() = 0x") &&
+	      strstr(c->err, "Percpu Memory Statistics\n") && strstr(c->err, "Per Chunk Stats:"),
+	      "corrupt child's stderr: %s", c->err);
 }
 
 int main(int argc, char **argv)

@@ -8,34 +8,30 @@
 # Usage: test_valgrind.sh TEST_ASAN_BINARY HAVE_VALGRIND
 set -u
 bin=$1 have=${2:-}
-case "$have" in
-1|ON|TRUE|YES|on|true|yes) ;;
-*) echo "built without <valgrind/memcheck.h>: skipping"; exit 77 ;;
-esac
-command -v valgrind >/dev/null 2>&1 || { echo "valgrind not installed: skipping"; exit 77; }
+. "$(dirname "$0")/skip.sh"
+skip_unless_built "$have" "<valgrind/memcheck.h>"
+skip_without valgrind
 log=$(mktemp /tmp/pcpu-test-valgrind-XXXXXX)
 trap 'rm -f "$log"' EXIT
-vg="valgrind --error-exitcode=42 --leak-check=full --show-leak-kinds=definite,indirect,possible
-    --errors-for-leak-kinds=definite,indirect,possible --log-file=$log"
 fail=0
 
-$vg "$bin" --workload >/dev/null
-rc=$?
-if [ $rc -ne 0 ] || ! grep -q "ERROR SUMMARY: 0 errors" "$log"; then
-	echo "FAIL: clean workload under valgrind: exit $rc"
+# vg MODE RC PATTERN WHAT: run the binary in MODE under valgrind; true if it
+# exited RC and the log has PATTERN, else report WHAT with the log.
+vg() {
+	valgrind --error-exitcode=42 --leak-check=full --show-leak-kinds=definite,indirect,possible \
+		--errors-for-leak-kinds=definite,indirect,possible --log-file="$log" "$bin" "$1" >/dev/null
+	rc=$?
+	[ $rc -eq "$2" ] && grep -q "$3" "$log" && return 0
+	echo "FAIL: $4 (exit $rc, want $2)"
 	cat "$log"
 	fail=1
-else
+	return 1
+}
+
+if vg --workload 0 "ERROR SUMMARY: 0 errors" "clean workload under valgrind"; then
 	echo "ok: clean workload, no errors: $(grep -E 'definitely lost|still reachable|All heap blocks' "$log" | sed 's/^==[0-9]*== *//' | tr '\n' ' ')"
 fi
-
-$vg "$bin" --bad-write >/dev/null
-rc=$?
-if [ $rc -ne 42 ] || ! grep -q "Invalid write" "$log"; then
-	echo "FAIL: write to a freed per-CPU copy not reported (exit $rc)"
-	cat "$log"
-	fail=1
-else
+if vg --bad-write 42 "Invalid write" "write to a freed per-CPU copy not reported"; then
 	echo "ok: write to a freed per-CPU copy reported"
 	grep -A3 "Invalid write" "$log" | sed 's/^==[0-9]*== *//'
 fi

@@ -4,7 +4,8 @@
 # Usage: install_test.sh BUILD_DIR CC SOURCE_DIR
 set -eu
 build=$1 cc=$2 src=$3
-command -v pkg-config >/dev/null 2>&1 || { echo "pkg-config not installed: skipping"; exit 77; }
+. "$(dirname "$0")/../skip.sh"
+skip_without pkg-config
 prefix=$(mktemp -d)
 trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
