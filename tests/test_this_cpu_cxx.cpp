@@ -3,8 +3,12 @@
  * compiles as C++ and every operation, width, signedness, pointers and an
  * enum give the same results as from C (this_cpu_semantics.h), on dynamic
  * handles and a PCPU_DEFINE variable, then the this_cpu_kit stress (shorter)
- * is exact.  Built twice, at -O0 and at -O3 (test_this_cpu_cxx_O0/_O3).
+ * is exact.  Built twice, at -O0 and at -O3 (test_this_cpu_cxx_O0/_O3);
+ * this_cpu_matrix.sh also builds it as C with gcc and clang.
  */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
 #include "this_cpu_kit.h"
 #include "this_cpu_semantics.h"
 
@@ -12,12 +16,13 @@ PCPU_DEFINE(long, cxx_static) = 3;
 
 int main(int argc, char **argv)
 {
-	struct pcpu_config cfg = {};
+	struct pcpu_config cfg;
 	const char *ops = getenv("PCPU_THIS_CPU_OPS");
 	long before;
 
 	kit_seed = test_seed(argc, argv);
 	kit_init_cpus();
+	memset(&cfg, 0, sizeof(cfg));
 	cfg.flags = PCPU_CFG_NO_BALANCER;
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
 	printf("C++, mode %#x\n", pcpu_this_cpu_mode());
