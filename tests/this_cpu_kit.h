@@ -256,7 +256,7 @@ static void *kit_worker_main(void *arg)
 	struct kit_worker *w = (struct kit_worker *)arg;
 	unsigned int nr = pcpu_nr_cpus();
 
-	w->tid = gettid();
+	__atomic_store_n(&w->tid, gettid(), __ATOMIC_RELAXED);
 	for (long i = 0; i < w->ops; i++) {
 		uint64_t r = kit_rng(w);
 		unsigned op = (unsigned)(r >> 8) % 6, width = (unsigned)(r >> 12) % 4;
