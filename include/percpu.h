@@ -12,7 +12,9 @@
  * handle valid and may allocate and free.  The allocator initialises itself
  * on first use; call pcpu_init() first to configure it.
  *
- * This is the only public header of the library.
+ * This is the public header of the library; the this-CPU operations live in
+ * <percpu_this_cpu.h> (and the sequences in <percpu_rseq_ops.h>), which it
+ * includes.
  */
 #ifndef PERCPU_H
 #define PERCPU_H

@@ -18,9 +18,11 @@
  * ratios this_cpu_inc / atomic per run, median and spread.
  *
  * Usage: this_cpu_cost [-n N] [-r RUNS] [-t THREADS]...  (defaults 10^7, 7,
- * 1 and 2).  this_cpu_cost --loop SIDE N runs one side once (for
- * valgrind --tool=callgrind --toggle-collect='loop_*'); under valgrind,
- * which has no rseq, it fakes the registration so the sequences run.
+ * 1 and 2).  this_cpu_cost --loop SIDE N [atomic] runs one side once, for
+ * valgrind --tool=callgrind --toggle-collect=loop_inc (or loop_atomic_ptr,
+ * ...).  valgrind has no rseq: unless "atomic" is given, the test hook
+ * fakes the registration (cpu_id 0) so the sequences run as they would on
+ * CPU 0; with "atomic" the process stays in atomic mode.
  */
 #define _GNU_SOURCE
 #include <pthread.h>
@@ -139,15 +141,20 @@ int main(int argc, char **argv)
 	long n = 10000000;
 	int runs = 7, nthreads[8], nt = 0;
 
-	if (argc == 4 && !strcmp(argv[1], "--loop")) {
+	if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--loop")) {
+		struct os_rseq rs;
 		int s;
 
 		for (s = 0; s < NR_SIDES && strcmp(argv[2], side_name[s]); s++)
 			;
 		if (s == NR_SIDES)
 			return 2;
-		if (!pcpu_cpu_rseq_active())
+		if (!pcpu_cpu_rseq_active() && argc == 4) {
 			os_cpu_test_set(OS_CPU_FAKE_RSEQ);  /* valgrind: no rseq */
+			if (os_rseq_probe(&rs) == 0)
+				*(volatile uint32_t *)((char *)__builtin_thread_pointer() + rs.area +
+						       OS_RSEQ_CPU_ID) = 0;
+		}
 		g_counter = pcpu_alloc(8, 8);
 		printf("mode %#x\n", pcpu_this_cpu_mode());
 		run_side((enum side)s, atol(argv[3]));
