@@ -16,9 +16,12 @@
  *      RSEQ_SIG
  *   4: goto 0b                                   (abort handler: restart)
  *
- * The bail path (outside the critical section) disarms, then takes the
- * index for an atomic RMW from pcpu_atomic_index_(), or asks the library
- * (pcpu_this_cpu_slow_), which may say "run the sequence again".
+ * On x86_64 the add is one unlocked read-modify-write instruction, whose
+ * store is the commit.  The bail path (a cold function per operation and
+ * width, outside the critical section) disarms, then in atomic mode does
+ * the atomic RMW on the copy pcpu_current_cpu() picks; otherwise it asks
+ * the library (pcpu_this_cpu_slow_), which switches to atomic mode or says
+ * "run the sequence again" (it bailed before initialisation, say).
  */
 #ifndef PERCPU_RSEQ_OPS_H
 #define PERCPU_RSEQ_OPS_H
