@@ -12,7 +12,9 @@
  * handle valid and may allocate and free.  The allocator initialises itself
  * on first use; call pcpu_init() first to configure it.
  *
- * This is the only public header of the library.
+ * This is the public header of the library; the this-CPU operations live in
+ * <percpu_this_cpu.h> (and the sequences in <percpu_rseq_ops.h>), which it
+ * includes.
  */
 #ifndef PERCPU_H
 #define PERCPU_H
@@ -41,6 +43,9 @@ extern "C" {
 /* ---- configuration ------------------------------------------------------ */
 
 #define PCPU_CFG_NO_BALANCER 0x1u    /* no background balancer thread */
+#define PCPU_CFG_INDEX_BY_CID 0x2u   /* index copies by the rseq concurrency ID (mm_cid,
+                                        Linux 6.3+) instead of the CPU number, where
+                                        available; see pcpu_current_cpu() */
 
 /*
  * Configuration for pcpu_init().  Zero means "default" for every field:
@@ -127,49 +132,25 @@ PCPU_PUBLIC unsigned int pcpu_nr_cpus(void);
 
 /*
  * The calling thread's CPU, wrapped to < pcpu_nr_cpus(): on a machine with
- * more CPUs than units, CPU c uses slot c % pcpu_nr_cpus().  Initialises the
+ * more CPUs than units, CPU c uses slot c % pcpu_nr_cpus().  With
+ * PCPU_CFG_INDEX_BY_CID (where the kernel offers it) it is the thread's
+ * concurrency ID instead: the index every per-CPU copy is chosen by, for
+ * this_cpu_ptr and the this_cpu operations alike.  Initialises the
  * allocator with defaults if nothing else has.  The answer may be stale as
- * soon as it is returned (threads migrate): use it to pick a copy, never for
- * mutual exclusion.
+ * soon as it is returned (threads migrate): use it to pick a copy, never
+ * for mutual exclusion.
  *
  * Where glibc registered the thread's restartable-sequences area (glibc 2.35
  * or later on Linux 4.18 or later), the kernel keeps the current CPU number
- * there; the inline version below reads it with a few loads and no call.
- * It falls back to the library function when that number is unusable (no
- * registration, outside the unit range, allocator not yet initialised),
- * which reads the area again or calls sched_getcpu().  Define
- * PCPU_NO_INLINE_CPU before including this header to always call the
- * library; (pcpu_current_cpu)() does so for one call.
+ * (and the concurrency ID) there; the inline version in <percpu_this_cpu.h>
+ * reads it with a few loads and no call.  It falls back to the library
+ * function when that number is unusable (no registration, outside the unit
+ * range, allocator not yet initialised), which reads the area again or
+ * calls sched_getcpu().  Define PCPU_NO_INLINE_CPU before including this
+ * header to always call the library; (pcpu_current_cpu)() does so for one
+ * call.
  */
 PCPU_PUBLIC unsigned int pcpu_current_cpu(void);
-
-/* Internal (the inline fast path): pcpu_nr_cpus() once initialised, else 0. */
-PCPU_PUBLIC extern unsigned int pcpu_nr_cpus_ready_;
-
-#if !defined(PCPU_NO_INLINE_CPU) && defined(__linux__) && defined(__GLIBC__) && \
-	defined(__has_include) && (defined(__x86_64__) || defined(__aarch64__))
-#if __has_include(<sys/rseq.h>) && \
-	(__GLIBC__ > 2 || (__GLIBC__ == 2 && __GLIBC_MINOR__ >= 35))
-#include <sys/rseq.h>
-#if defined(RSEQ_SIG)
-#define PCPU_HAVE_INLINE_CPU 1
-
-static inline unsigned int pcpu_current_cpu_inline_(void)
-{
-	/* glibc marks an unregistered area with a negative cpu_id, which is
-	 * huge as an unsigned number and so takes the slow path. */
-	const struct rseq *rs = (const struct rseq *)
-		((const char *)__builtin_thread_pointer() + __rseq_offset);
-	unsigned int cpu = __atomic_load_n(&rs->cpu_id, __ATOMIC_RELAXED);
-
-	if (__builtin_expect(cpu < __atomic_load_n(&pcpu_nr_cpus_ready_, __ATOMIC_RELAXED), 1))
-		return cpu;
-	return (pcpu_current_cpu)();
-}
-#define pcpu_current_cpu() pcpu_current_cpu_inline_()
-#endif /* RSEQ_SIG */
-#endif /* sys/rseq.h */
-#endif /* inline CPU number */
 
 /* Byte distance from a handle to each CPU's copy; set up at initialisation. */
 PCPU_PUBLIC extern uintptr_t pcpu_cpu_offset[PCPU_MAX_CPUS];
@@ -192,19 +173,9 @@ PCPU_PUBLIC int pcpu_is_percpu_addr(const void *addr);
 #define per_cpu_ptr(ptr, cpu) ((__typeof__(ptr))pcpu_ptr((ptr), (cpu)))
 #define this_cpu_ptr(ptr) per_cpu_ptr((ptr), pcpu_current_cpu())
 
-/*
- * Add to the calling CPU's copy of an integer.  Correct even if the thread
- * migrates between choosing the CPU and the update: the update is an atomic
- * read-modify-write on the chosen copy (relaxed ordering).
- */
-#define this_cpu_add(ptr, val) \
-	((void)__atomic_fetch_add(this_cpu_ptr(ptr), (val), __ATOMIC_RELAXED))
-#define this_cpu_sub(ptr, val) \
-	((void)__atomic_fetch_sub(this_cpu_ptr(ptr), (val), __ATOMIC_RELAXED))
-#define this_cpu_inc(ptr) this_cpu_add((ptr), 1)
-#define this_cpu_dec(ptr) this_cpu_sub((ptr), 1)
-/* Read the calling CPU's copy (atomically, relaxed). */
-#define this_cpu_read(ptr) __atomic_load_n(this_cpu_ptr(ptr), __ATOMIC_RELAXED)
+/* this_cpu_read/write/add/sub/inc/dec/add_return/xchg/cmpxchg: restartable
+ * sequences or atomics, one indivisible step each (see the file). */
+#include "percpu_this_cpu.h"
 
 /* for (cpu = 0; cpu < pcpu_nr_cpus(); cpu++) */
 #define pcpu_for_each_cpu(cpu) \

@@ -22,9 +22,6 @@
 #include "pool_init.h"
 
 PCPU_PUBLIC uintptr_t pcpu_cpu_offset[PCPU_MAX_CPUS];
-/* pcpu_nr_cpus() once initialised, else 0: the inline fast paths of
- * percpu.h take their slow path until then. */
-PCPU_PUBLIC unsigned int pcpu_nr_cpus_ready_;
 
 static pthread_mutex_t init_mutex = PTHREAD_MUTEX_INITIALIZER;
 
@@ -317,8 +314,6 @@ static int init_locked(const struct pcpu_config *cfg)
 		if (c->ready)
 			c->ready();
 	memcheck_init();
-	/* Last: opens the inline fast paths of percpu.h, then everything else. */
-	__atomic_store_n(&pcpu_nr_cpus_ready_, pcpu_pool.nr_cpus, __ATOMIC_RELEASE);
 	__atomic_store_n(&pcpu_pool.ready, true, __ATOMIC_RELEASE);
 	return 0;
 }

@@ -18,8 +18,8 @@
 #include <stdlib.h>
 #include <time.h>
 
-static unsigned long check_passed, check_failed;
-static unsigned long check_thread_failed;    /* TCHECK's count, atomic */
+static unsigned long check_passed __attribute__((unused)), check_failed __attribute__((unused));
+static unsigned long check_thread_failed __attribute__((unused));    /* TCHECK's count, atomic */
 
 #define CHECK(cond, ...)                                                          \
 	do {                                                                      \

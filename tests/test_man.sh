@@ -22,8 +22,9 @@ if command -v groff >/dev/null 2>&1; then
 	fi
 fi
 # Every public function (PCPU_PUBLIC ... name(...)) appears in the page.
-for fn in $(sed -n 's/^PCPU_PUBLIC [^(]*[ *]\([a-z_][a-z_0-9]*\)(.*/\1/p' "$src/include/percpu.h"); do
-	case "$fn" in pcpu_module_*) continue ;; esac   # PCPU_DEFINE's internals
+# Names ending in "_" are internals of the inline code.
+for fn in $(sed -n 's/^PCPU_PUBLIC [^(]*[ *]\([a-z_][a-z_0-9]*\)(.*/\1/p' "$src"/include/percpu*.h); do
+	case "$fn" in pcpu_module_*|*_) continue ;; esac   # PCPU_DEFINE's internals
 	if ! grep -q "$fn" "$page"; then
 		echo "FAIL: $fn is not documented in percpu(3)"; fail=1
 	fi
