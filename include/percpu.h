@@ -38,6 +38,27 @@ extern "C" {
 #define PCPU_PUBLIC
 #endif
 
+/* ---- version ------------------------------------------------------------ */
+
+/*
+ * The version this header belongs to.  PCPU_VERSION is one comparable
+ * number, major * 10000 + minor * 100 + patch (minor and patch stay below
+ * 100): 0.1.0 is 100, 1.2.3 would be 10203.  The same version is the
+ * pkg-config and CMake package version, and the major number is the shared
+ * library's SONAME (libpercpu.so.MAJOR).
+ */
+#define PCPU_VERSION_MAJOR 0
+#define PCPU_VERSION_MINOR 1
+#define PCPU_VERSION_PATCH 0
+#define PCPU_VERSION \
+	(PCPU_VERSION_MAJOR * 10000 + PCPU_VERSION_MINOR * 100 + PCPU_VERSION_PATCH)
+
+/*
+ * PCPU_VERSION of the library loaded at run time, which may be newer than
+ * the header the program was compiled with.  Needs no initialisation.
+ */
+PCPU_PUBLIC int pcpu_version(void);
+
 /* ---- configuration ------------------------------------------------------ */
 
 #define PCPU_CFG_NO_BALANCER 0x1u    /* no background balancer thread */
