@@ -6,7 +6,7 @@ CMAKE   ?= cmake
 JOBS    ?= $(shell nproc 2>/dev/null || echo 2)
 CMAKE_FLAGS ?=
 
-.PHONY: all build test bench install clean fuzz
+.PHONY: all build test bench install clean fuzz deb
 
 all: build
 
@@ -30,6 +30,11 @@ fuzz:
 	@for t in $(FUZZ_TARGETS); do \
 		sh fuzz/run.sh $(CURDIR) $(abspath $(BUILD))/fuzz $$t -max_total_time=$(FUZZ_SECONDS) $(FUZZ_ARGS) || exit 1; \
 	done
+
+# Debian packages libpercpu0 and libpercpu-dev (needs debhelper), built from
+# a copy of the tree; the .deb files land in $(BUILD)/deb.
+deb:
+	sh tools/build-deb.sh $(CURDIR) $(abspath $(BUILD))/deb $(DEB_ARGS)
 
 install: build
 	$(CMAKE) --install $(BUILD) --prefix $(PREFIX)

@@ -4,9 +4,12 @@
 # exactly what libpercpu.so exports, and a program with its own
 # chunk_alloc, os_populate and pcpu (names the internals use) links
 # statically against the archive and runs.
-# usage: test_symbols.sh libpercpu.a libpercpu.so CC INCLUDE_DIR WORK_DIR
+# usage: test_symbols.sh libpercpu.a libpercpu.so CC WORK_DIR INCLUDE_DIR...
 set -u
-ar=$1 so=$2 cc=$3 inc=$4 work=$5
+ar=$1 so=$2 cc=$3 work=$4
+shift 4
+inc=
+for d in "$@"; do inc="$inc -I$d"; done
 command -v nm >/dev/null 2>&1 || { echo "nm not found"; exit 77; }
 mkdir -p "$work" || exit 1
 nm -g --defined-only "$ar" | awk 'NF == 3 { print $3 }' | sort -u > "$work/archive.txt"
@@ -41,7 +44,7 @@ int main(void)
 	return sum == 5 && pcpu_verify() == 0 ? 0 : 1;
 }
 EOC
-if ! "$cc" -o "$work/clash" -I"$inc" "$work/clash.c" "$ar" -lpthread -ldl; then
+if ! "$cc" -o "$work/clash" $inc "$work/clash.c" "$ar" -lpthread -ldl; then
 	echo "a program defining chunk_alloc/os_populate/pcpu does not link with $ar"; fail=1
 elif ! "$work/clash"; then
 	echo "the statically linked program failed"; fail=1

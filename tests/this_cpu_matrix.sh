@@ -30,7 +30,7 @@ for cc in gcc g++ clang clang++; do
 				[ $(((i + first + p) % 2)) -eq 0 ] || continue
 			fi
 			exe=$out/t
-			if ! $cc $lang -D_GNU_SOURCE -Wall -Wextra -Werror $opt $pic -I"$src/include" -I"$src/src" \
+			if ! $cc $lang -D_GNU_SOURCE -Wall -Wextra -Werror $opt $pic -I"$build/include" -I"$src/include" -I"$src/src" \
 				-I"$src/tests" "$src/tests/test_this_cpu_cxx.cpp" -x none "$lib" \
 				-lpthread -ldl -o "$exe" 2>"$out/err"; then
 				echo "FAIL: $cc $opt $pic does not compile:"; head -8 "$out/err"; fail=1

@@ -11,6 +11,9 @@ trap 'rm -rf "$prefix"' EXIT
 cmake --install "$build" --prefix "$prefix" >/dev/null
 pc=$(dirname "$(find "$prefix" -name percpu.pc | head -n 1)")
 export PKG_CONFIG_PATH="$pc"
+# A .pc with a literal prefix (PCPU_PC_RELOCATABLE=OFF) names the configured
+# prefix: point this scratch copy at the scratch prefix.
+grep -q '^prefix=${pcfiledir}' "$pc/percpu.pc" || sed -i "s|^prefix=.*|prefix=$prefix|" "$pc/percpu.pc"
 libdir=$(pkg-config --variable=libdir percpu)
 # shellcheck disable=SC2046
 "$cc" -std=gnu11 -Wall -Wextra -Werror "$src/ext.c" -o "$prefix/ext" $(pkg-config --cflags --libs percpu)
