@@ -20,6 +20,7 @@
  */
 #define _GNU_SOURCE
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
@@ -168,7 +169,7 @@ struct hot_thread {
 	pthread_t tid;
 	struct hot_ctx *ctx;
 	const struct hot_method *m;
-	pthread_barrier_t *start;
+	int *go;                /* every thread is up: start */
 	long iters;
 	double cpu_ns;
 };
@@ -186,7 +187,8 @@ static void *hot_thread_main(void *arg)
 	struct hot_thread *t = arg;
 	double t0;
 
-	pthread_barrier_wait(t->start);
+	while (!__atomic_load_n(t->go, __ATOMIC_ACQUIRE))
+		sched_yield();
 	t0 = thread_cpu_ns();
 	t->m->count(t->ctx, t->iters);
 	t->cpu_ns = thread_cpu_ns() - t0;
@@ -199,27 +201,25 @@ static double hot_measure(const struct hot_method *m, int threads, long iters,
 {
 	static struct hot_thread th[MAX_THREADS];
 	struct hot_ctx ctx = { 0 };
-	pthread_barrier_t start;
 	double cpu = 0;
 	long total;
-	int started = 0;
+	int started = 0, go = 0;
 
 	if (m->setup(&ctx)) {
 		snprintf(r->error, sizeof(r->error), "%s: setup failed", m->name);
 		return -1;
 	}
-	pthread_barrier_init(&start, NULL, (unsigned)threads);
 	for (int i = 0; i < threads; i++) {
-		th[i] = (struct hot_thread){ .ctx = &ctx, .m = m, .start = &start, .iters = iters };
+		th[i] = (struct hot_thread){ .ctx = &ctx, .m = m, .go = &go, .iters = iters };
 		if (i && pthread_create(&th[i].tid, NULL, hot_thread_main, &th[i]))
 			break;
 		started++;
 	}
-	if (started == threads)
-		hot_thread_main(&th[0]);        /* the calling thread is thread 0 */
+	/* a thread that could not be created: the others count anyway, then fail */
+	__atomic_store_n(&go, 1, __ATOMIC_RELEASE);
+	hot_thread_main(&th[0]);                /* the calling thread is thread 0 */
 	for (int i = 1; i < started; i++)
 		pthread_join(th[i].tid, NULL);
-	pthread_barrier_destroy(&start);
 	if (started != threads) {
 		snprintf(r->error, sizeof(r->error), "cannot create %d threads", threads);
 		return -1;
