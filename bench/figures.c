@@ -61,14 +61,14 @@ struct bench_stat bench_stat_ratio(const double *a, const double *b, int n)
 	return bench_stat_of(r, n);
 }
 
-/* Three significant digits, no exponent: 0.0123, 1.23, 12.3, 123, 12345. */
+/* Three significant digits, no exponent: 0.0123, 1.23, 12.3, 123, 12345; whole numbers as such. */
 const char *bench_num_str(double v, char *buf, size_t len)
 {
 	double a = fabs(v);
 
 	if (isinf(v))
 		snprintf(buf, len, "inf");
-	else if (a >= 100 || a == 0)
+	else if (a >= 100 || (a < 1e15 && v == floor(v)))     /* whole numbers as such */
 		snprintf(buf, len, "%.0f", v);
 	else if (a >= 10)
 		snprintf(buf, len, "%.1f", v);
