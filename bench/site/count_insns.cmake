@@ -36,7 +36,9 @@ if(OBJDUMP AND EXISTS "${OBJDUMP}")
       set(cur "")
     elseif(cur AND line MATCHES "nop")
       # alignment padding after the code
-    elseif(cur AND line MATCHES "^ *[0-9a-f]+:\t([a-z][^ \t]*)")
+    elseif(cur AND line MATCHES "^ *[0-9a-f]+:[ \t]+(lock|rep[a-z]*|data16|notrack)[ \t]*$")
+      # a prefix llvm-objdump prints on a line of its own
+    elseif(cur AND line MATCHES "^ *[0-9a-f]+:[ \t]+([a-z][^ \t]*)")
       set(mnem ${CMAKE_MATCH_1})
       math(EXPR total_${cur} "${total_${cur}} + 1")
       if(NOT seen_ret_${cur} AND mnem MATCHES "^ret")
