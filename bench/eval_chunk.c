@@ -623,10 +623,11 @@ static int eval3_variant(bool sideline, struct bench_stat *ratio, long *common_n
 		*extrapolated = est / full.med;
 		printf("        %10s | %26s | %24s |\n", bench_count_str(nmax, nb, sizeof(nb)),
 		       "over the cap", BENCH_STAT(full, ""));
-		printf("\n  The area map %s the %.0f s cap at %s objects; %s is the largest N\n"
-		       "  it ran.  Extrapolating its growth (x%.1f per doubling) to %s gives about\n"
-		       "  %.0f s, i.e. ~%.0fx the bitmap (an estimate, not a measurement).\n",
-		       capped ? "exceeded" : "would exceed (extrapolated)", bench_opts.cap_sec,
+		printf("\n  The area map %s the %.0f s cap at %s objects;\n"
+		       "  %s is the largest N it ran.  Extrapolating its growth (x%.1f per doubling)\n"
+		       "  to %s gives about %.0f s, i.e. ~%.0fx the bitmap (an estimate, not a\n"
+		       "  measurement).\n",
+		       capped ? "exceeded" : "would exceed (by extrapolation)", bench_opts.cap_sec,
 		       bench_count_str(stopped_at, nb2, sizeof(nb2)),
 		       bench_count_str(best, nb, sizeof(nb)), pow(2, k),
 		       bench_count_str(nmax, nb3, sizeof(nb3)), est / 1e3, *extrapolated);

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -34,6 +35,7 @@ struct e2e_args {
 
 struct e2e_result {
 	double alloc_ms[PASSES], free_ms[PASSES];
+	long faults[PASSES];    /* minor page faults during the pass */
 	double rss_live_kb;     /* resident growth with every object live (pass 1) */
 	double rss_after_kb;    /* resident growth after the last free-all (+ balance) */
 	double meta_kb;         /* allocator metadata (pcpu only) */
@@ -67,6 +69,14 @@ static double metadata_kb(void)
 	return bytes / 1024;
 }
 
+static long minor_faults(void)
+{
+	struct rusage ru;
+
+	getrusage(RUSAGE_SELF, &ru);
+	return ru.ru_minflt;
+}
+
 /*
  * One measurement in a child: N objects of `size` allocated, then freed
  * in order, `passes` times.  Pass 1 starts from a fresh process, so its
@@ -96,6 +106,7 @@ static void measure_child(void *argp, void *resp)
 		h[i] = NULL;
 	rss0 = bench_rss_kb();
 	for (int pass = 0; pass < a->passes; pass++) {
+		long f0 = minor_faults();
 		double t0 = bench_now_ms();
 
 		if (a->use_calloc) {
@@ -126,6 +137,7 @@ static void measure_child(void *argp, void *resp)
 		}
 		r->alloc_ms[pass] = t1 - t0;
 		r->free_ms[pass] = bench_now_ms() - t2;
+		r->faults[pass] = minor_faults() - f0;
 	}
 	if (!a->use_calloc) {
 		pcpu_balance();
@@ -156,6 +168,9 @@ static int measure(const char *eval, bool use_calloc, unsigned cpus, long n, siz
 		bench_csv(eval, name, ncase, (long)size, 4, n, run, phase, r->alloc_ms[p], "");
 		snprintf(phase, sizeof(phase), "free%s", p ? ",steady" : "");
 		bench_csv(eval, name, ncase, (long)size, 4, n, run, phase, r->free_ms[p], "");
+		snprintf(phase, sizeof(phase), "page_faults%s", p ? ",steady" : "");
+		bench_csv_value(eval, name, ncase, (long)size, n, run, phase, (double)r->faults[p],
+				"faults", "");
 	}
 	bench_csv_value(eval, name, ncase, (long)size, n, run, "rss_live", r->rss_live_kb, "KiB", "");
 	return 0;
@@ -226,8 +241,10 @@ static int eval_e2e_calloc(void)
 			speed[p] = bench_stat_ratio(tot[1][p], tot[0][p], runs);
 		mem = bench_stat_ratio(rss[0], rss[1], runs);
 		printf("        %5s calloc / pcpu time: first touch %s, steady state %s;\n"
-		       "        %5s pcpu / calloc resident memory: %s\n", "",
-		       BENCH_STAT(speed[0], "x"), BENCH_STAT(speed[1], "x"), "", BENCH_STAT(mem, ""));
+		       "        %5s pcpu / calloc resident memory: %s; calloc's page faults, first\n"
+		       "        %5s touch / steady state: %ld / %ld (pcpu populates by madvise)\n", "",
+		       BENCH_STAT(speed[0], "x"), BENCH_STAT(speed[1], "x"), "", BENCH_STAT(mem, ""), "",
+		       res[1][0].faults[0], res[1][0].faults[1]);
 		if (c == 0) {
 			char note[160];
 
