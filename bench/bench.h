@@ -152,7 +152,7 @@ int bench_in_child(void (*fn)(void *arg, void *res), void *arg, void *res, size_
  * goes back to the system only where a measurement asks: malloc_trim).
  */
 void bench_fixed_conditions(void);
-/* One line describing them and the machine's THP mode. */
+/* A sentence describing them and the machine's THP mode (two lines). */
 const char *bench_conditions_str(void);
 /* True if the machine hands free memory back to a hypervisor (virtio
  * balloon free page reporting): first touches then cost a host fault too. */

@@ -93,8 +93,8 @@ const char *bench_conditions_str(void)
 	char thp[32];
 
 	snprintf(s, sizeof(s),
-		 "each measuring process: THP off (prctl; machine: %s), malloc's mmap threshold "
-		 "fixed at %d KiB, no heap trimming on free",
+		 "each measuring process has THP off (prctl; machine: %s),\n  malloc's mmap "
+		 "threshold fixed at %d KiB and no heap trimming on free",
 		 thp_mode(thp, sizeof(thp)), FIXED_MMAP_THRESHOLD / 1024);
 	return s;
 }
