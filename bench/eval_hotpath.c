@@ -320,7 +320,7 @@ static int eval_hotpath(void)
 			for (int run = 0; run < runs; run++) {
 				char scase[32];
 
-				snprintf(scase, sizeof(scase), "%d threads", a.counts[c]);
+				snprintf(scase, sizeof(scase), "threads=%d", a.counts[c]);
 				bench_csv_value("eval7", methods[m].name, scase, sizeof(long), a.iters,
 						run + 1, "increment", r.ns[m][c][run], "ns/op", "");
 			}

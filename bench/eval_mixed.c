@@ -405,7 +405,7 @@ static int eval_mixed(void)
 		struct bench_stat time_ratio, peak_ratio, after_chunks;
 		char where[64], scase[32];
 
-		snprintf(scase, sizeof(scase), "%d threads", counts[c]);
+		snprintf(scase, sizeof(scase), "threads=%d", counts[c]);
 		for (int s = 0; s < NR_SIDES; s++) {
 			double st[BENCH_MAX_RUNS];
 
@@ -463,7 +463,7 @@ static int eval_mixed(void)
 		static const char *const names[4] = { "populate_calls", "depopulate_calls",
 						       "chunks_created", "chunks_destroyed" };
 
-		snprintf(scase, sizeof(scase), "%d threads", counts[c]);
+		snprintf(scase, sizeof(scase), "threads=%d", counts[c]);
 		for (int r = 0; r < runs; r++) {
 			const struct mix_result *m = &res[c][SIDE_PCPU][r];
 

@@ -196,7 +196,7 @@ static int eval_throughput(void)
 		for (int s = 0; s < NR_SIDES; s++) {
 			scale[s] = bench_stat_ratio(r.mops[s][c], r.mops[s][0], runs);
 			for (int run = 0; run < runs; run++) {
-				snprintf(scase, sizeof(scase), "%d threads", a.counts[c]);
+				snprintf(scase, sizeof(scase), "threads=%d", a.counts[c]);
 				bench_csv_value("eval8", side_name[s], scase, OBJ_SIZE, 2 * ROUND, run + 1,
 						"throughput", r.mops[s][c][run], "Mops/s", "");
 				bench_csv_value("eval8", side_name[s], scase, OBJ_SIZE, 2 * ROUND, run + 1,
