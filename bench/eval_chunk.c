@@ -1,5 +1,5 @@
 /*
- * eval_chunk.c - SPEC evaluations 6.1 to 6.3 at chunk level: the area map
+ * eval_chunk.c - evaluations 1 to 3, at chunk level: the area map
  * and the bitmap chunk, each under the same driver (inchunk.h), so the
  * ratios isolate the in-chunk allocator.
  *
@@ -13,7 +13,8 @@
  *
  * Each measurement uses a fresh driver on pre-faulted chunk memory (see
  * driver_pool_prepare); the two allocators take turns going first inside
- * every repetition so machine noise hits both alike.
+ * every repetition so machine noise hits both alike, and every figure is
+ * the median of the runs with its spread (figures.c).
  */
 #include <math.h>
 #include <stdio.h>
@@ -320,24 +321,42 @@ static void record(const char *eval, const char *alloc, const char *scase, long 
 }
 
 /*
- * Evals 1 and 2: every size, `norders` free orders, bench_opts.runs
- * repetitions; rows[a][s] get the worst (over orders) median alloc and
- * free times.  worst_order[a][s] names the order of the worst free.
+ * The figures of one object size in evals 1 and 2, over every run.  The
+ * alloc phase is the same whatever the free order, so its figure pools
+ * the runs of every order; the free figure is the worst order's (by
+ * median).  Ratios pair the two allocators' measurements of the same run
+ * and order, which ran back to back.
  */
-static int run_sizes(const char *eval, bool prefilled, int norders,
-		     struct bench_row rows[NR_ALLOCS][NR_SIZES], int worst_order[NR_ALLOCS][NR_SIZES])
+struct size_figures {
+	long size;
+	bool ran;
+	struct bench_stat alloc[NR_ALLOCS], free[NR_ALLOCS];
+	int worst_order[NR_ALLOCS];
+	struct bench_stat alloc_ratio;  /* area map / bitmap */
+	struct bench_stat free_ratio;   /* area map's worst order / bitmap's worst order */
+	struct bench_stat t3;           /* bitmap / area map, alloc */
+};
+
+/*
+ * Evals 1 and 2: every size, `norders` free orders, bench_opts.runs
+ * repetitions, the two allocators taking turns going first.
+ */
+static int run_sizes(const char *eval, bool prefilled, int norders, struct size_figures *fig)
 {
 	int runs = bench_opts.runs;
 	long n = bench_opts.n;
-	double *al = malloc(sizeof(double) * (size_t)(NR_ALLOCS * NR_ORDERS * runs));
-	double *fr = malloc(sizeof(double) * (size_t)(NR_ALLOCS * NR_ORDERS * runs));
+	size_t cells = (size_t)(NR_ALLOCS * NR_ORDERS * runs);
+	double *al = malloc(sizeof(double) * cells), *fr = malloc(sizeof(double) * cells);
 	int rc = -1;
 
 	if (!al || !fr || ensure_handles(n))
 		goto out;
 #define IDX(a, o, r) (((a) * NR_ORDERS + (o)) * runs + (r))
 	for (int s = 0; s < NR_SIZES; s++) {
-		rows[0][s] = rows[1][s] = (struct bench_row){ .size = sizes[s], -1, -1 };
+		struct size_figures *f = &fig[s];
+
+		memset(f, 0, sizeof(*f));
+		f->size = sizes[s];
 		if (!size_on(sizes[s]))
 			continue;
 		if (prepare_memory(n, prefilled ? 2 * sizes[s] : sizes[s]))
@@ -361,21 +380,23 @@ static int run_sizes(const char *eval, bool prefilled, int norders,
 				}
 			}
 		}
+		f->ran = true;
 		for (int a = 0; a < NR_ALLOCS; a++) {
-			rows[a][s] = (struct bench_row){ .size = sizes[s] };
-			worst_order[a][s] = 0;
+			/* orders are contiguous in al: the first norders * runs values */
+			f->alloc[a] = bench_stat_of(&al[IDX(a, 0, 0)], norders * runs);
 			for (int o = 0; o < norders; o++) {
-				double am = bench_median(&al[IDX(a, o, 0)], runs);
-				double fm = bench_median(&fr[IDX(a, o, 0)], runs);
+				struct bench_stat st = bench_stat_of(&fr[IDX(a, o, 0)], runs);
 
-				if (am > rows[a][s].alloc_ms)
-					rows[a][s].alloc_ms = am;
-				if (fm > rows[a][s].free_ms) {
-					rows[a][s].free_ms = fm;
-					worst_order[a][s] = o;
+				if (o == 0 || st.med > f->free[a].med) {
+					f->free[a] = st;
+					f->worst_order[a] = o;
 				}
 			}
 		}
+		f->alloc_ratio = bench_stat_ratio(&al[IDX(0, 0, 0)], &al[IDX(1, 0, 0)], norders * runs);
+		f->t3 = bench_stat_ratio(&al[IDX(1, 0, 0)], &al[IDX(0, 0, 0)], norders * runs);
+		f->free_ratio = bench_stat_ratio(&fr[IDX(0, f->worst_order[0], 0)],
+						 &fr[IDX(1, f->worst_order[1], 0)], runs);
 	}
 #undef IDX
 	rc = 0;
@@ -387,195 +408,241 @@ out:
 	return rc;
 }
 
+static const char *ratio_str(double a, double b, char *buf, size_t len)
+{
+	char v[32];
+
+	if (a <= 0 || b <= 0)
+		snprintf(buf, len, "-");
+	else
+		snprintf(buf, len, "%sx", bench_num_str(a / b, v, sizeof(v)));
+	return buf;
+}
+
 /* Tables, plot and the T3 cells shared by evals 1 and 2 (selected sizes only). */
-static void report_sizes(const char *eval, const char *what, struct bench_row rows[NR_ALLOCS][NR_SIZES],
+static void report_sizes(const char *eval, const char *what, const struct size_figures *fig,
 			 const struct bench_row *seed_a, const struct bench_row *seed_b)
 {
-	struct bench_row ra[NR_SIZES], rb[NR_SIZES], sa[NR_SIZES], sb[NR_SIZES];
-	char title[200], nb[32];
+	struct bench_row ra[NR_SIZES], rb[NR_SIZES];
+	char title[200], nb[32], sz[24], sr[32];
 	int k = 0;
 
 	for (int s = 0; s < NR_SIZES; s++) {
-		if (rows[0][s].alloc_ms < 0)
+		if (!fig[s].ran)
 			continue;
-		ra[k] = rows[0][s];
-		rb[k] = rows[1][s];
-		sa[k] = seed_a[s];
-		sb[k++] = seed_b[s];
+		ra[k] = (struct bench_row){ fig[s].size, fig[s].alloc[0].med, fig[s].free[0].med };
+		rb[k++] = (struct bench_row){ fig[s].size, fig[s].alloc[1].med, fig[s].free[1].med };
 	}
 	bench_table_print("Area Map Allocator", ra, k);
 	bench_table_print("Bitmap Allocator", rb, k);
-	snprintf(title, sizeof(title), "%s, ours vs. the seed", what);
-	bench_compare_print(title, ra, rb, sa, sb, k);
+
+	printf("  %s:\n  ms, median [min..max] of the runs; ratio: area map / bitmap of each run (above\n"
+	       "  1: the bitmap is faster); the seed: the ratio of its published times.\n\n", what);
+	printf("        Size  Phase | %-24s | %-24s | %-22s | the seed\n", "Area map (ms)",
+	       "Bitmap (ms)", "Ratio");
+	printf("        ---------------------------------------------------------------------------"
+	       "-----------------------\n");
+	for (int s = 0; s < NR_SIZES; s++) {
+		const struct size_figures *f = &fig[s];
+
+		if (!f->ran)
+			continue;
+		snprintf(sz, sizeof(sz), "%ldB", f->size);
+		printf("        %5s alloc | %24s | %24s | %22s | %s\n", sz, BENCH_STAT(f->alloc[0], ""),
+		       BENCH_STAT(f->alloc[1], ""), BENCH_STAT(f->alloc_ratio, "x"),
+		       ratio_str(seed_a[s].alloc_ms, seed_b[s].alloc_ms, sr, sizeof(sr)));
+		printf("        %5s free  | %24s | %24s | %22s | %s\n", "", BENCH_STAT(f->free[0], ""),
+		       BENCH_STAT(f->free[1], ""), BENCH_STAT(f->free_ratio, "x"),
+		       ratio_str(seed_a[s].free_ms, seed_b[s].free_ms, sr, sizeof(sr)));
+	}
+	printf("\n");
 	snprintf(title, sizeof(title), "%s: %s, %s objects, chunk level", eval, what,
 		 bench_count_str(bench_opts.n, nb, sizeof(nb)));
 	bench_plot_add(eval, title, "area map", ra, "bitmap", rb, k);
 	for (int s = 0; s < NR_SIZES; s++) {
 		char where[160];
 
-		if (rows[0][s].alloc_ms < 0)
+		if (!fig[s].ran)
 			continue;
-
-		snprintf(where, sizeof(where), "%s %ldB: bitmap %.1f ms, area map %.1f ms", eval,
-			 sizes[s], rows[1][s].alloc_ms, rows[0][s].alloc_ms);
+		snprintf(where, sizeof(where), "%s %ldB: bitmap %s ms, area map %s ms", eval,
+			 fig[s].size, BENCH_STAT(fig[s].alloc[1], ""), BENCH_STAT(fig[s].alloc[0], ""));
 		bench_target("T3", "bitmap alloc / area map alloc, worst cell of evals 1 and 2",
-			     BENCH_AT_MOST, 1.0, rows[1][s].alloc_ms / rows[0][s].alloc_ms, where,
-			     "ratio above 1 means the bitmap allocated slower than the area map");
+			     BENCH_AT_MOST, 1.0, fig[s].t3, where,
+			     "above 1: the bitmap allocated slower than the area map");
 	}
 }
 
 static int eval1_run(void)
 {
-	struct bench_row rows[NR_ALLOCS][NR_SIZES];
-	int worst[NR_ALLOCS][NR_SIZES];
-	char nb[32], where[120];
+	struct size_figures fig[NR_SIZES];
+	char nb[32], where[200];
 
-	if (run_sizes("eval1", false, NR_ORDERS, rows, worst))
+	if (run_sizes("eval1", false, NR_ORDERS, fig))
 		return -1;
 	printf("  %s objects per size, allocated in order, then freed in order, alternating and\n"
-	       "  in reverse; worst of the three orders (median of %d runs each):\n\n",
-	       bench_count_str(bench_opts.n, nb, sizeof(nb)), bench_opts.runs);
-	report_sizes("eval1", "Evaluation 1 (worst over free orders)", rows, seed1_area, seed1_bitmap);
+	       "  in reverse, %d runs of each order.  Alloc: all %d runs (the alloc phase does not\n"
+	       "  depend on the order); free: the worst order by median.\n\n",
+	       bench_count_str(bench_opts.n, nb, sizeof(nb)), bench_opts.runs,
+	       NR_ORDERS * bench_opts.runs);
+	report_sizes("eval1", "Evaluation 1 (worst over free orders)", fig, seed1_area, seed1_bitmap);
 	printf("  worst free order per size (area map / bitmap):");
 	for (int s = 0; s < NR_SIZES; s++)
-		if (rows[0][s].alloc_ms >= 0)
-			printf(" %ldB %s/%s", sizes[s], order_names[worst[0][s]],
-			       order_names[worst[1][s]]);
+		if (fig[s].ran)
+			printf(" %ldB %s/%s", sizes[s], order_names[fig[s].worst_order[0]],
+			       order_names[fig[s].worst_order[1]]);
 	printf("\n\n");
-	if (rows[0][0].alloc_ms < 0)
+	if (!fig[0].ran)
 		return 0;
-	snprintf(where, sizeof(where), "4B: area map %.0f ms (%s), bitmap %.1f ms (%s)",
-		 rows[0][0].free_ms, order_names[worst[0][0]], rows[1][0].free_ms,
-		 order_names[worst[1][0]]);
+	snprintf(where, sizeof(where), "4B: area map %s ms (%s), bitmap %s ms (%s)",
+		 BENCH_STAT(fig[0].free[0], ""), order_names[fig[0].worst_order[0]],
+		 BENCH_STAT(fig[0].free[1], ""), order_names[fig[0].worst_order[1]]);
 	bench_target("T1", "worst-case free of N x 4 B, area map / bitmap", BENCH_AT_LEAST, 50,
-		     rows[0][0].free_ms / rows[1][0].free_ms, where, "the seed: 4770 ms vs 70 ms = 68x");
+		     fig[0].free_ratio, where, "the seed: 4770 ms vs 70 ms = 68x");
 	return 0;
 }
 
 static int eval2_run(void)
 {
-	struct bench_row rows[NR_ALLOCS][NR_SIZES];
-	int worst[NR_ALLOCS][NR_SIZES];
+	struct size_figures fig[NR_SIZES];
 	char nb[32];
 
-	if (run_sizes("eval2", true, 1, rows, worst))
+	if (run_sizes("eval2", true, 1, fig))
 		return -1;
 	printf("  Pre-fill: each page's second half holds objects of the measured size (per page,\n"
 	       "  a half-page placeholder is allocated, then the second half is filled, then the\n"
 	       "  placeholders are freed; untimed).  Then %s objects fill the first halves, and\n"
-	       "  are freed in order (median of %d runs):\n\n",
+	       "  are freed in order (%d runs):\n\n",
 	       bench_count_str(bench_opts.n, nb, sizeof(nb)), bench_opts.runs);
-	report_sizes("eval2", "Evaluation 2 (second half of each page pre-filled)", rows, seed2_area,
+	report_sizes("eval2", "Evaluation 2 (second half of each page pre-filled)", fig, seed2_area,
 		     seed2_bitmap);
 	return 0;
 }
 
-/* Median alloc time of `runs` capped measurements of n 4 B / 8 B objects. */
-static int eval3_median(const struct inchunk_ops *ops, bool sideline, long n, const char *scase,
-			int runs, double cap_ms, struct measure *out)
+/* One capped eval3 measurement of n 4 B objects at 8 B alignment, recorded. */
+static int eval3_one(const struct inchunk_ops *ops, bool sideline, long n, int run,
+		     double cap_ms, struct measure *m)
 {
-	double t[64];
-	struct measure m;
+	const char *scase = sideline ? "sidelining" : "no-sidelining";
+	char nb[32];
 
-	if (runs > 64)
-		runs = 64;
-	for (int r = 0; r < runs; r++) {
-		char nb[32];
-
-		bench_progress("eval3: %s %-7s N=%s run %d/%d", scase, ops->name,
-			       bench_count_str(n, nb, sizeof(nb)), r + 1, runs);
-		if (measure(ops, sideline, n, 4, 8, FREE_IN_ORDER, false, cap_ms, &m))
-			return -1;
-		record("eval3", ops->name, scase, 4, 8, n, r + 1, &m);
-		t[r] = m.alloc_ms;
-		*out = m;
-		if (m.capped)
-			return 0;
-	}
-	out->alloc_ms = bench_median(t, runs);
+	bench_progress("eval3: %s %-7s N=%s run %d/%d", scase, ops->name,
+		       bench_count_str(n, nb, sizeof(nb)), run, bench_opts.runs);
+	if (measure(ops, sideline, n, 4, 8, FREE_IN_ORDER, false, cap_ms, m))
+		return -1;
+	record("eval3", ops->name, scase, 4, 8, n, run, m);
 	return 0;
 }
 
 /*
- * One chunk-management variant of eval3.  The area map doubles N from
- * 2^12 while a run finishes within the cap; the bitmap runs at that N and
- * at the full N.  *ratio gets area/bitmap at the largest common N.
+ * One chunk-management variant of eval3.  Search: the area map doubles N
+ * from 2^12, each step paired with a bitmap run at the same N, while it
+ * finishes within the cap; it stops before a doubling whose time,
+ * extrapolated from the last doubling, would pass the cap.  The last
+ * finished pair is run 1 at that N and runs - 1 more pairs follow, taking
+ * turns going first.  The bitmap alone then runs at the full N if the
+ * area map stopped short of it.  *ratio: area map / bitmap at the common N.
  */
-static int eval3_variant(bool sideline, double *ratio, long *common_n, double *extrapolated)
+static int eval3_variant(bool sideline, struct bench_stat *ratio, long *common_n,
+			 double *extrapolated)
 {
-	const char *scase = sideline ? "sidelining" : "no-sidelining";
-	double cap_ms = bench_opts.cap_sec * 1000, prev_ms = 0;
-	long nmax = bench_opts.n, best = 0, capped_at = 0;
-	struct measure am = { 0 }, bm_best, bm_full, m;
+	double cap_ms = bench_opts.cap_sec * 1000, prev_ms = 0, k = 2;
+	double am[BENCH_MAX_RUNS], bm[BENCH_MAX_RUNS], bfull[BENCH_MAX_RUNS];
+	long nmax = bench_opts.n, best = 0, stopped_at = 0;
+	int runs = bench_opts.runs, sidelined = 0;
+	bool capped = false;
+	struct measure m;
 	char nb[32], nb2[32], nb3[32];
 
 	if (ensure_handles(nmax) || prepare_memory(nmax, 8))
 		return -1;
-	for (long n = nmax < 4096 ? nmax : 4096; n <= nmax; n *= 2) {
-		if (eval3_median(&inchunk_areamap_ops, sideline, n, scase, 1, cap_ms, &m))
+	for (long n = nmax < 4096 ? nmax : 4096;;) {
+		if (eval3_one(&inchunk_areamap_ops, sideline, n, 1, cap_ms, &m))
 			return -1;
 		if (m.capped) {
-			capped_at = n;
+			capped = true;
+			stopped_at = n;
 			break;
 		}
-		prev_ms = best ? am.alloc_ms : 0;
+		if (best)
+			prev_ms = am[0];
+		am[0] = m.alloc_ms;
+		sidelined = m.sidelined;
+		if (eval3_one(&inchunk_bitmap_ops, sideline, n, 1, cap_ms, &m))
+			return -1;
+		bm[0] = m.alloc_ms;
 		best = n;
-		am = m;
+		if (n == nmax)
+			break;
+		/* growth exponent from the last doubling, when there was one */
+		k = prev_ms > 0 && am[0] > prev_ms ? log2(am[0] / prev_ms) : 2.0;
+		n = n * 2 < nmax ? n * 2 : nmax;
+		if (am[0] * pow((double)n / (double)best, k) > cap_ms) {
+			stopped_at = n;
+			break;
+		}
 	}
 	if (!best) {
 		printf("  the area map did not finish %s objects within %.0f s\n",
 		       bench_count_str(nmax < 4096 ? nmax : 4096, nb, sizeof(nb)), bench_opts.cap_sec);
 		return -1;
 	}
-	if (best == nmax && bench_opts.runs > 1 &&
-	    eval3_median(&inchunk_areamap_ops, sideline, best, scase, bench_opts.runs, cap_ms, &am))
-		return -1;
-	if (eval3_median(&inchunk_bitmap_ops, sideline, best, scase, bench_opts.runs, cap_ms, &bm_best))
-		return -1;
-	bm_full = bm_best;
-	if (best != nmax &&
-	    eval3_median(&inchunk_bitmap_ops, sideline, nmax, scase, bench_opts.runs, cap_ms, &bm_full))
-		return -1;
+	for (int r = 1; r < runs; r++) {
+		for (int j = 0; j < NR_ALLOCS; j++) {
+			int a = (j + r) % NR_ALLOCS;
+
+			if (eval3_one(allocs[a], sideline, best, r + 1, 0, &m))
+				return -1;
+			(a == 0 ? am : bm)[r] = m.alloc_ms;
+		}
+	}
+	for (int r = 0; best != nmax && r < runs; r++) {
+		if (eval3_one(&inchunk_bitmap_ops, sideline, nmax, r + 1, 0, &m))
+			return -1;
+		bfull[r] = m.alloc_ms;
+	}
 	bench_progress_clear();
 
+	*ratio = bench_stat_ratio(am, bm, runs);
+	*common_n = best;
 	printf("  %s:\n\n", sideline ?
 	       "Chunk management as in today's kernel: a chunk failing a small request is sidelined" :
 	       "Chunk management as in 2017 (the seed's setting): no sidelining, every chunk of\n"
 	       "  the slot is tried again on every allocation");
-	printf("           Objects | Area Map Alloc (ms) | Bitmap Alloc (ms) |  Ratio\n");
-	printf("        -------------------------------------------------------------\n");
-	printf("        %10s | %19.1f | %17.1f | %6.0fx\n", bench_count_str(best, nb, sizeof(nb)),
-	       am.alloc_ms, bm_best.alloc_ms, am.alloc_ms / bm_best.alloc_ms);
+	printf("           Objects | %-26s | %-24s | Ratio\n", "Area Map Alloc (ms)",
+	       "Bitmap Alloc (ms)");
+	printf("        ------------------------------------------------------------------------"
+	       "-------------\n");
+	printf("        %10s | %26s | %24s | %s\n", bench_count_str(best, nb, sizeof(nb)),
+	       BENCH_STAT(bench_stat_of(am, runs), ""), BENCH_STAT(bench_stat_of(bm, runs), ""),
+	       BENCH_STAT(*ratio, "x"));
 	*extrapolated = 0;
 	if (best != nmax) {
-		/* growth exponent from the last doubling, when there was one */
-		double k = prev_ms > 0 ? log2(am.alloc_ms / prev_ms) : 2.0;
-		double est = am.alloc_ms * pow((double)nmax / (double)best, k);
+		struct bench_stat full = bench_stat_of(bfull, runs);
+		double est = bench_stat_of(am, runs).med * pow((double)nmax / (double)best, k);
 
-		*extrapolated = est / bm_full.alloc_ms;
-		printf("        %10s | %12s %-6s | %17.1f |\n", bench_count_str(nmax, nb, sizeof(nb)),
-		       "over the cap", "", bm_full.alloc_ms);
-		printf("\n  The area map exceeded the %.0f s cap at %s objects; %s is the largest N\n"
-		       "  it finished.  Extrapolating its growth (x%.1f per doubling) to %s gives\n"
-		       "  about %.0f s, i.e. ~%.0fx the bitmap (an estimate, not a measurement).\n",
-		       bench_opts.cap_sec, bench_count_str(capped_at, nb2, sizeof(nb2)),
+		*extrapolated = est / full.med;
+		printf("        %10s | %26s | %24s |\n", bench_count_str(nmax, nb, sizeof(nb)),
+		       "over the cap", BENCH_STAT(full, ""));
+		printf("\n  The area map %s the %.0f s cap at %s objects;\n"
+		       "  %s is the largest N it ran.  Extrapolating its growth (x%.1f per doubling)\n"
+		       "  to %s gives about %.0f s, i.e. ~%.0fx the bitmap (an estimate, not a\n"
+		       "  measurement).\n",
+		       capped ? "exceeded" : "would exceed (by extrapolation)", bench_opts.cap_sec,
+		       bench_count_str(stopped_at, nb2, sizeof(nb2)),
 		       bench_count_str(best, nb, sizeof(nb)), pow(2, k),
 		       bench_count_str(nmax, nb3, sizeof(nb3)), est / 1e3, *extrapolated);
 	}
-	printf("\n  (area map: %s, %d sideline event%s; bitmap: median of %d run%s)\n\n",
-	       best == nmax && bench_opts.runs > 1 ? "median of the runs" : "one run",
-	       am.sidelined, am.sidelined == 1 ? "" : "s", bench_opts.runs,
-	       bench_opts.runs > 1 ? "s" : "");
-	*ratio = am.alloc_ms / bm_best.alloc_ms;
-	*common_n = best;
+	printf("\n  (%d interleaved runs of each at %s; the area map had %d sideline event%s)\n\n",
+	       runs, bench_count_str(best, nb, sizeof(nb)), sidelined, sidelined == 1 ? "" : "s");
 	return 0;
 }
 
 static int eval3_run(void)
 {
-	double r_old, r_new, x_old, x_new;
+	struct bench_stat r_old, r_new;
+	double x_old, x_new;
 	long n_old, n_new;
-	char where[160], note[200], nb[32];
+	char where[160], note[240], nb[32];
 
 	printf("  N objects of 4 B at 8 B alignment (every allocation leaves a 4 B hole).\n"
 	       "  The seed: 2^20 objects, area map 52 min (%.0f ms), bitmap ~16 s (%.0f ms) = %.0fx.\n\n",
@@ -589,9 +656,9 @@ static int eval3_run(void)
 
 	snprintf(where, sizeof(where), "2017 slots (no sidelining), N=%s%s",
 		 bench_count_str(n_old, nb, sizeof(nb)),
-		 n_old == bench_opts.n ? "" : " (largest N the area map finished within the cap)");
-	snprintf(note, sizeof(note), "with sidelining (today's kernel) the ratio is %.0fx at N=%s%s",
-		 r_new, bench_count_str(n_new, nb, sizeof(nb)),
+		 n_old == bench_opts.n ? "" : " (the largest N the area map ran within the cap)");
+	snprintf(note, sizeof(note), "with sidelining (today's kernel): %s at N=%s%s",
+		 BENCH_STAT(r_new, "x"), bench_count_str(n_new, nb, sizeof(nb)),
 		 x_old > 0 ? "; see the extrapolation above" : "");
 	bench_target("T2", "N x 4 B at 8 B alignment, alloc, area map / bitmap", BENCH_AT_LEAST, 100,
 		     r_old, where, note);

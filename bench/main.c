@@ -1,6 +1,6 @@
 /*
  * main.c - pcpu-bench: command line, the evaluation registry, and the
- * output helpers of bench.h (CSV, tables, targets, gnuplot plots).
+ * output helpers of bench.h (CSV, tables, gnuplot plots).
  */
 #define _GNU_SOURCE
 #include "bench.h"
@@ -16,7 +16,6 @@
 struct bench_opts bench_opts;
 
 #define MAX_EVALS   32
-#define MAX_TARGETS 16
 #define MAX_PLOTS   8
 #define MAX_ROWS    16
 
@@ -67,24 +66,20 @@ void bench_csv(const char *eval, const char *allocator, const char *scase, long 
 {
 	if (!csv)
 		return;
-	fprintf(csv, "%s,%s,%s,%ld,%ld,%ld,%d,%s,%.3f,%s\n", eval, allocator, scase, size, align,
-		n, run, phase, ms, note ? note : "");
+	fprintf(csv, "%s,%s,%s,%ld,%ld,%ld,%d,%s,%.3f,ms,%s\n", eval, allocator, scase, size,
+		align, n, run, phase, ms, note ? note : "");
 	fflush(csv);
 }
 
-static int cmp_double(const void *a, const void *b)
+void bench_csv_value(const char *eval, const char *allocator, const char *scase, long size,
+		     long n, int run, const char *phase, double value, const char *unit,
+		     const char *note)
 {
-	double x = *(const double *)a, y = *(const double *)b;
-
-	return (x > y) - (x < y);
-}
-
-double bench_median(double *v, int n)
-{
-	if (n <= 0)
-		return 0;
-	qsort(v, (size_t)n, sizeof(*v), cmp_double);
-	return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
+	if (!csv)
+		return;
+	fprintf(csv, "%s,%s,%s,%ld,0,%ld,%d,%s,%.4f,%s,%s\n", eval, allocator, scase, size, n,
+		run, phase, value, unit, note ? note : "");
+	fflush(csv);
 }
 
 const char *bench_count_str(long n, char *buf, size_t len)
@@ -110,17 +105,6 @@ static const char *fmt_ms(double ms, char *buf, size_t len)
 	return buf;
 }
 
-static const char *fmt_ratio(double a, double b, char *buf, size_t len)
-{
-	if (a <= 0 || b <= 0)
-		snprintf(buf, len, "-");
-	else if (a / b < 10)
-		snprintf(buf, len, "%.2fx", a / b);
-	else
-		snprintf(buf, len, "%.0fx", a / b);
-	return buf;
-}
-
 void bench_table_print(const char *title, const struct bench_row *rows, int nrows)
 {
 	char a[32], f[32];
@@ -134,107 +118,6 @@ void bench_table_print(const char *title, const struct bench_row *rows, int nrow
 		snprintf(sz, sizeof(sz), "%ldB", rows[i].size);
 		printf("        %8s    | %10s      | %8s\n", sz, fmt_ms(rows[i].alloc_ms, a, sizeof(a)),
 		       fmt_ms(rows[i].free_ms, f, sizeof(f)));
-	}
-	printf("\n");
-}
-
-void bench_compare_print(const char *title, const struct bench_row *area,
-			 const struct bench_row *bitmap, const struct bench_row *seed_area,
-			 const struct bench_row *seed_bitmap, int nrows)
-{
-	char b[8][32];
-
-	printf("  %s (ms; ratio = area map / bitmap, above 1 = bitmap faster):\n\n", title);
-	printf("                    |              this machine                    |"
-	       "            the seed (kernel, 2017)\n");
-	printf("        Object Size |  Area   Bitmap  Ratio |   Area  Bitmap  Ratio  |"
-	       "  Area  Bitmap Ratio |  Area Bitmap  Ratio\n");
-	printf("                    |       alloc           |        free            |"
-	       "      alloc          |       free\n");
-	printf("        ------------------------------------------------------------"
-	       "-------------------------------------------\n");
-	for (int i = 0; i < nrows; i++) {
-		char sz[24];
-
-		snprintf(sz, sizeof(sz), "%ldB", area[i].size);
-		printf("        %8s    | %6s %7s %6s | %6s %7s %6s  |", sz,
-		       fmt_ms(area[i].alloc_ms, b[0], 32), fmt_ms(bitmap[i].alloc_ms, b[1], 32),
-		       fmt_ratio(area[i].alloc_ms, bitmap[i].alloc_ms, b[2], 32),
-		       fmt_ms(area[i].free_ms, b[3], 32), fmt_ms(bitmap[i].free_ms, b[4], 32),
-		       fmt_ratio(area[i].free_ms, bitmap[i].free_ms, b[5], 32));
-		if (seed_area && seed_bitmap && seed_area[i].size) {
-			printf(" %5.0f %6.0f %6s |", seed_area[i].alloc_ms, seed_bitmap[i].alloc_ms,
-			       fmt_ratio(seed_area[i].alloc_ms, seed_bitmap[i].alloc_ms, b[6], 32));
-			printf(" %5.0f %6.0f %6s", seed_area[i].free_ms, seed_bitmap[i].free_ms,
-			       fmt_ratio(seed_area[i].free_ms, seed_bitmap[i].free_ms, b[7], 32));
-		} else {
-			printf("   (no published figure)");
-		}
-		printf("\n");
-	}
-	printf("\n");
-}
-
-/* ---- targets ----------------------------------------------------------- */
-
-struct target {
-	char id[8], what[120], where[200], note[200];
-	enum bench_sense sense;
-	double goal, value;
-};
-static struct target targets[MAX_TARGETS];
-static int nr_targets;
-
-void bench_target(const char *id, const char *what, enum bench_sense sense, double goal,
-		  double value, const char *where, const char *note)
-{
-	struct target *t = NULL;
-	bool worse;
-
-	for (int i = 0; i < nr_targets; i++)
-		if (!strcmp(targets[i].id, id))
-			t = &targets[i];
-	if (!t) {
-		if (nr_targets == MAX_TARGETS)
-			return;
-		t = &targets[nr_targets++];
-		snprintf(t->id, sizeof(t->id), "%s", id);
-		snprintf(t->what, sizeof(t->what), "%s", what);
-		t->sense = sense;
-		t->goal = goal;
-		worse = true;
-	} else {
-		worse = sense == BENCH_AT_LEAST ? value < t->value : value > t->value;
-	}
-	if (worse) {
-		t->value = value;
-		snprintf(t->where, sizeof(t->where), "%s", where ? where : "");
-		snprintf(t->note, sizeof(t->note), "%s", note ? note : "");
-	}
-}
-
-static int cmp_target(const void *a, const void *b)
-{
-	return strcmp(((const struct target *)a)->id, ((const struct target *)b)->id);
-}
-
-static void print_targets(void)
-{
-	if (!nr_targets)
-		return;
-	qsort(targets, (size_t)nr_targets, sizeof(targets[0]), cmp_target);
-	printf("Targets (SPEC section 7)%s:\n", bench_opts.quick ?
-	       " -- quick mode, small N: indicative only" : "");
-	for (int i = 0; i < nr_targets; i++) {
-		const struct target *t = &targets[i];
-		bool met = t->sense == BENCH_AT_LEAST ? t->value >= t->goal : t->value <= t->goal;
-
-		printf("  %-3s %s: %.2f (goal %s %.2f) -- %s\n", t->id, t->what, t->value,
-		       t->sense == BENCH_AT_LEAST ? ">=" : "<=", t->goal, met ? "met" : "NOT met");
-		if (t->where[0])
-			printf("        worst cell: %s\n", t->where);
-		if (t->note[0])
-			printf("        %s\n", t->note);
 	}
 	printf("\n");
 }
@@ -355,15 +238,20 @@ static void usage(FILE *out)
 {
 	fprintf(out,
 		"usage: pcpu-bench [options]\n"
-		"  --quick          small run (N = 2^14, 1 run, 2 s cap, --check): checks that it works\n"
+		"  --quick          small run (N = 2^14, 2 runs, 2 s cap, --check): checks that it works;\n"
+		"                   its target lines are not judged\n"
 		"  --only LIST      run only these evaluations (comma-separated; see --list)\n"
 		"  --list           list the evaluations and exit\n"
 		"  --sizes LIST     object sizes for evals 1 and 2 (default 4,16,64,256,1024)\n"
-		"  --runs N         repetitions per measurement, median reported (default 3)\n"
+		"  --runs N         interleaved runs per figure, median and spread reported (default 3,\n"
+		"                   at least 3; 1 or 2 only with --quick)\n"
 		"  --n N            objects per measurement (default 2^20)\n"
 		"  --cap-sec S      time cap for the area map in evaluation 3 (default 60)\n"
 		"  --unit-kb K      unit size in KiB, a power of two (default 256, a typical x86_64 kernel unit)\n"
 		"  --cpus N         units per chunk (default: online CPUs)\n"
+		"  --decay-ms MS    evaluation 9: idle interval after free-all before RSS is read\n"
+		"                   (default 1000, quick 100)\n"
+		"  --seed N         evaluation 9: workload seed (default 1)\n"
 		"  --csv FILE       CSV of every measurement (default pcpu-bench.csv)\n"
 		"  --check          verify allocator invariants around every measurement\n"
 		"  --no-pool        map fresh memory per chunk (page faults count in the times)\n"
@@ -413,7 +301,7 @@ static int cmp_eval(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-	bool list = false, runs_set = false, cap_set = false, n_set = false;
+	bool list = false, runs_set = false, cap_set = false, n_set = false, decay_set = false;
 	char prefix[4096];
 	int rc = 0, ran = 0;
 	long ncpu = sysconf(_SC_NPROCESSORS_ONLN);
@@ -425,6 +313,8 @@ int main(int argc, char **argv)
 	bench_opts.page_size = (int)sysconf(_SC_PAGESIZE);
 	bench_opts.n = 1L << 20;
 	bench_opts.csv_path = "pcpu-bench.csv";
+	bench_opts.decay_ms = 1000;
+	bench_opts.seed = 1;
 
 	for (int i = 1; i < argc; i++) {
 		const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -449,7 +339,11 @@ int main(int argc, char **argv)
 		} else if (!strcmp(a, "--csv") && v) {
 			bench_opts.csv_path = v, i++;
 		} else if (!strcmp(a, "--runs")) {
-			bench_opts.runs = (int)parse_long(a, v, 1, 1000), i++, runs_set = true;
+			bench_opts.runs = (int)parse_long(a, v, 1, BENCH_MAX_RUNS), i++, runs_set = true;
+		} else if (!strcmp(a, "--decay-ms")) {
+			bench_opts.decay_ms = (int)parse_long(a, v, 0, 600000), i++, decay_set = true;
+		} else if (!strcmp(a, "--seed")) {
+			bench_opts.seed = (unsigned long)parse_long(a, v, 0, 1L << 62), i++;
 		} else if (!strcmp(a, "--n")) {
 			bench_opts.n = parse_long(a, v, 16, 1L << 26), i++, n_set = true;
 		} else if (!strcmp(a, "--cap-sec")) {
@@ -467,12 +361,18 @@ int main(int argc, char **argv)
 	}
 	if (bench_opts.quick) {
 		if (!runs_set)
-			bench_opts.runs = 1;
+			bench_opts.runs = 2;
+		if (!decay_set)
+			bench_opts.decay_ms = 100;
 		if (!cap_set)
 			bench_opts.cap_sec = 2;
 		if (!n_set)
 			bench_opts.n = 1L << 14;
 		bench_opts.check = true;
+	} else if (bench_opts.runs < BENCH_MIN_RUNS) {
+		fprintf(stderr, "pcpu-bench: --runs must be at least %d (1 or 2 only with --quick)\n",
+			BENCH_MIN_RUNS);
+		return 2;
 	}
 	{
 		long ub = (long)bench_opts.unit_kb * 1024;
@@ -498,7 +398,7 @@ int main(int argc, char **argv)
 			strerror(errno));
 		return 1;
 	}
-	fprintf(csv, "eval,allocator,case,size,align,n,run,phase,ms,note\n");
+	fprintf(csv, "eval,allocator,case,size,align,n,run,phase,value,unit,note\n");
 	snprintf(prefix, sizeof(prefix), "%s", bench_opts.csv_path);
 	if (strlen(prefix) > 4 && !strcmp(prefix + strlen(prefix) - 4, ".csv"))
 		prefix[strlen(prefix) - 4] = '\0';
@@ -506,8 +406,8 @@ int main(int argc, char **argv)
 	{
 		char nb[32];
 
-		printf("pcpu-bench: %s objects per measurement, %d run%s (median), unit %d KiB, "
-		       "%d unit%s per chunk, page %d B%s\n\n",
+		printf("pcpu-bench: %s objects per measurement, %d interleaved run%s per figure "
+		       "(median [min..max]), unit %d KiB, %d unit%s per chunk, page %d B%s\n\n",
 		       bench_count_str(bench_opts.n, nb, sizeof(nb)), bench_opts.runs,
 		       bench_opts.runs > 1 ? "s" : "", bench_opts.unit_kb, bench_opts.nr_cpus,
 		       bench_opts.nr_cpus > 1 ? "s" : "", bench_opts.page_size,
@@ -537,7 +437,7 @@ int main(int argc, char **argv)
 			bench_opts.only ? bench_opts.only : "");
 		rc = 2;
 	}
-	print_targets();
+	bench_targets_print();
 	write_plots(prefix);
 	if (fclose(csv))
 		rc = 1;
