@@ -11,6 +11,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -344,9 +345,34 @@ int pool_ensure_init_slow(void)
 	return ret;
 }
 
-PCPU_PUBLIC int pcpu_init(const struct pcpu_config *cfg)
+/* The 0.1 layout of struct pcpu_config: every field up to reclaim_frac. */
+#define CONFIG_SIZE_0_1 PCPU_ALIGN_UP(offsetof(struct pcpu_config, reclaim_frac) + \
+				      sizeof(unsigned int), _Alignof(struct pcpu_config))
+
+PCPU_PUBLIC int pcpu_init_sized(const struct pcpu_config *cfg, size_t cfg_size)
 {
-	return pool_init(cfg);
+	struct pcpu_config c = { 0 };
+
+	if (!cfg)
+		return pool_init(NULL);
+	if (cfg_size < CONFIG_SIZE_0_1)
+		return bad_config("the configuration's size", "smaller than any layout",
+				  cfg_size);
+	memcpy(&c, cfg, cfg_size < sizeof(c) ? cfg_size : sizeof(c));
+	for (size_t i = sizeof(c); i < cfg_size; i++) {
+		if (((const unsigned char *)cfg)[i]) {
+			pcpu_warn(PCPU_WARN_CONFIG, 0, "pcpu_init: the configuration sets a field at "
+				  "byte %zu, which this version of the library does not know", i);
+			errno = EINVAL;
+			return -1;
+		}
+	}
+	return pool_init(&c);
+}
+
+PCPU_PUBLIC int (pcpu_init)(const struct pcpu_config *cfg)
+{
+	return pcpu_init_sized(cfg, CONFIG_SIZE_0_1);
 }
 
 /* ---- fork ------------------------------------------------------------------- */

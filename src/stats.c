@@ -15,6 +15,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -49,19 +50,34 @@ static void snapshot_locked(struct pcpu_stats *out)
 	out->nr_populated_pages = (uint64_t)pcpu_pool.nr_populated;
 }
 
-PCPU_PUBLIC int pcpu_stats_get(struct pcpu_stats *out)
+/* The 0.1 layout of struct pcpu_stats: every field up to size_hist. */
+#define STATS_SIZE_0_1 PCPU_ALIGN_UP(offsetof(struct pcpu_stats, size_hist) + \
+				     sizeof(((struct pcpu_stats *)0)->size_hist), \
+				     _Alignof(struct pcpu_stats))
+
+PCPU_PUBLIC int pcpu_stats_get_sized(struct pcpu_stats *out, size_t out_size)
 {
-	if (!out) {
+	struct pcpu_stats st;
+
+	if (!out || out_size < STATS_SIZE_0_1) {
 		errno = EINVAL;
 		return -1;
 	}
 	if (pool_ensure_init())
 		return -1;
 	pcpu_lock(&pcpu_pool.lock);
-	snapshot_locked(out);
+	snapshot_locked(&st);
 	pcpu_unlock(&pcpu_pool.lock);
-	fill_layout(out);
+	fill_layout(&st);
+	memcpy(out, &st, out_size < sizeof(st) ? out_size : sizeof(st));
+	if (out_size > sizeof(st))
+		memset((char *)out + sizeof(st), 0, out_size - sizeof(st));
 	return 0;
+}
+
+PCPU_PUBLIC int (pcpu_stats_get)(struct pcpu_stats *out)
+{
+	return pcpu_stats_get_sized(out, STATS_SIZE_0_1);
 }
 
 PCPU_PUBLIC void pcpu_layout_print(FILE *out)
