@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 
+#include "cache.h"
 #include "diag.h"
 #include "memcheck.h"
 #include "pool_chunk.h"
@@ -33,18 +34,35 @@ static inline int fail_reason(unsigned flags, const char *msg)
 	return msg && strstr(msg, "populate") ? PCPU_FAIL_POPULATE : PCPU_FAIL_NOSPACE;
 }
 
-static void zero_units(void *handle, size_t size)
+/* Zero size bytes at p: small sizes as a few inline stores (a memset of a
+ * constant size), which compilers never turn into a call. */
+static inline void zero_bytes(char *p, size_t size)
 {
-	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
-		char *p = pcpu_ptr(handle, cpu);
-
-		if (size == 4)
-			*(uint32_t *)p = 0;
-		else if (size == 8)
-			memset(p, 0, 8);   /* may be only 4-aligned: no uint64_t store */
-		else
-			memset(p, 0, size);
+#define Z(n) case n: __builtin_memset(p, 0, n); return
+	switch (size) {
+	Z(4); Z(8); Z(12); Z(16); Z(20); Z(24); Z(28); Z(32);
+	Z(40); Z(48); Z(56); Z(64);
+	default: memset(p, 0, size);
 	}
+#undef Z
+}
+
+static inline __attribute__((always_inline)) void zero_units(void *handle, size_t size)
+{
+	unsigned int n = pcpu_pool.nr_cpus;
+
+	/* The size's switch outside the loop: a few stores per unit. */
+#define Z(k) case k:                                                   \
+		for (unsigned int cpu = 0; cpu < n; cpu++)                    \
+			__builtin_memset(pcpu_ptr(handle, cpu), 0, k);         \
+		return
+	switch (size) {
+	Z(4); Z(8); Z(12); Z(16); Z(20); Z(24); Z(28); Z(32);
+	default:
+		for (unsigned int cpu = 0; cpu < n; cpu++)
+			zero_bytes(pcpu_ptr(handle, cpu), size);
+	}
+#undef Z
 }
 
 /*
@@ -79,12 +97,14 @@ static struct pcpu_chunk *alloc_blocking(size_t size, int bits, int align_bits, 
 		}
 	}
 	pool_account_alloc(ch, size);
+	pool_live_set(ch, *off);
 	memcheck_alloc(ch, *off, bits);
 	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 		pool_want_balance(POOL_BALANCE_LOW);
 	pcpu_unlock(&pcpu_pool.lock);
 	if (pool_populate_area(ch, *off, bits)) {
 		pcpu_lock(&pcpu_pool.lock);
+		bit_test_and_clear_atomic(pcpu_pool.live_maps[ch->index], (size_t)*off);
 		memcheck_free(ch, *off, bits);
 		pool_free_area(ch, *off, bits);
 		pool_unaccount_alloc(size);
@@ -120,6 +140,28 @@ static void *alloc_failed(size_t size, size_t align, unsigned flags, const char 
 	return NULL;
 }
 
+/* A successful allocation of a live handle: the balancer told, the probe
+ * fired, the memory zeroed in every unit. */
+static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned int flags)
+{
+	/* The balancer hears of a low pool: by the flag alone on the atomic
+	 * path, by a wake-up (a system call) elsewhere. */
+	if (!(flags & PCPU_ATOMIC) &&
+	    __builtin_expect(__atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED) != 0, 0))
+		pool_kick_balance(0);
+	(void)align;            /* only the probe reads it */
+	if (PCPU_PROBES_ENABLED) {
+		size_t idx = 0;
+		int off = 0;
+
+		(void)pool_handle_locate(handle, &idx, &off);
+		PCPU_PROBE(alloc, size, align, flags, handle, idx, (size_t)off);
+	}
+	zero_units(handle, size);
+	pool_after_op(POOL_OP_ALLOC, handle);
+	return handle;
+}
+
 PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int flags)
 {
 	struct pcpu_chunk *ch = NULL;
@@ -141,6 +183,15 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	size = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES);
 	bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
+	if (cache_serves(size, align, flags)) {
+		void *h = cache_alloc(size, flags);
+
+		if (__builtin_expect(h != NULL, 1))
+			return alloc_done(h, size, cache_class_align(size), flags);
+		/* Taken from the pool instead, at the class's alignment, so the
+		 * object can go to a cache when it is freed. */
+		align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
+	}
 
 	pcpu_lock(&pcpu_pool.lock);
 	if (flags & PCPU_RESERVED) {
@@ -152,6 +203,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	}
 	if (ch) {
 		pool_account_alloc(ch, size);
+		pool_live_set(ch, off);
 		memcheck_alloc(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
@@ -166,19 +218,8 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 			return alloc_failed(size, align, flags, err);
 		}
 	}
-	/* The balancer hears of a low pool: by the flag alone on the atomic
-	 * path, by a wake-up (a system call) elsewhere. */
-	if (!(flags & PCPU_ATOMIC) &&
-	    __builtin_expect(__atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED) != 0, 0))
-		pool_kick_balance(0);
-
-	void *handle = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
-
-	PCPU_PROBE(alloc, size, (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, handle, ch->index,
-		   (size_t)off * PCPU_MIN_ALLOC_BYTES);
-	zero_units(handle, size);
-	pool_after_op(POOL_OP_ALLOC, handle);
-	return handle;
+	return alloc_done(pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES), size,
+			  (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags);
 }
 
 PCPU_PUBLIC void __percpu *pcpu_alloc(size_t size, size_t align)
@@ -186,28 +227,34 @@ PCPU_PUBLIC void __percpu *pcpu_alloc(size_t size, size_t align)
 	return pcpu_alloc_flags(size, align, 0);
 }
 
-/* Chunk and bit offset of a live allocation, or abort naming the pointer.
- * `lock` held; released before aborting. */
-static struct pcpu_chunk *validate(const char *fn, const void *ptr, int *bit_off, int *bits)
+/*
+ * Why ptr is not a live allocation, for the abort message: it is not (or
+ * no longer) one, which the caller found without the lock.  `lock` held.
+ */
+static const char *invalid_reason(const void *ptr)
 {
-	struct pcpu_chunk *ch = pool_handle_chunk(ptr, bit_off);
-	const char *why = "not a per-CPU handle from this allocator";
+	int off;
+	struct pcpu_chunk *ch = pool_handle_chunk(ptr, &off);
 
-	if (ch) {
-		if (*bit_off % PCPU_MIN_ALLOC_BYTES) {
-			why = "misaligned: not the start of an allocation";
-		} else {
-			*bit_off /= PCPU_MIN_ALLOC_BYTES;
-			*bits = chunk_area_bits(ch->map, *bit_off);
-			if (*bits)
-				return ch;
-			if (*bit_off < ch->map->start_bits && ch->immutable)
-				why = "a static per-CPU variable, not a dynamic allocation";
-			else
-				why = "not a live allocation (never allocated, interior, or already freed)";
-		}
+	if (!ch)
+		return "not a per-CPU handle from this allocator";
+	if (off % PCPU_MIN_ALLOC_BYTES)
+		return "misaligned: not the start of an allocation";
+	off /= PCPU_MIN_ALLOC_BYTES;
+	if (off < ch->map->start_bits && ch->immutable)
+		return "a static per-CPU variable, not a dynamic allocation";
+	return "not a live allocation (never allocated, interior, or already freed)";
+}
+
+static void __attribute__((noreturn, cold)) invalid(const char *fn, const void *ptr)
+{
+	const char *why = "the allocator has made no allocation";
+
+	if (pool_ready()) {
+		pcpu_lock(&pcpu_pool.lock);
+		why = invalid_reason(ptr);
+		pcpu_unlock(&pcpu_pool.lock);
 	}
-	pcpu_unlock(&pcpu_pool.lock);
 	pcpu_invalid_pointer(fn, ptr, why);
 }
 
@@ -231,18 +278,44 @@ static bool free_wants_balance(struct pcpu_chunk *ch)
 	return true;
 }
 
+/*
+ * A free validates the handle by its live bit, which it clears: under the
+ * lock of the side the object goes to (the calling CPU's cache, else the
+ * pool), so the object is live, cached or free at every moment a checker
+ * holding every lock can see.  A bit already clear means the handle is not
+ * a live allocation: abort, nothing changed.
+ */
 PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 {
 	struct pcpu_chunk *ch;
+	unsigned long *live;
+	size_t idx;
 	int off, bits;
 	bool wake;
 
 	if (!ptr)
 		return;
-	if (!pool_ready())
-		pcpu_invalid_pointer("pcpu_free", ptr, "the allocator has made no allocation");
+	if (!pool_ready() || !pool_handle_locate(ptr, &idx, &off) || off % PCPU_MIN_ALLOC_BYTES ||
+	    !(live = pool_live_map(idx)))
+		invalid("pcpu_free", ptr);
+	if (pcpu_cache_enabled) {
+		bits = cache_free(ptr, idx, off);
+		if (__builtin_expect(bits > 0, 1)) {
+			PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
+			pool_after_op(POOL_OP_FREE, NULL);
+			return;
+		}
+		if (bits < 0)
+			invalid("pcpu_free", ptr);
+	}
+	off /= PCPU_MIN_ALLOC_BYTES;
 	pcpu_lock(&pcpu_pool.lock);
-	ch = validate("pcpu_free", ptr, &off, &bits);
+	if (!bit_test_and_clear_atomic(live, (size_t)off)) {
+		pcpu_unlock(&pcpu_pool.lock);
+		invalid("pcpu_free", ptr);
+	}
+	ch = pool_live_chunk(idx, off * PCPU_MIN_ALLOC_BYTES);
+	bits = chunk_area_bits(ch->map, off);
 	PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
 	memcheck_free(ch, off, bits);
 	pool_free_area(ch, off, bits);
@@ -256,15 +329,23 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 
 PCPU_PUBLIC size_t pcpu_alloc_size(const void __percpu *ptr)
 {
-	int off, bits;
+	struct pcpu_chunk *ch;
+	unsigned long *live;
+	size_t idx;
+	int off, bits = 0;
 
 	if (!ptr)
 		return 0;
-	if (!pool_ready())
-		pcpu_invalid_pointer("pcpu_alloc_size", ptr, "the allocator has made no allocation");
-	pcpu_lock(&pcpu_pool.lock);
-	validate("pcpu_alloc_size", ptr, &off, &bits);
-	pcpu_unlock(&pcpu_pool.lock);
+	if (pool_ready() && pool_handle_locate(ptr, &idx, &off) && !(off % PCPU_MIN_ALLOC_BYTES) &&
+	    (live = pool_live_map(idx))) {
+		pcpu_lock(&pcpu_pool.lock);
+		ch = pool_handle_chunk(ptr, &off);
+		if (ch && bit_test_atomic(live, (size_t)off / PCPU_MIN_ALLOC_BYTES))
+			bits = chunk_area_bits(ch->map, off / PCPU_MIN_ALLOC_BYTES);
+		pcpu_unlock(&pcpu_pool.lock);
+	}
+	if (!bits)
+		invalid("pcpu_alloc_size", ptr);
 	return (size_t)bits * PCPU_MIN_ALLOC_BYTES;
 }
 

@@ -210,11 +210,13 @@ static void balance_populated(bool atomic_failed)
 }
 
 /* One pass; the flags it answers are cleared first, so a request made
- * during the pass is seen by the next one. */
-static void balance_pass(void)
+ * during the pass is seen by the next one.  Clients' caches are emptied
+ * first: all of them for pcpu_balance(), the idle ones otherwise. */
+static void balance_pass(bool all)
 {
 	unsigned why = __atomic_exchange_n(&pcpu_pool.balance_wanted, 0, __ATOMIC_RELAXED);
 
+	pool_drain_clients(all);
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	balance_free(false);
 	reclaim_populated();
@@ -232,7 +234,7 @@ PCPU_PUBLIC int pcpu_balance(void)
 	if (pool_ensure_init())
 		return -1;
 	pcpu_warn_flush();
-	balance_pass();
+	balance_pass(true);
 	return 0;
 }
 
@@ -259,6 +261,13 @@ static void *balancer_main(void *arg)
 	long poll_ms = POLL_BUSY_MS;
 
 	(void)arg;
+	/* Started while the pool is being initialised: nothing to do before
+	 * it is published. */
+	while (!pool_ready() && !__atomic_load_n(&stopping, __ATOMIC_RELAXED)) {
+		struct timespec ms = { 0, 1000000 };
+
+		nanosleep(&ms, NULL);
+	}
 	pcpu_lock(&wake_mutex);
 	while (!stopping) {
 		if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
@@ -269,7 +278,12 @@ static void *balancer_main(void *arg)
 			if (stopping)
 				break;
 			if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
+				/* Quiet: give back what caches idle since the
+				 * last look hold (nothing if they were used). */
 				poll_ms = POLL_IDLE_MS;
+				pcpu_unlock(&wake_mutex);
+				pool_drain_clients(false);
+				pcpu_lock(&wake_mutex);
 				continue;
 			}
 		}
@@ -277,7 +291,7 @@ static void *balancer_main(void *arg)
 		poll_ms = POLL_BUSY_MS;
 		pcpu_unlock(&wake_mutex);
 		pcpu_warn_flush();
-		balance_pass();
+		balance_pass(false);
 		pcpu_lock(&wake_mutex);
 	}
 	pcpu_unlock(&wake_mutex);
@@ -352,7 +366,7 @@ static void balance_kick(void)
 	if (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER)
 		return;
 	if (!CHILD_STARTS_THREAD && forked_child) {
-		balance_pass();
+		balance_pass(false);
 		return;
 	}
 	/* A pass is already due: nothing to add (a wake is a hint; a pass

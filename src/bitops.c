@@ -209,3 +209,16 @@ bool bitmap_next_set_run(const unsigned long *map, size_t end, size_t *s, size_t
 	*e = bitmap_next_clear(map, end, rs + 1);
 	return true;
 }
+
+void bitmap_clear_range_shared(unsigned long *map, size_t start, size_t len)
+{
+	while (len) {
+		size_t w = start / BITS_PER_LONG, n = (size_t)BITS_PER_LONG - start % BITS_PER_LONG;
+
+		if (n > len)
+			n = len;
+		bitmap_word_store_shared(map, w, map[w] & ~bitmap_word_mask(start, n));
+		start += n;
+		len -= n;
+	}
+}

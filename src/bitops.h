@@ -59,6 +59,55 @@ static inline void bitmap_clear_range(unsigned long *map, size_t start, size_t l
 		bitmap_clear_range_slow(map, start, len);
 }
 
+/*
+ * Maps shared with readers that hold no lock.  Writers still exclude each
+ * other (a lock), but store whole words with relaxed atomic stores, so a
+ * lockless reader (which loads with relaxed atomic loads) never sees a
+ * torn word and the memory model sees no data race.  On x86_64 and
+ * aarch64 these are the same instructions as the plain versions.
+ */
+static inline unsigned long bitmap_word_shared(const unsigned long *map, size_t w)
+{
+	return __atomic_load_n(&map[w], __ATOMIC_RELAXED);
+}
+
+static inline void bitmap_word_store_shared(unsigned long *map, size_t w, unsigned long v)
+{
+	__atomic_store_n(&map[w], v, __ATOMIC_RELAXED);
+}
+
+static inline void bit_set_shared(unsigned long *map, size_t n)
+{
+	size_t w = n / BITS_PER_LONG;
+
+	bitmap_word_store_shared(map, w, map[w] | 1UL << (n % BITS_PER_LONG));
+}
+
+/* Clear bits [start, start + len) of a shared map. */
+void bitmap_clear_range_shared(unsigned long *map, size_t start, size_t len);
+
+/*
+ * Maps changed concurrently by threads holding no lock: single-bit atomic
+ * read-modify-writes.  bit_test_and_clear_atomic returns whether the bit
+ * was set (so of two racing clears exactly one sees true).
+ */
+static inline void bit_set_atomic(unsigned long *map, size_t n)
+{
+	__atomic_fetch_or(&map[n / BITS_PER_LONG], 1UL << (n % BITS_PER_LONG), __ATOMIC_RELAXED);
+}
+
+static inline bool bit_test_and_clear_atomic(unsigned long *map, size_t n)
+{
+	unsigned long m = 1UL << (n % BITS_PER_LONG);
+
+	return __atomic_fetch_and(&map[n / BITS_PER_LONG], ~m, __ATOMIC_RELAXED) & m;
+}
+
+static inline bool bit_test_atomic(const unsigned long *map, size_t n)
+{
+	return (bitmap_word_shared(map, n / BITS_PER_LONG) >> (n % BITS_PER_LONG)) & 1UL;
+}
+
 /* First set / clear bit in [start, size); size if none. */
 size_t bitmap_next_set(const unsigned long *map, size_t size, size_t start);
 size_t bitmap_next_clear(const unsigned long *map, size_t size, size_t start);

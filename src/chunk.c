@@ -433,9 +433,9 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	}
 
 	bitmap_set_range(c->alloc_map, (size_t)off, (size_t)bits);
-	bit_set(c->bound_map, (size_t)off);
-	bitmap_clear_range(c->bound_map, (size_t)off + 1, (size_t)bits - 1);
-	bit_set(c->bound_map, (size_t)(off + bits));
+	bit_set_shared(c->bound_map, (size_t)off);
+	bitmap_clear_range_shared(c->bound_map, (size_t)off + 1, (size_t)bits - 1);
+	bit_set_shared(c->bound_map, (size_t)(off + bits));
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
 

@@ -12,7 +12,9 @@
  *               starts and where it ends (one past its last fragment).  Inside
  *               a live allocation only its start bit is set, so a free needs
  *               no per-object record and bound[off] && alloc[off] is exactly
- *               "off starts a live allocation";
+ *               "off starts a live allocation".  The owner of an allocation
+ *               may read its size without the lock (chunk_area_bits_shared),
+ *               so every write to it is a relaxed atomic word store;
  *   md          one block_md per page (block.h);
  *   tree        a max-run summary over blocks (prefix, suffix and longest
  *               free run per node), giving the chunk's longest free run --
@@ -35,6 +37,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "bitops.h"
 #include "block.h"
 
 #define PCPU_MIN_ALLOC_SHIFT 2
@@ -108,6 +111,33 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
  * freed, hidden head/tail, out of range).  O(1) to reject, O(size) to size.
  */
 int chunk_area_bits(const struct chunk *c, int bit_off);
+
+/*
+ * The size in bits of the live allocation starting at bit_off if it is at
+ * most max_bits, else 0, read without the lock: the caller must own that
+ * allocation (no one else can free it meanwhile), so its boundary bits are
+ * stable; words shared with other allocations are read atomically (every
+ * write to bound_map is a relaxed atomic store, see bitops.h).
+ */
+static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int max_bits)
+{
+	size_t pos = (size_t)bit_off + 1, limit = (size_t)bit_off + (size_t)max_bits + 1;
+
+	if (limit > (size_t)c->nr_bits + 1)
+		limit = (size_t)c->nr_bits + 1;
+	while (pos < limit) {
+		size_t w = pos / BITS_PER_LONG;
+		unsigned long v = bitmap_word_shared(c->bound_map, w) & (~0UL << (pos % BITS_PER_LONG));
+
+		if (v) {
+			size_t end = w * BITS_PER_LONG + (size_t)__builtin_ctzl(v);
+
+			return end < limit ? (int)(end - (size_t)bit_off) : 0;
+		}
+		pos = (w + 1) * BITS_PER_LONG;
+	}
+	return 0;
+}
 
 /*
  * Free the live allocation of `bits` bits starting at bit_off, as validated

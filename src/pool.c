@@ -6,6 +6,8 @@
  */
 #include "pool.h"
 
+#include <string.h>
+
 #include "bitops.h"
 
 struct pcpu_pool pcpu_pool = {
@@ -146,8 +148,7 @@ struct pcpu_chunk *pool_handle_chunk(const void *handle, int *off)
 	ch = pcpu_pool.chunk_table[idx];
 	if (!ch)
 		return NULL;
-	if (ch == pcpu_pool.first_chunk && pcpu_pool.reserved_chunk &&
-	    (int)rel < pcpu_pool.reserved_chunk->map->end_bits * PCPU_MIN_ALLOC_BYTES)
+	if (idx == 0 && (int)rel < pcpu_pool.reserved_end)
 		ch = pcpu_pool.reserved_chunk;
 	*off = (int)rel;
 	return ch;
@@ -250,6 +251,45 @@ struct pool_client *pool_first_client(void)
 struct pool_client *pool_next_client(const struct pool_client *c)
 {
 	return __atomic_load_n(&c->next, __ATOMIC_ACQUIRE);
+}
+
+void pool_update_max(void)
+{
+	int64_t live = pcpu_pool.nr_live;
+
+	pool_for_each_client(c)
+		if (c->unreported_live)
+			live += c->unreported_live();
+	if (live > (int64_t)pcpu_pool.stats.nr_max_alloc)
+		pcpu_pool.stats.nr_max_alloc = (uint64_t)live;
+}
+
+void pool_quiesce(bool on)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	pool_for_each_client(c)
+		if (c->quiesce)
+			c->quiesce(on);
+}
+
+void pool_census(struct pool_census *acc, bool quiesced)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	memset(acc, 0, sizeof(*acc));
+	if (!quiesced)
+		pool_quiesce(true);
+	pool_for_each_client(c)
+		if (c->census)
+			c->census(acc);
+	if (!quiesced)
+		pool_quiesce(false);
+}
+
+void pool_drain_clients(bool all)
+{
+	pool_for_each_client(c)
+		if (c->drain)
+			c->drain(all);
 }
 
 void pool_kick_balance(unsigned why)

@@ -47,6 +47,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "bitops.h"
 #include "chunk.h"
 #include "layout.h"
 #include "lock.h"
@@ -93,6 +94,7 @@ struct pcpu_pool {
 	int max_chunks;
 	struct pcpu_chunk *first_chunk;    /* dynamic part of the first chunk */
 	struct pcpu_chunk *reserved_chunk; /* NULL if reserved_size == 0 */
+	int reserved_end;                  /* bytes of unit 0 the reserved chunk serves (0: none) */
 	size_t first_chunk_populated;      /* bytes per unit populated at init */
 	int nr_slots;                      /* size slots, then the three below */
 	int free_slot, sidelined_slot, to_depopulate_slot;
@@ -103,7 +105,27 @@ struct pcpu_pool {
 	struct pcpu_lock pop_mutex;
 	struct pcpu_lock lock;
 
-	struct pcpu_chunk **chunk_table;   /* [max_chunks] (pop+lock) */
+	struct pcpu_chunk **chunk_table;   /* [max_chunks] (pop+lock; entries stored
+	                                      and read with atomics: pool_live_chunk) */
+	/*
+	 * The exact state of every object handed to the user: per chunk index,
+	 * one bit per 4-byte fragment, set where an allocation the user owns
+	 * starts (not where a cached object, a static-variable block or a free
+	 * area starts).  Bits change with atomic read-modify-writes, without a
+	 * lock: a free clears the bit first, and a free that finds it clear is
+	 * invalid (double, interior, foreign) and aborts before anything else
+	 * changes.  A map is allocated with its index's first chunk and never
+	 * freed, so a lockless reader never reads freed memory.
+	 */
+	unsigned long **live_maps;         /* [max_chunks] */
+	long nr_static_blocks;             /* static-variable blocks in the reserved chunk (lock) */
+	/* Objects between a chunk and a client's holding (a cache's batch
+	 * being refilled or given back): added to and taken from under the
+	 * lock of the side they leave and reach, so a checker holding every
+	 * lock sees each object exactly once. (atomic) */
+	long nr_transit;
+	int64_t nr_live;                   /* user allocations live, as far as the pool has
+	                                      been told (caches report theirs in batches) (lock) */
 	unsigned long *chunk_used;         /* table indexes in use (lock) */
 	int chunk_hiwater;                 /* indexes >= this are unused (lock) */
 
@@ -116,12 +138,28 @@ struct pcpu_pool {
 	long nr_populated;                 /* populated pages, all chunks (lock) */
 
 	unsigned balance_wanted;           /* POOL_BALANCE_* (atomic) */
-	struct pcpu_stats stats;           /* counters part; layout filled on read (lock) */
+	/* Counters of the allocations and frees made through the pool (not
+	 * through a cache: those count in the census), layout filled on read;
+	 * nr_cur_alloc unused (computed), nr_max_alloc from nr_live. (lock) */
+	struct pcpu_stats stats;
 };
 
 extern struct pcpu_pool pcpu_pool __attribute__((visibility("hidden")));
 
 /* ---- hooks of the layers above ------------------------------------------ */
+
+/*
+ * What the clients hold and did, added up for pcpu_verify and the
+ * statistics: objects allocated in chunks that are neither free nor live
+ * (caches), and the user allocations and frees they served themselves.
+ */
+struct pool_census {
+	uint64_t nr_alloc, nr_dealloc;
+	uint64_t size_hist[PCPU_SIZE_HIST_BUCKETS];
+	size_t min_alloc_size, max_alloc_size;  /* min 0: none */
+	uint64_t nr_cached, cached_bytes, cache_limit_bytes;
+	uint64_t nr_cache_hits, nr_cache_refills, nr_cache_drains;
+};
 
 /*
  * A layer above the pool that needs to be told of pool events fills one
@@ -140,6 +178,21 @@ struct pool_client {
 	void (*kick)(void);
 	/* The full report, for a PCPU_VERIFY failure. */
 	void (*report)(FILE *out);
+	/* Take (on) or drop every lock under which the client moves objects
+	 * or live bits, so nothing moves between chunks, live and held
+	 * (`lock` held: the client's locks are leaves). */
+	void (*quiesce)(bool on);
+	/* User allocations less frees served and not yet told to the pool
+	 * (pool_note_live); read without the client's locks. */
+	int64_t (*unreported_live)(void);
+	/* Quiesced: add what the client holds and did to *acc. */
+	void (*census)(struct pool_census *acc);
+	/* Quiesced, both pool locks held: check the client's objects against
+	 * the chunks: 0, or -1 with the first broken invariant in msg. */
+	int (*verify)(char *msg, size_t msglen);
+	/* Give held objects back to the chunks: all of them, or those of
+	 * holders idle since the last call.  No pool lock held. */
+	void (*drain)(bool all);
 	/* fork: `outer` runs before the pool's locks are taken (after
 	 * init_mutex), `inner` after them; parent and child undo in reverse. */
 	void (*fork_outer)(void), (*fork_inner)(void);
@@ -148,6 +201,12 @@ struct pool_client {
 };
 
 void pool_add_client(struct pool_client *c);
+/* Every client quiesced (on) or let go (`lock` held); every client's
+ * census added up (`lock` held; quiesces them unless already); every
+ * client drained (no lock held). */
+void pool_quiesce(bool on);
+void pool_census(struct pool_census *acc, bool quiesced);
+void pool_drain_clients(bool all);
 /* Walk the clients (no lock needed). */
 struct pool_client *pool_first_client(void);
 struct pool_client *pool_next_client(const struct pool_client *c);
@@ -175,6 +234,47 @@ static inline void *pool_chunk_handle(const struct pcpu_chunk *ch, int off)
 	return ch->base + off - pcpu_pool.guard_size;
 }
 
+/* ---- the live map (lockless) ------------------------------------------ */
+
+/*
+ * Locate a handle without a lock: its chunk index and byte offset, if it
+ * lies in some chunk slot's unit-0 range (the chunk may not exist).
+ */
+static inline bool pool_handle_locate(const void *handle, size_t *idx, int *off)
+{
+	uintptr_t rel = (uintptr_t)handle + pcpu_pool.guard_size - (uintptr_t)pcpu_pool.region;
+
+	if (rel >= pcpu_pool.region_size)
+		return false;
+	*idx = rel >> pcpu_pool.stride_shift;
+	rel &= ((uintptr_t)1 << pcpu_pool.stride_shift) - 1;
+	if (*idx >= (size_t)pcpu_pool.max_chunks || rel >= pcpu_pool.unit_size)
+		return false;
+	*off = (int)rel;
+	return true;
+}
+
+static inline unsigned long *pool_live_map(size_t idx)
+{
+	return __atomic_load_n(&pcpu_pool.live_maps[idx], __ATOMIC_ACQUIRE);
+}
+
+/* Chunk of index idx, read without the lock (stable while it holds an
+ * allocation the caller owns), and the reserved chunk for offsets below
+ * its end. */
+static inline struct pcpu_chunk *pool_live_chunk(size_t idx, int off)
+{
+	if (__builtin_expect(idx == 0 && off < pcpu_pool.reserved_end, 0))
+		return pcpu_pool.reserved_chunk;
+	return __atomic_load_n(&pcpu_pool.chunk_table[idx], __ATOMIC_ACQUIRE);
+}
+
+/* The area at bit_off of ch now belongs to the user. */
+static inline void pool_live_set(const struct pcpu_chunk *ch, int bit_off)
+{
+	bit_set_atomic(pcpu_pool.live_maps[ch->index], (size_t)bit_off);
+}
+
 /* Empty populated pages of a chunk count towards the pool unless excluded. */
 static inline bool pool_chunk_in_pool(const struct pcpu_chunk *ch)
 {
@@ -191,6 +291,13 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
 /* Free an area, keeping the empty-page count and the chunk's slot right.  `lock` held. */
 void pool_free_area(struct pcpu_chunk *ch, int off, int bits);
+/*
+ * nr_live may be a new peak: add what the clients have not told yet (read
+ * without their locks: exact when they are quiet) and keep the maximum.
+ * `lock` held.
+ */
+void pool_update_max(void);
+
 /* Statistics of an allocation of size bytes from ch, its undoing (its pages
  * could not be populated), and a free.  `lock` held. */
 static inline int pool_size_bucket(size_t size)
@@ -205,8 +312,8 @@ static inline void pool_account_alloc(struct pcpu_chunk *ch, size_t size)
 	struct pcpu_stats *st = &pcpu_pool.stats;
 
 	st->nr_alloc++;
-	if (++st->nr_cur_alloc > st->nr_max_alloc)
-		st->nr_max_alloc = st->nr_cur_alloc;
+	if (++pcpu_pool.nr_live > (int64_t)st->nr_max_alloc)
+		pool_update_max();
 	if (!st->min_alloc_size || size < st->min_alloc_size)
 		st->min_alloc_size = size;
 	if (size > st->max_alloc_size)
@@ -216,17 +323,25 @@ static inline void pool_account_alloc(struct pcpu_chunk *ch, size_t size)
 		ch->max_alloc_size = size;
 }
 
+/* A client served net more user allocations than frees since it last said. */
+static inline void pool_note_live(int64_t net)
+{
+	pcpu_pool.nr_live += net;
+	if (pcpu_pool.nr_live > (int64_t)pcpu_pool.stats.nr_max_alloc)
+		pool_update_max();
+}
+
 static inline void pool_unaccount_alloc(size_t size)
 {
 	pcpu_pool.stats.nr_alloc--;
-	pcpu_pool.stats.nr_cur_alloc--;
+	pcpu_pool.nr_live--;
 	pcpu_pool.stats.size_hist[pool_size_bucket(size)]--;
 }
 
 static inline void pool_account_free(void)
 {
 	pcpu_pool.stats.nr_dealloc++;
-	pcpu_pool.stats.nr_cur_alloc--;
+	pcpu_pool.nr_live--;
 }
 
 /* ---- balancing requests -------------------------------------------------- */

@@ -55,7 +55,13 @@ struct pcpu_chunk *pool_create_chunk(void)
 	ch = calloc(1, sizeof(*ch));
 	if (ch)
 		ch->map = chunk_create(pcpu_pool.unit_pages, pcpu_pool.page_size, 0, 0);
-	if (!ch || !ch->map) {
+	if (ch && ch->map && !pcpu_pool.live_maps[idx])
+		__atomic_store_n(&pcpu_pool.live_maps[idx],
+				 calloc(BITS_TO_LONGS(ch->map->nr_bits), sizeof(unsigned long)),
+				 __ATOMIC_RELEASE);
+	if (!ch || !ch->map || !pcpu_pool.live_maps[idx]) {
+		if (ch)
+			chunk_destroy(ch->map);
 		free(ch);
 		pcpu_lock(&pcpu_pool.lock);
 		bit_clear(pcpu_pool.chunk_used, (size_t)idx);
@@ -69,7 +75,7 @@ struct pcpu_chunk *pool_create_chunk(void)
 	bind_groups(ch->base);
 
 	pcpu_lock(&pcpu_pool.lock);
-	pcpu_pool.chunk_table[idx] = ch;
+	__atomic_store_n(&pcpu_pool.chunk_table[idx], ch, __ATOMIC_RELEASE);
 	if (idx >= pcpu_pool.chunk_hiwater)
 		pcpu_pool.chunk_hiwater = idx + 1;
 	pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
@@ -93,7 +99,7 @@ void pool_destroy_chunk(struct pcpu_chunk *ch)
 	PCPU_PROBE(destroy_chunk, ch->index, ch->base);
 	pcpu_lock(&pcpu_pool.lock);
 	pool_chunk_move(ch, -1);
-	pcpu_pool.chunk_table[ch->index] = NULL;
+	__atomic_store_n(&pcpu_pool.chunk_table[ch->index], NULL, __ATOMIC_RELEASE);
 	bit_clear(pcpu_pool.chunk_used, (size_t)ch->index);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;

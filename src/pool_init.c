@@ -192,8 +192,9 @@ static int setup_first_chunk(size_t static_size)
 	pcpu_lock(&pcpu_pool.lock);
 	pcpu_pool.first_chunk = fc;
 	pcpu_pool.reserved_chunk = rc;
+	pcpu_pool.reserved_end = rc ? rc->map->end_bits * PCPU_MIN_ALLOC_BYTES : 0;
 	pcpu_pool.first_chunk_populated = (size_t)pop_pages << pcpu_pool.page_shift;
-	pcpu_pool.chunk_table[0] = fc;
+	__atomic_store_n(&pcpu_pool.chunk_table[0], fc, __ATOMIC_RELEASE);
 	bit_set(pcpu_pool.chunk_used, 0);
 	pcpu_pool.chunk_hiwater = 1;
 	pool_note_populated(fc, 0, pop_pages);
@@ -216,6 +217,9 @@ static void reset_pool(void)
 
 	free(pcpu_pool.chunk_table);
 	free(pcpu_pool.chunk_used);
+	if (pcpu_pool.live_maps)
+		free(pcpu_pool.live_maps[0]);
+	free(pcpu_pool.live_maps);
 	free(pcpu_pool.slots);
 	if (pcpu_pool.mapping)
 		os_unreserve(pcpu_pool.mapping, pcpu_pool.mapping_size);
@@ -283,13 +287,18 @@ static int do_init(const struct pcpu_config *user)
 	pcpu_pool.max_chunks = (int)(pcpu_pool.region_size >> pcpu_pool.stride_shift);
 	pcpu_pool.chunk_table = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.chunk_table));
 	pcpu_pool.chunk_used = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
+	pcpu_pool.live_maps = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.live_maps));
+	if (pcpu_pool.live_maps)
+		pcpu_pool.live_maps[0] = calloc(BITS_TO_LONGS(pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES),
+						sizeof(unsigned long));
 
 	pcpu_pool.sidelined_slot = pool_size_to_slot(pcpu_pool.unit_size - 1) + 1;
 	pcpu_pool.free_slot = pcpu_pool.sidelined_slot + 1;
 	pcpu_pool.to_depopulate_slot = pcpu_pool.free_slot + 1;
 	pcpu_pool.nr_slots = pcpu_pool.to_depopulate_slot + 1;
 	pcpu_pool.slots = calloc((size_t)pcpu_pool.nr_slots, sizeof(*pcpu_pool.slots));
-	if (!pcpu_pool.chunk_table || !pcpu_pool.chunk_used || !pcpu_pool.slots)
+	if (!pcpu_pool.chunk_table || !pcpu_pool.chunk_used || !pcpu_pool.slots ||
+	    !pcpu_pool.live_maps || !pcpu_pool.live_maps[0])
 		goto fail;
 
 	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)

@@ -17,15 +17,43 @@
 #define VFAIL(...) do { fprintf(stderr, "libpercpu: pcpu_verify: " __VA_ARGS__); \
 			fputc('\n', stderr); ret = -1; goto out; } while (0)
 
+/*
+ * The live map of index i: every set bit starts an allocation (of the
+ * reserved chunk below its end, else of the chunk), and a map whose index
+ * has no chunk is empty.  Adds the set bits to *nr_live.
+ */
+static int check_live_map(int i, const struct pcpu_chunk *ch, uint64_t *nr_live, char *msg,
+			  size_t msglen)
+{
+	const unsigned long *live = pcpu_pool.live_maps[i];
+	const struct pcpu_chunk *rc = i == 0 ? pcpu_pool.reserved_chunk : NULL;
+	size_t nbits = pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES;
+
+	if (!live)
+		return 0;
+	for (size_t b = bitmap_next_set(live, nbits, 0); b < nbits; b = bitmap_next_set(live, nbits, b + 1)) {
+		const struct pcpu_chunk *owner = rc && (int)b < rc->map->end_bits ? rc : ch;
+
+		if (!owner)
+			PCPU_VERIFY_FAIL("live map %d: bit %zu set, but there is no chunk", i, b);
+		if (!chunk_area_bits(owner->map, (int)b))
+			PCPU_VERIFY_FAIL("live map %d: bit %zu set, but no allocation starts there", i, b);
+		(*nr_live)++;
+	}
+	return 0;
+}
+
 int pool_verify(void)
 {
 	char msg[256];
 	long empty_pop = 0, populated = 0;
-	uint64_t nr_alloc = 0, hist_sum = 0;
+	uint64_t nr_alloc = 0, hist_sum = 0, nr_live = 0, user_alloc, user_dealloc;
 	int ret = 0, nr_listed = 0, nr_chunks = 0;
+	struct pool_census cen;
 
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	pcpu_lock(&pcpu_pool.lock);
+	pool_quiesce(true);
 
 	if (pcpu_pool.reserved_chunk) {
 		if (chunk_verify(pcpu_pool.reserved_chunk->map, msg, sizeof(msg)))
@@ -35,9 +63,13 @@ int pool_verify(void)
 	if (bitmap_next_set(pcpu_pool.chunk_used, (size_t)pcpu_pool.max_chunks, (size_t)pcpu_pool.chunk_hiwater) <
 	    (size_t)pcpu_pool.max_chunks)
 		VFAIL("a chunk index at or above the high-water mark %d is in use", pcpu_pool.chunk_hiwater);
+	/* Indexes at or above the high-water mark never had a chunk, so no
+	 * live map either. */
 	for (int i = 0; i < pcpu_pool.chunk_hiwater; i++) {
 		struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
 
+		if (check_live_map(i, ch, &nr_live, msg, sizeof(msg)))
+			VFAIL("%s", msg);
 		if ((ch != NULL) != bit_test(pcpu_pool.chunk_used, (size_t)i))
 			VFAIL("chunk table slot %d and its in-use bit disagree", i);
 		if (!ch)
@@ -73,17 +105,33 @@ int pool_verify(void)
 		VFAIL("pool of empty populated pages %ld, chunks say %ld", pcpu_pool.nr_empty_pop_pages, empty_pop);
 	if (populated != pcpu_pool.nr_populated)
 		VFAIL("populated pages %ld, chunks say %ld", pcpu_pool.nr_populated, populated);
-	if (nr_alloc != pcpu_pool.stats.nr_cur_alloc)
-		VFAIL("live allocations %llu, chunks say %llu",
-		      (unsigned long long)pcpu_pool.stats.nr_cur_alloc, (unsigned long long)nr_alloc);
+	/* Every allocated area is live (its live bit set), a static-variable
+	 * block, or held by a client (a cache), and the counters agree. */
+	pool_for_each_client(c)
+		if (c->verify && c->verify(msg, sizeof(msg)))
+			VFAIL("%s", msg);
+	pool_census(&cen, true);
+	long transit = __atomic_load_n(&pcpu_pool.nr_transit, __ATOMIC_RELAXED);
+
+	if (nr_alloc != nr_live + (uint64_t)pcpu_pool.nr_static_blocks + cen.nr_cached + (uint64_t)transit)
+		VFAIL("chunks hold %llu allocations: %llu live, %ld static-variable blocks, %llu cached, "
+		      "%ld in transit", (unsigned long long)nr_alloc, (unsigned long long)nr_live,
+		      pcpu_pool.nr_static_blocks, (unsigned long long)cen.nr_cached, transit);
+	user_alloc = pcpu_pool.stats.nr_alloc + cen.nr_alloc;
+	user_dealloc = pcpu_pool.stats.nr_dealloc + cen.nr_dealloc;
+	if (user_alloc - user_dealloc != nr_live + (uint64_t)pcpu_pool.nr_static_blocks)
+		VFAIL("live allocations %llu (allocations less frees), live map and static blocks say %llu",
+		      (unsigned long long)(user_alloc - user_dealloc),
+		      (unsigned long long)(nr_live + (uint64_t)pcpu_pool.nr_static_blocks));
 	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++)
-		hist_sum += pcpu_pool.stats.size_hist[b];
-	if (hist_sum != pcpu_pool.stats.nr_alloc)
+		hist_sum += pcpu_pool.stats.size_hist[b] + cen.size_hist[b];
+	if (hist_sum != user_alloc)
 		VFAIL("size histogram holds %llu allocations, nr_alloc %llu",
-		      (unsigned long long)hist_sum, (unsigned long long)pcpu_pool.stats.nr_alloc);
+		      (unsigned long long)hist_sum, (unsigned long long)user_alloc);
 	if ((uint64_t)nr_chunks - 1 != pcpu_pool.stats.nr_chunks)
 		VFAIL("nr_chunks %u, table holds %d dynamic chunks", pcpu_pool.stats.nr_chunks, nr_chunks - 1);
 out:
+	pool_quiesce(false);
 	pcpu_unlock(&pcpu_pool.lock);
 	pcpu_unlock(&pcpu_pool.pop_mutex);
 	return ret;

@@ -139,10 +139,12 @@ static bool place_reserved(struct module_rec *rec, uintptr_t *handle, int *free_
 	bits = (int)(bytes / PCPU_MIN_ALLOC_BYTES);
 
 	pcpu_lock(&pcpu_pool.lock);
-	if (pool_find_reserved(bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), &off))
+	if (pool_find_reserved(bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), &off)) {
 		pool_account_alloc(rc, bytes);
-	else
+		pcpu_pool.nr_static_blocks++;
+	} else {
 		off = -1;
+	}
 	*free_bytes = rc->map->free_bytes;
 	pcpu_unlock(&pcpu_pool.lock);
 	if (off < 0)
@@ -318,6 +320,7 @@ PCPU_PUBLIC void pcpu_module_unregister(struct pcpu_module *mod)
 		memcheck_free(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
 		pool_free_area(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
 		pool_account_free();
+		pcpu_pool.nr_static_blocks--;
 		pcpu_unlock(&pcpu_pool.lock);
 	}
 	if (rec->fault_map)

@@ -45,9 +45,33 @@ static void fill_layout(struct pcpu_stats *st)
 /* The counters part of a snapshot; `lock` held. */
 static void snapshot_locked(struct pcpu_stats *out)
 {
+	struct pool_census cen;
+	uint64_t cur;
+
 	*out = pcpu_pool.stats;
 	out->nr_empty_pop_pages = (uint64_t)pcpu_pool.nr_empty_pop_pages;
 	out->nr_populated_pages = (uint64_t)pcpu_pool.nr_populated;
+	/* The caches' share (user allocations and frees they served). */
+	pool_census(&cen, false);
+	out->nr_alloc += cen.nr_alloc;
+	out->nr_dealloc += cen.nr_dealloc;
+	cur = out->nr_alloc - out->nr_dealloc;
+	out->nr_cur_alloc = cur;
+	if (cur > pcpu_pool.stats.nr_max_alloc)
+		pcpu_pool.stats.nr_max_alloc = cur;
+	out->nr_max_alloc = pcpu_pool.stats.nr_max_alloc;
+	for (int b = 0; b < PCPU_SIZE_HIST_BUCKETS; b++)
+		out->size_hist[b] += cen.size_hist[b];
+	if (cen.min_alloc_size && (!out->min_alloc_size || cen.min_alloc_size < out->min_alloc_size))
+		out->min_alloc_size = cen.min_alloc_size;
+	if (cen.max_alloc_size > out->max_alloc_size)
+		out->max_alloc_size = cen.max_alloc_size;
+	out->nr_cached = cen.nr_cached;
+	out->cached_bytes = cen.cached_bytes;
+	out->cache_limit_bytes = cen.cache_limit_bytes;
+	out->nr_cache_hits = cen.nr_cache_hits;
+	out->nr_cache_refills = cen.nr_cache_refills;
+	out->nr_cache_drains = cen.nr_cache_drains;
 }
 
 /* The 0.1 layout of struct pcpu_stats: every field up to size_hist. */
@@ -92,7 +116,7 @@ PCPU_PUBLIC void pcpu_layout_print(FILE *out)
 struct chunk_row {
 	char name[40];
 	const char *state;
-	int nr_alloc, empty_pop_pages, first_free_block, free_size, contig_hint;
+	int nr_alloc, nr_cached, empty_pop_pages, first_free_block, free_size, contig_hint;
 	int nr_pages, nr_populated;
 	size_t max_alloc_size;
 	long sum_frag;
@@ -155,9 +179,13 @@ static void collect_chunk(const struct pcpu_chunk *ch, int *sizes, int cap, stru
 {
 	const struct chunk *c = ch->map;
 	int pos = c->start_bits, end = c->end_bits, n = 0, min = 0, max = 0;
+	/* Allocations held in a cache are allocated in the maps but not live:
+	 * counted apart (the reserved chunk's are all live or static blocks). */
+	const unsigned long *live = ch == pcpu_pool.reserved_chunk ? NULL : pcpu_pool.live_maps[ch->index];
 
 	r->state = chunk_state(ch);
-	r->nr_alloc = c->nr_alloc;
+	r->nr_alloc = 0;
+	r->nr_cached = 0;
 	r->max_alloc_size = ch->max_alloc_size;
 	r->empty_pop_pages = c->nr_empty_pop_pages;
 	r->first_free_block = c->chunk_md.first_free >> c->block_shift;
@@ -176,6 +204,12 @@ static void collect_chunk(const struct pcpu_chunk *ch, int *sizes, int cap, stru
 			if (e > end)
 				e = end;
 			len = (e - pos) * PCPU_MIN_ALLOC_BYTES;
+			if (live && !bit_test_atomic(live, (size_t)pos)) {
+				r->nr_cached++;
+				pos = e;
+				continue;
+			}
+			r->nr_alloc++;
 			if (n < cap)
 				sizes[n] = len;
 			if (!n || len < min)
@@ -230,7 +264,7 @@ static void print_chunk(FILE *out, const struct chunk_row *r)
 {
 #define P(f) fprintf(out, "  %-22s: %12lld\n", #f, (long long)r->f)
 	fprintf(out, "Chunk: %s\n", r->name);
-	P(nr_alloc); P(max_alloc_size); P(empty_pop_pages); P(first_free_block);
+	P(nr_alloc); P(nr_cached); P(max_alloc_size); P(empty_pop_pages); P(first_free_block);
 	P(free_size); P(contig_hint); P(sum_frag); P(max_frag);
 	P(cur_min_alloc); P(cur_med_alloc); P(cur_max_alloc);
 	P(nr_pages); P(nr_populated);
@@ -326,6 +360,8 @@ PCPU_PUBLIC void pcpu_stats_print(FILE *out)
 	L(nr_empty_pop_pages); L(nr_populated_pages); L(nr_chunks_created); L(nr_chunks_destroyed);
 	L(nr_pages_populated); L(nr_pages_depopulated); L(nr_balance_passes);
 	L(nr_balance_populated); L(nr_balance_depopulated);
+	L(nr_cached); L(cached_bytes); L(cache_limit_bytes); L(nr_cache_hits); L(nr_cache_refills);
+	L(nr_cache_drains);
 #undef L
 	fputc('\n', out);
 	print_size_hist(out, &st);

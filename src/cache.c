@@ -1,0 +1,594 @@
+/*
+ * cache.c - per-CPU caches of free objects in front of the chunk allocator.
+ *
+ * Why per CPU and not per thread: the memory held is bounded by the number
+ * of CPUs, not of threads (servers create and end threads by the
+ * thousand, and a blocked thread would strand a per-thread cache); a
+ * thread's exit leaves nothing behind; an object freed by another thread
+ * lands in the freeing CPU's cache, where that CPU reuses it; and another
+ * thread can empty any cache (pcpu_balance, fork, the balancer) by taking
+ * its lock.
+ *
+ * Each cache has a one-word lock that the allocation and free paths only
+ * ever try (one atomic exchange); a thread that finds it taken (another
+ * thread on the same CPU preempted inside, or a drain) uses the pool
+ * instead, so nobody waits behind a preempted holder.  Only the slow
+ * paths that must empty a cache spin for it; a holder never makes a
+ * system call or takes another lock, so the lock is a leaf.
+ *
+ * A bin per size class holds handles.  An empty bin is refilled with a
+ * batch allocated from populated pages under one acquisition of the pool's
+ * lock (no system call: PCPU_ATOMIC may refill); a full bin, or a cache
+ * over its byte limit, gives half a bin back under one acquisition.
+ * Limits: per cache pcpu_config.cache_size (PCPU_CACHE_SIZE) bytes per
+ * unit, so at most nr_cpus x cache_size bytes of every unit are cached.
+ * Caches idle for a whole balance interval are emptied by the balancer;
+ * pcpu_balance() empties all of them.
+ *
+ * Invariant, checked by cache_verify: a cached object is allocated in its
+ * chunk's maps (start and boundary bits set), its live bit is clear, it is
+ * aligned to its class, and it sits in exactly one bin of one cache.
+ */
+#define _GNU_SOURCE
+#include "cache.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "diag.h"
+#include "memcheck.h"
+#include "pool_init.h"
+#include "pool_verify.h"
+
+#define NR_CLASSES (CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES)
+#define DEFAULT_CACHE_SIZE (32u << 10)   /* bytes of every unit, per CPU */
+#define MAX_BIN_CAP 512
+#define MAX_BATCH 64
+
+struct cache_bin {
+	void **slots;           /* [cap], allocated on the bin's first refill */
+	unsigned int n, cap;
+};
+
+struct pcpu_cache {
+	int locked;             /* the cache's lock (see the head comment) */
+	int used;               /* touched since the balancer last looked */
+	size_t bytes;           /* bytes of every unit held in the bins */
+	/* User allocations and frees this cache served, and their sizes. */
+	uint64_t nr_alloc, nr_dealloc, nr_refills, nr_drains;
+	int64_t net;            /* nr_alloc - nr_dealloc not yet told to the pool */
+	uint64_t size_hist[PCPU_SIZE_HIST_BUCKETS];
+	struct cache_bin bins[NR_CLASSES];
+} __attribute__((aligned(64)));
+
+/* Set at initialisation (a pool client's ready hook), then read-only. */
+bool pcpu_cache_enabled;
+static struct pcpu_cache *caches;      /* [nr_caches] */
+static unsigned int nr_caches;
+static size_t cache_limit;             /* bytes per cache */
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__builtin_ia32_pause();
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#endif
+}
+
+static inline bool cache_trylock(struct pcpu_cache *c)
+{
+	return !__atomic_exchange_n(&c->locked, 1, __ATOMIC_ACQUIRE);
+}
+
+static inline void cache_unlock(struct pcpu_cache *c)
+{
+	__atomic_store_n(&c->locked, 0, __ATOMIC_RELEASE);
+}
+
+/* Slow paths only: holders keep the lock for a few instructions. */
+static void cache_lock(struct pcpu_cache *c)
+{
+	while (!cache_trylock(c))
+		while (__atomic_load_n(&c->locked, __ATOMIC_RELAXED))
+			cpu_relax();
+}
+
+static unsigned int bin_cap(size_t size)
+{
+	size_t cap = cache_limit / 4 / size;
+
+	return cap < 4 ? 4 : cap > MAX_BIN_CAP ? MAX_BIN_CAP : (unsigned int)cap;
+}
+
+static inline struct pcpu_cache *this_cache(void)
+{
+	return &caches[pcpu_current_cpu()];
+}
+
+/* Mark a handle live: its allocation now belongs to the user. */
+static inline void mark_live(void *handle)
+{
+	size_t idx = 0;
+	int off = 0;
+
+	(void)pool_handle_locate(handle, &idx, &off);
+	bit_set_atomic(pcpu_pool.live_maps[idx], (size_t)off / PCPU_MIN_ALLOC_BYTES);
+}
+
+/* Memory checkers: cached objects are inaccessible, handed-out ones usable. */
+static void memcheck_cached(struct pcpu_chunk *ch, void *handle, int bits, bool usable)
+{
+	size_t idx = 0;
+	int off = 0;
+
+	(void)pool_handle_locate(handle, &idx, &off);
+	pcpu_lock(&pcpu_pool.lock);
+	if (usable)
+		memcheck_alloc(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+	else
+		memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+	pcpu_unlock(&pcpu_pool.lock);
+}
+
+/*
+ * Give objects of `bits` bits in transit (taken out of a bin, or refilled
+ * and not put in one) back to their chunks, under one acquisition of the
+ * pool's lock, and tell the pool of `net` allocations the cache served
+ * beyond its frees.  Asks for a balance pass when a chunk
+ * became fully free beside another.
+ */
+static void give_back(void *const *handles, unsigned int n, int bits, int64_t net)
+{
+	bool wake = false;
+
+	if (!n && !net)
+		return;
+	pcpu_lock(&pcpu_pool.lock);
+	pool_note_live(net);
+	__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
+	for (unsigned int i = 0; i < n; i++) {
+		int off;
+		struct pcpu_chunk *ch = pool_handle_chunk(handles[i], &off);
+
+		memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+		if (ch->slot == pcpu_pool.free_slot && pcpu_pool.slots[ch->slot].head->next)
+			wake = true;
+	}
+	pcpu_unlock(&pcpu_pool.lock);
+	if (wake)
+		pool_want_balance(POOL_BALANCE_FREE);
+}
+
+/* ---- refill -------------------------------------------------------------- */
+
+/*
+ * Allocate up to `want` objects for class cls from populated pages under
+ * one acquisition of the pool's lock.  The first is the caller's (live,
+ * counted as an allocation made through the pool, usable for memory
+ * checkers); the rest are in transit to the bin, inaccessible.  Returns
+ * how many.
+ */
+static unsigned int refill_batch(size_t size, unsigned int want, void **out,
+				 struct pcpu_chunk **first, int64_t net)
+{
+	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
+	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
+	unsigned int n = 0;
+
+	pcpu_lock(&pcpu_pool.lock);
+	pool_note_live(net);
+	while (n < want) {
+		int off;
+		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &off);
+
+		if (!ch)
+			break;
+		if (size > ch->max_alloc_size)
+			ch->max_alloc_size = size;
+		if (!n) {
+			*first = ch;
+			pool_account_alloc(ch, size);
+			pool_live_set(ch, off);
+			memcheck_alloc(ch, off, bits);
+		}
+		out[n++] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
+	}
+	if (n > 1)
+		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);
+	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
+		pool_want_balance(POOL_BALANCE_LOW);
+	pcpu_unlock(&pcpu_pool.lock);
+	return n;
+}
+
+/* The bin of cls in c was empty: refill it and return one object. */
+static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64_t net)
+{
+	struct pcpu_chunk *first;
+	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
+
+	struct cache_bin *b = &c->bins[cls];
+	void *got[MAX_BATCH];
+	unsigned int want;
+
+	/* The bin's slots: allocated once, outside any lock (malloc may make
+	 * a system call, which an atomic allocation must not). */
+	if (!__atomic_load_n(&b->slots, __ATOMIC_ACQUIRE) && !(flags & PCPU_ATOMIC)) {
+		unsigned int cap = bin_cap(size);
+		void **slots = malloc(cap * sizeof(*slots));
+
+		if (slots) {
+			cache_lock(c);
+			if (!b->slots) {
+				b->cap = cap;
+				__atomic_store_n(&b->slots, slots, __ATOMIC_RELEASE);
+				slots = NULL;
+			}
+			cache_unlock(c);
+			free(slots);
+		}
+	}
+	want = b->slots ? b->cap / 2 : 1;
+	if (want > MAX_BATCH)
+		want = MAX_BATCH;
+	if (want < 1)
+		want = 1;
+	n = refill_batch(size, want, got, &first, net);
+	if (n <= 1)
+		return n ? got[0] : NULL;
+	kept = 0;
+	if (cache_trylock(c)) {
+		while (kept < n - 1 && b->n < b->cap && c->bytes + size <= cache_limit) {
+			b->slots[b->n++] = got[1 + kept++];
+			c->bytes += size;
+		}
+		__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)kept, __ATOMIC_RELAXED);
+		c->nr_refills++;
+		__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+		cache_unlock(c);
+	}
+	give_back(got + 1 + kept, n - 1 - kept, (int)(size / PCPU_MIN_ALLOC_BYTES), 0);
+	return got[0];
+}
+
+/* ---- the fast paths --------------------------------------------------------- */
+
+void *cache_alloc(size_t size, unsigned int flags)
+{
+	struct pcpu_cache *c = this_cache();
+	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1;
+	struct cache_bin *b = &c->bins[cls];
+	void *h;
+
+	if (!cache_trylock(c))
+		return NULL;
+	if (__builtin_expect(b->n == 0, 0)) {
+		int64_t net = c->net;
+
+		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
+		cache_unlock(c);
+		return refill(c, size, flags, net);
+	}
+	h = b->slots[--b->n];
+	mark_live(h);
+	c->bytes -= size;
+	c->nr_alloc++;
+	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
+	/* No min/max size here: the refill of this class handed its first
+	 * object to a user through the pool, which counted the size. */
+	c->size_hist[pool_size_bucket(size)]++;
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+	if (memcheck_active()) {
+		int off;
+
+		pcpu_lock(&pcpu_pool.lock);
+		struct pcpu_chunk *ch = pool_handle_chunk(h, &off);
+
+		memcheck_alloc(ch, off / PCPU_MIN_ALLOC_BYTES, (int)(size / PCPU_MIN_ALLOC_BYTES));
+		pcpu_unlock(&pcpu_pool.lock);
+	}
+	return h;
+}
+
+/*
+ * cache_free with c locked and b full, or c over its limit: give back half
+ * of b, or, when c is over its limit, all of its largest bin (the bytes
+ * that have waited longest for a user of their size), after the lock is
+ * dropped; then take the handle if there is room.  Unlocks c.
+ */
+static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struct cache_bin *b,
+						      void *handle, unsigned long *live, size_t bit,
+						      int bits)
+{
+	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES, victim_size = size;
+	struct cache_bin *victim = b;
+	void *out[MAX_BIN_CAP];
+	unsigned int n_out = (b->n + 1) / 2;
+	int64_t net = c->net;
+	int ret;
+
+	if (c->bytes + size > cache_limit) {
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
+			size_t csize = (size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES;
+
+			if (c->bins[cls].n * csize > victim->n * victim_size) {
+				victim = &c->bins[cls];
+				victim_size = csize;
+			}
+		}
+		n_out = victim->n;
+	}
+	victim->n -= n_out;
+	if (n_out)
+		memcpy(out, victim->slots + victim->n, n_out * sizeof(*out));
+	c->bytes -= n_out * victim_size;
+	c->nr_drains++;
+	__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n_out, __ATOMIC_RELAXED);
+	ret = c->bytes + size <= cache_limit && b->n < b->cap ? bits : 0;
+	if (ret && !bit_test_and_clear_atomic(live, bit))
+		ret = -1;               /* freed by another thread meanwhile */
+	if (ret > 0) {
+		b->slots[b->n++] = handle;
+		c->bytes += size;
+		c->nr_dealloc++;
+		__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
+	}
+	cache_unlock(c);
+	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net);
+	return ret;
+}
+
+int cache_free(void *handle, size_t idx, int off)
+{
+	unsigned long *live = pool_live_map(idx);
+	size_t bit = (size_t)off / PCPU_MIN_ALLOC_BYTES, size;
+	struct pcpu_chunk *ch;
+	struct pcpu_cache *c;
+	struct cache_bin *b;
+	int bits;
+
+	/* Sized without a lock: a live allocation's boundary bits are stable
+	 * while its owner, the caller, frees it. */
+	if (!bit_test_atomic(live, bit))
+		return -1;
+	ch = pool_live_chunk(idx, off);
+	bits = chunk_area_bits_shared(ch->map, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
+	size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+	if (!bits || ch == pcpu_pool.reserved_chunk || ((size_t)off & (cache_class_align(size) - 1)))
+		return 0;
+	c = this_cache();
+	b = &c->bins[bits - 1];
+	if (!__atomic_load_n(&b->slots, __ATOMIC_ACQUIRE))
+		return 0;               /* a class this CPU never allocated */
+	if (memcheck_active())
+		memcheck_cached(ch, handle, bits, false);
+	if (!cache_trylock(c))
+		return 0;
+	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit, 0))
+		return cache_free_full(c, b, handle, live, bit, bits);
+	/* The live bit is taken only with the lock held and room in the bin:
+	 * the object is live or cached at every moment a checker can see. */
+	if (!bit_test_and_clear_atomic(live, bit)) {
+		cache_unlock(c);
+		return -1;              /* freed by another thread meanwhile */
+	}
+	b->slots[b->n++] = handle;
+	c->bytes += size;
+	c->nr_dealloc++;
+	__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+	return bits;
+}
+
+/* ---- draining, census, verification ---------------------------------------- */
+
+/* Empty cache c (its lock taken here), giving everything back. */
+static void drain_cache(struct pcpu_cache *c)
+{
+	for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
+		struct cache_bin *b = &c->bins[cls];
+		void *out[MAX_BIN_CAP];
+		unsigned int n;
+		int64_t net;
+
+		cache_lock(c);
+		net = c->net;
+		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
+		n = b->n;
+		if (n)
+			memcpy(out, b->slots, n * sizeof(*out));
+		b->n = 0;
+		c->bytes -= n * (cls + 1) * PCPU_MIN_ALLOC_BYTES;
+		if (n)
+			c->nr_drains++;
+		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
+		cache_unlock(c);
+		give_back(out, n, (int)cls + 1, net);
+	}
+}
+
+/* Pool client: every cache (all) or those idle since the last call. */
+static void cache_drain(bool all)
+{
+	if (!pool_ready())      /* the caches are set up before `ready` is published */
+		return;
+	for (unsigned int i = 0; i < nr_caches; i++) {
+		struct pcpu_cache *c = &caches[i];
+
+		if (all || !__atomic_exchange_n(&c->used, 0, __ATOMIC_RELAXED))
+			drain_cache(c);
+	}
+}
+
+/* Pool client: the allocations less frees the caches have not told. */
+static int64_t cache_unreported_live(void)
+{
+	int64_t net = 0;
+
+	for (unsigned int i = 0; i < nr_caches; i++)
+		net += __atomic_load_n(&caches[i].net, __ATOMIC_RELAXED);
+	return net;
+}
+
+/* Pool client: every cache's lock taken (on) or dropped. */
+static void cache_quiesce(bool on)
+{
+	for (unsigned int i = 0; i < nr_caches; i++) {
+		if (on)
+			cache_lock(&caches[i]);
+		else
+			cache_unlock(&caches[i]);
+	}
+}
+
+/* Pool client, quiesced: add what the caches hold and served. */
+static void cache_census(struct pool_census *acc)
+{
+	acc->cache_limit_bytes += (uint64_t)cache_limit * nr_caches;
+	for (unsigned int i = 0; i < nr_caches; i++) {
+		struct pcpu_cache *c = &caches[i];
+
+		acc->nr_alloc += c->nr_alloc;
+		acc->nr_dealloc += c->nr_dealloc;
+		acc->nr_cache_hits += c->nr_alloc;
+		acc->nr_cache_refills += c->nr_refills;
+		acc->nr_cache_drains += c->nr_drains;
+		acc->cached_bytes += c->bytes;
+		for (int k = 0; k < PCPU_SIZE_HIST_BUCKETS; k++)
+			acc->size_hist[k] += c->size_hist[k];
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
+			acc->nr_cached += c->bins[cls].n;
+	}
+}
+
+static int cmp_ptr(const void *a, const void *b)
+{
+	uintptr_t x = (uintptr_t)*(void *const *)a, y = (uintptr_t)*(void *const *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+/* One cached object of class cls: allocated in its chunk, not live, aligned. */
+static int check_cached(void *h, unsigned int cls, char *msg, size_t msglen)
+{
+	size_t size = (size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES, idx;
+	struct pcpu_chunk *ch;
+	int off;
+
+	ch = pool_handle_chunk(h, &off);
+	if (!ch || !pool_handle_locate(h, &idx, &off))
+		PCPU_VERIFY_FAIL("cached handle %p is in no chunk", h);
+	if (((size_t)off & (cache_class_align(size) - 1)))
+		PCPU_VERIFY_FAIL("cached handle %p not aligned to %zu", h, cache_class_align(size));
+	if (bit_test_atomic(pcpu_pool.live_maps[idx], (size_t)off / PCPU_MIN_ALLOC_BYTES))
+		PCPU_VERIFY_FAIL("cached handle %p is also live", h);
+	if (chunk_area_bits(ch->map, off / PCPU_MIN_ALLOC_BYTES) != (int)cls + 1)
+		PCPU_VERIFY_FAIL("cached handle %p is not an allocation of %zu bytes in chunk %d", h,
+				 size, ch->index);
+	return 0;
+}
+
+/* Pool client, quiesced: every cached object, and the caches' byte counts. */
+static int cache_verify(char *msg, size_t msglen)
+{
+	size_t total = 0, n = 0;
+	void **all;
+	int ret = 0;
+
+	for (unsigned int i = 0; i < nr_caches; i++)
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
+			total += caches[i].bins[cls].cap;
+	all = malloc((total + 1) * sizeof(*all));
+	if (!all)
+		PCPU_VERIFY_FAIL("caches: no memory to verify them");
+	for (unsigned int i = 0; i < nr_caches && !ret; i++) {
+		struct pcpu_cache *c = &caches[i];
+		size_t bytes = 0;
+
+		for (unsigned int cls = 0; cls < NR_CLASSES && !ret; cls++) {
+			const struct cache_bin *b = &c->bins[cls];
+
+			if (b->n > b->cap) {
+				snprintf(msg, msglen, "cache %u class %u: %u objects, room for %u", i, cls,
+					 b->n, b->cap);
+				ret = -1;
+			}
+			for (unsigned int k = 0; k < b->n && !ret; k++) {
+				ret = check_cached(b->slots[k], cls, msg, msglen);
+				all[n++] = b->slots[k];
+			}
+			bytes += (size_t)b->n * (cls + 1) * PCPU_MIN_ALLOC_BYTES;
+		}
+		if (!ret && bytes != c->bytes) {
+			snprintf(msg, msglen, "cache %u holds %zu bytes, counts %zu", i, bytes, c->bytes);
+			ret = -1;
+		}
+		if (!ret && c->bytes > cache_limit) {
+			snprintf(msg, msglen, "cache %u holds %zu bytes, over its limit %zu", i, c->bytes,
+				 cache_limit);
+			ret = -1;
+		}
+	}
+	qsort(all, n, sizeof(*all), cmp_ptr);
+	for (size_t k = 1; k < n && !ret; k++) {
+		if (all[k] == all[k - 1]) {
+			snprintf(msg, msglen, "handle %p is cached twice", all[k]);
+			ret = -1;
+		}
+	}
+	free(all);
+	return ret;
+}
+
+/* ---- set-up and fork ----------------------------------------------------------- */
+
+static void cache_ready(void)
+{
+	size_t limit = pcpu_pool.cfg.cache_size;
+
+	if (!limit && !pcpu_env_size("PCPU_CACHE_SIZE", 0, (size_t)1 << 30, &limit))
+		limit = DEFAULT_CACHE_SIZE;
+	if (!limit || (pcpu_pool.cfg.flags & PCPU_CFG_NO_CACHE))
+		return;
+	caches = aligned_alloc(64, sizeof(*caches) * pcpu_pool.nr_cpus);
+	if (!caches)
+		return;                 /* no caches: every call takes the pool */
+	memset(caches, 0, sizeof(*caches) * pcpu_pool.nr_cpus);
+	nr_caches = pcpu_pool.nr_cpus;
+	cache_limit = limit < CACHE_MAX_SIZE ? CACHE_MAX_SIZE : limit;
+	pcpu_cache_enabled = true;
+}
+
+static void cache_fork_inner(void)
+{
+	cache_quiesce(true);
+}
+
+static void cache_fork_after(void)
+{
+	cache_quiesce(false);
+}
+
+static struct pool_client cache_client = {
+	.ready = cache_ready,
+	.unreported_live = cache_unreported_live,
+	.quiesce = cache_quiesce,
+	.census = cache_census,
+	.verify = cache_verify,
+	.drain = cache_drain,
+	.fork_inner = cache_fork_inner,
+	.fork_parent = cache_fork_after,
+	.fork_child = cache_fork_after,
+};
+
+__attribute__((constructor(101))) static void cache_register(void)
+{
+	pool_add_client(&cache_client);
+}

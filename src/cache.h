@@ -1,0 +1,59 @@
+/*
+ * cache.h - per-CPU caches of free objects in front of the chunk
+ * allocator (cache.c), for the allocation entry points (alloc.c).
+ *
+ * Objects of up to CACHE_MAX_SIZE bytes, in classes of every multiple of 4
+ * bytes, each aligned to its class's natural alignment (the largest power
+ * of two dividing the size, at most CACHE_MAX_ALIGN).  A cached object is
+ * allocated in its chunk's maps but is not live: its bit in the pool's
+ * live map is clear, so freeing it again is detected exactly.
+ */
+#ifndef PCPU_CACHE_H
+#define PCPU_CACHE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "pool.h"
+
+#define CACHE_MAX_SIZE 256
+#define CACHE_MAX_ALIGN 64
+
+/* Caches are on (set at initialisation, then read without a lock). */
+extern bool pcpu_cache_enabled __attribute__((visibility("hidden")));
+
+/* The alignment every cached object of this size has. */
+static inline size_t cache_class_align(size_t size)
+{
+	size_t a = size & -size;
+
+	return a < CACHE_MAX_ALIGN ? a : CACHE_MAX_ALIGN;
+}
+
+/* May an allocation of size bytes (a multiple of 4) at align (0 or a power
+ * of two) with flags come from a cache? */
+static inline bool cache_serves(size_t size, size_t align, unsigned int flags)
+{
+	return pcpu_cache_enabled && size <= CACHE_MAX_SIZE && align <= cache_class_align(size) &&
+	       !(flags & ~(PCPU_ATOMIC | PCPU_NOWARN));
+}
+
+/*
+ * An object of size bytes from the calling CPU's cache, refilled in a
+ * batch from populated pages when empty; live, not yet zeroed.  NULL when
+ * the cache is busy or nothing is populated: the caller takes the pool's
+ * path (which may populate).
+ */
+void *cache_alloc(size_t size, unsigned int flags);
+
+/*
+ * Take back the handle at byte offset off of chunk index idx (located with
+ * pool_handle_locate; its live map exists).  Returns its size in bits if
+ * the calling CPU's cache took it (its live bit cleared), 0 if the cache
+ * cannot (busy, full, not a cacheable size or alignment: the caller frees
+ * it to its chunk, the live bit still set), -1 if it is not a live
+ * allocation (nothing changed: the caller aborts).
+ */
+int cache_free(void *handle, size_t idx, int off);
+
+#endif

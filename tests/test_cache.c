@@ -1,0 +1,312 @@
+/*
+ * test_cache.c - the per-CPU caches of free objects in front of the chunks.
+ *
+ * What must hold with the caches as without them: memory comes back zeroed
+ * in every unit (a cached object was written by its last user); a double
+ * free of an object that sits in a cache, an alloc_size of it, an interior
+ * or foreign pointer all abort before anything changes; PCPU_ATOMIC is
+ * served from a cache; the caches stay within their limit; pcpu_balance()
+ * empties them (so freed memory goes back to the OS); the balancer empties
+ * caches left idle; a forked child's caches are consistent; the caches can
+ * be turned off.  pcpu_verify, which checks every cached object against its
+ * chunk, runs after every step of a random sequence.  Random parts print
+ * their seed; pass it back as the first argument.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <pthread.h>
+#include <sched.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "check.h"
+#include "kit.h"
+#include "percpu.h"
+
+#define MAX_OBJS 4096
+
+static struct pcpu_config config(unsigned flags)
+{
+	return (struct pcpu_config){ .nr_cpus = 2, .flags = PCPU_CFG_NO_BALANCER | flags };
+}
+
+/* A freed object comes back (from the cache) zeroed in every unit. */
+static int child_zeroed(long arg)
+{
+	struct pcpu_config cfg = config(0);
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (size_t size = 4; size <= 256; size += 4) {
+		void *h = pcpu_alloc(size, 0);
+		struct kit_obj o = { h, size, (uint32_t)size };
+
+		REQUIRE(h, "alloc %zu", size);
+		kit_fill(&o);
+		pcpu_free(h);
+		void *g = pcpu_alloc(size, 0);
+
+		CHECK(g == h, "size %zu: the cache hands back the object just freed", size);
+		CHECK(g && kit_zeroed(g, size, 4), "size %zu: zeroed in every unit", size);
+		pcpu_free(g);
+	}
+	struct pcpu_stats st = kit_stats();
+
+	CHECK(st.nr_cache_hits >= 64 && st.nr_cached > 0, "served from the caches: %llu hits, %llu cached",
+	      (unsigned long long)st.nr_cache_hits, (unsigned long long)st.nr_cached);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* Misuse of a cached object: each aborts with a message, nothing changed. */
+static void *g_cached;
+
+static int child_misuse(long kind)
+{
+	struct pcpu_config cfg = config(0);
+	void *h;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	h = pcpu_alloc(16, 0);
+	REQUIRE(h, "alloc");
+	pcpu_free(h);                  /* now in the calling CPU's cache */
+	g_cached = h;
+	REQUIRE(kit_stats().nr_cached >= 1, "the object is cached");
+	switch (kind) {
+	case 0: pcpu_free(h); break;                    /* double free of a cached object */
+	case 1: (void)pcpu_alloc_size(h); break;
+	case 2: pcpu_free((char *)h + 4); break;        /* interior of a cached object */
+	}
+	return 3;                      /* not reached: the call must abort */
+}
+
+/* PCPU_ATOMIC with nothing populated left is served from the cache. */
+static int child_atomic(long arg)
+{
+	struct pcpu_config cfg = config(0);
+	static void *held[1 << 16];
+	int n = 0;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	/* Use up every populated page with atomic allocations of a size
+	 * the caches do not hold. */
+	while (n < (int)(sizeof(held) / sizeof(held[0])) &&
+	       (held[n] = pcpu_alloc_flags(512, 0, PCPU_ATOMIC | PCPU_NOWARN)))
+		n++;
+	CHECK(n > 0 && !pcpu_alloc_flags(512, 0, PCPU_ATOMIC | PCPU_NOWARN), "the pool is exhausted");
+	void *h = pcpu_alloc(16, 0);   /* blocking: may populate */
+
+	REQUIRE(h, "blocking alloc");
+	pcpu_free(h);
+	uint64_t hits = kit_stats().nr_cache_hits;
+	void *a = pcpu_alloc_flags(16, 0, PCPU_ATOMIC);
+
+	CHECK(a != NULL, "an atomic allocation from the cache");
+	CHECK(kit_stats().nr_cache_hits == hits + 1, "counted as a cache hit");
+	CHECK(a && kit_zeroed(a, 16, 4), "zeroed");
+	pcpu_free(a);
+	while (n)
+		pcpu_free(held[--n]);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* Random allocations and frees of cacheable and other sizes; verify after
+ * every step; the caches stay within their limit; pcpu_balance empties them
+ * and gives the pages back. */
+static int child_random(long arg)
+{
+	struct pcpu_config cfg = config(0);
+	static struct kit_obj objs[MAX_OBJS];
+	int n = 0;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (int step = 0; step < 20000; step++) {
+		if (n && (n == MAX_OBJS || rng_below(100) < 48)) {
+			int k = (int)rng_below((uint64_t)n);
+
+			CHECK(kit_drop(objs, &n, k), "step %d: object %d intact until freed", step, k);
+		} else {
+			size_t size = rng_below(8) ? 4 * (1 + rng_below(64)) : 1 + rng_below(2000);
+			size_t align = rng_below(4) ? 0 : (size_t)4 << rng_below(4);
+			unsigned flags = rng_below(8) ? 0 : PCPU_ATOMIC | PCPU_NOWARN;
+			void *h = pcpu_alloc_flags(size, align, flags);
+
+			if (!h) {
+				CHECK(flags & PCPU_ATOMIC, "step %d: blocking alloc %zu failed", step, size);
+				continue;
+			}
+			CHECK(kit_zeroed(h, size, align ? align : 4), "step %d: alloc %zu zeroed", step, size);
+			kit_keep(objs, &n, MAX_OBJS, h, size, (uint32_t)step);
+		}
+		if (step % 7 == 0 && pcpu_verify() != 0) {
+			CHECK(0, "step %d: pcpu_verify", step);
+			break;
+		}
+		struct pcpu_stats st = kit_stats();
+
+		if (st.cached_bytes > st.cache_limit_bytes) {
+			CHECK(0, "step %d: %llu bytes cached, limit %llu", step,
+			      (unsigned long long)st.cached_bytes, (unsigned long long)st.cache_limit_bytes);
+			break;
+		}
+	}
+	CHECK(kit_all_intact(objs, n), "all intact");
+	while (n)
+		kit_drop(objs, &n, n - 1);
+	struct pcpu_stats st = kit_stats();
+
+	CHECK(st.nr_cur_alloc == 0 && st.nr_cache_hits > 0, "all freed, caches used");
+	CHECK(pcpu_balance() == 0, "balance");
+	st = kit_stats();
+	CHECK(st.nr_cached == 0 && st.cached_bytes == 0, "pcpu_balance empties the caches (%llu left)",
+	      (unsigned long long)st.nr_cached);
+	CHECK(st.nr_populated_pages - kit_stats().nr_populated_pages == 0 &&
+	      st.nr_populated_pages * st.page_size <= st.dyn_size + st.reserved_size + st.static_size +
+	      st.unit_size + st.page_size,
+	      "populated pages after free-all and balance: %llu (one chunk: %zu)",
+	      (unsigned long long)st.nr_populated_pages, st.unit_size / st.page_size);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* Threads on every CPU free each other's objects; afterwards, with no
+ * pcpu_balance() call, the background balancer empties the idle caches. */
+#define NR_THREADS 6
+static void *shared[NR_THREADS][256];
+
+static void *worker(void *arg)
+{
+	long t = (long)arg;
+	uint64_t r = 0x9e3779b97f4a7c15ULL * (uint64_t)(t + 1);
+
+	for (int round = 0; round < 200; round++) {
+		for (int i = 0; i < 256; i++) {
+			r ^= r << 13, r ^= r >> 7, r ^= r << 17;
+			/* A slot the neighbour has not emptied yet: free its old
+			 * object here (this thread allocated it). */
+			pcpu_free(__atomic_exchange_n(&shared[t][i], pcpu_alloc(4 * (1 + r % 64), 0),
+						      __ATOMIC_ACQ_REL));
+		}
+		/* Free the neighbour's last round when there is one. */
+		for (int i = 0; i < 256; i++) {
+			void **slot = &shared[(t + 1) % NR_THREADS][i];
+			void *h = __atomic_exchange_n(slot, NULL, __ATOMIC_ACQ_REL);
+
+			pcpu_free(h);
+		}
+		sched_yield();
+	}
+	return NULL;
+}
+
+static int child_threads(long arg)
+{
+	pthread_t tids[NR_THREADS];
+	int tries = 0;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&(struct pcpu_config){ .nr_cpus = 0 }) == 0, "init");
+	kit_start_threads(tids, NR_THREADS, worker, NULL, 0);
+	kit_join_threads(tids, NR_THREADS, NULL);
+	for (int t = 0; t < NR_THREADS; t++)
+		for (int i = 0; i < 256; i++)
+			pcpu_free(shared[t][i]);
+	CHECK(pcpu_verify() == 0, "verify after the threads");
+	/* Idle caches are emptied by the balancer thread (deadline 20 s; no
+	 * timing is asserted). */
+	while (kit_stats().nr_cached && tries++ < 2000)
+		usleep(10000);
+	CHECK(kit_stats().nr_cached == 0, "the balancer emptied the idle caches (%llu left)",
+	      (unsigned long long)kit_stats().nr_cached);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* fork with objects cached: both sides stay consistent and usable. */
+static int child_fork(long arg)
+{
+	struct pcpu_config cfg = config(0);
+	void *h[64];
+	int status;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (int i = 0; i < 64; i++)
+		h[i] = pcpu_alloc(8 * (1 + i % 4), 0);
+	for (int i = 0; i < 32; i++)
+		pcpu_free(h[i]);
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		bool ok = pcpu_verify() == 0 && kit_stats().nr_cached >= 32;
+
+		for (int i = 32; i < 64; i++)
+			pcpu_free(h[i]);
+		for (int i = 0; i < 64 && ok; i++)
+			ok = (h[i] = pcpu_alloc(8 * (1 + i % 4), 0)) && kit_zeroed(h[i], 8, 8);
+		ok = ok && pcpu_verify() == 0;
+		_exit(ok ? 0 : 1);
+	}
+	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child with cached objects");
+	for (int i = 32; i < 64; i++)
+		pcpu_free(h[i]);
+	CHECK(pcpu_verify() == 0, "parent after fork");
+	return 0;
+}
+
+/* PCPU_CFG_NO_CACHE, and PCPU_CACHE_SIZE=0, turn the caches off. */
+static int child_off(long how)
+{
+	struct pcpu_config cfg = config(how == 0 ? PCPU_CFG_NO_CACHE : 0);
+
+	if (how == 1)
+		setenv("PCPU_CACHE_SIZE", "0", 1);
+	else if (how == 2)
+		setenv("PCPU_CACHE_SIZE", "4k", 1);
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (int i = 0; i < 1000; i++)
+		pcpu_free(pcpu_alloc(16, 0));
+	struct pcpu_stats st = kit_stats();
+
+	if (how == 2) {
+		CHECK(st.cache_limit_bytes == 2 * 4096 && st.nr_cache_hits > 900,
+		      "PCPU_CACHE_SIZE=4k: limit %llu", (unsigned long long)st.cache_limit_bytes);
+	} else {
+		CHECK(st.cache_limit_bytes == 0 && st.nr_cache_hits == 0 && st.nr_cached == 0,
+		      "caches off: limit %llu, hits %llu", (unsigned long long)st.cache_limit_bytes,
+		      (unsigned long long)st.nr_cache_hits);
+	}
+	CHECK(st.nr_alloc == 1000 && st.nr_dealloc == 1000, "counted");
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	static const char *const misuse[] = { "double free of a cached object",
+		"alloc_size of a cached object", "interior of a cached object" };
+	uint64_t seed = test_seed(argc, argv);
+	struct kit_child *c;
+
+	KIT_EXPECT(kit_fork(child_zeroed, 0, seed, 60), KIT_EXIT(0), "zeroed reuse");
+	for (long k = 0; k < 3; k++) {
+		c = kit_fork(child_misuse, k, seed, 60);
+		KIT_EXPECT(c, KIT_SIGNAL(SIGABRT), "%s", misuse[k]);
+		CHECK(strstr(c->err, "invalid pointer") && strstr(c->err, "not a live allocation"),
+		      "%s: the message names it: %s", misuse[k], c->err);
+	}
+	KIT_EXPECT(kit_fork(child_atomic, 0, seed, 60), KIT_EXIT(0), "atomic from the cache");
+	KIT_EXPECT(kit_fork(child_random, 0, seed, 300), KIT_EXIT(0), "random sequence");
+	KIT_EXPECT(kit_fork(child_threads, 0, seed, 300), KIT_EXIT(0), "threads, idle drain");
+	KIT_EXPECT(kit_fork(child_fork, 0, seed, 60), KIT_EXIT(0), "fork");
+	for (long how = 0; how < 3; how++)
+		KIT_EXPECT(kit_fork(child_off, how, seed, 60), KIT_EXIT(0), "cache setting %ld", how);
+	TEST_DONE();
+}
