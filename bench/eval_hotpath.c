@@ -114,10 +114,12 @@ static __attribute__((noinline)) void count_shared(struct hot_ctx *c, long iters
 static long total_shared(struct hot_ctx *c) { return c->shared; }
 
 /*
- * Hook for the batched counter: once percpu.h provides pcpu_counter_init /
- * _add / _sum / _destroy, define PCPU_HAVE_COUNTER (in the header, or with
- * -DPCPU_HAVE_COUNTER) and this method joins the table, with the line
- * "pcpu_counter_add against one shared atomic counter" below.
+ * The batched counter (struct pcpu_counter, <percpu_counter.h>, which
+ * defines PCPU_HAVE_COUNTER): pcpu_counter_add(c, 1) is one
+ * this_cpu_add_return on the thread's CPU's copy, plus one shared atomic
+ * add every fold unit (32 here) per copy.  It joins the table, with the
+ * line "pcpu_counter_add against one shared atomic counter" below; the
+ * sum it is checked by is pcpu_counter_sum, the exact one.
  */
 #ifdef PCPU_HAVE_COUNTER
 static int setup_counter(struct hot_ctx *c)
@@ -287,8 +289,14 @@ static int eval_hotpath(void)
 	       "  increment = the threads' CPU time / all increments.  %d runs, interleaved.\n"
 	       "  Methods: this_cpu_inc; a relaxed __atomic_fetch_add on the same copy\n"
 	       "  (per_cpu_ptr(h, pcpu_current_cpu())); a __thread long ++ (the floor); one\n"
-	       "  shared atomic long for all threads.  Sums checked exact.\n\n",
-	       bench_count_str(a.iters, nb, sizeof(nb)), runs);
+	       "  shared atomic long for all threads%s.  Sums checked exact.\n\n",
+	       bench_count_str(a.iters, nb, sizeof(nb)), runs,
+#ifdef PCPU_HAVE_COUNTER
+	       ";\n  pcpu_counter_add(c, 1) on one struct pcpu_counter"
+#else
+	       ""
+#endif
+	       );
 	printf("  Call site of this_cpu_inc (site/site_inc.c, the project's flags): %s instructions\n"
 	       "  on its fall-through path, entry to return (%s in the whole function, slow path\n"
 	       "  included); the relaxed fetch_add site: %s (%s).\n\n",

@@ -65,58 +65,6 @@ static inline __attribute__((always_inline)) void zero_units(void *handle, size_
 #undef Z
 }
 
-/*
- * The blocking path: unpopulated pages allowed, chunks may be created, the
- * area's pages populated.  Returns the chunk (the area accounted) or NULL
- * with *err set; no lock held on entry or return.
- */
-static struct pcpu_chunk *alloc_blocking(size_t size, int bits, int align_bits, int *off,
-					 const char **err)
-{
-	struct pcpu_chunk *ch;
-
-	pcpu_lock(&pcpu_pool.pop_mutex);
-	for (;;) {
-		pcpu_lock(&pcpu_pool.lock);
-		ch = pool_find_area(size, bits, align_bits, false, off);
-		if (ch)
-			break;
-		/* Chunks isolated for reclaim still hold free space: before a new
-		 * chunk is made (or the address space runs out), take them back. */
-		if (pool_reintegrate_all()) {
-			pcpu_unlock(&pcpu_pool.lock);
-			continue;
-		}
-		bool have_free = pcpu_pool.slots[pcpu_pool.free_slot].head != NULL;
-
-		pcpu_unlock(&pcpu_pool.lock);
-		if (have_free || !pool_create_chunk()) {
-			pcpu_unlock(&pcpu_pool.pop_mutex);
-			*err = "out of memory or address space";
-			return NULL;
-		}
-	}
-	pool_account_alloc(ch, size);
-	pool_live_set(ch, *off);
-	memcheck_alloc(ch, *off, bits);
-	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
-		pool_want_balance(POOL_BALANCE_LOW);
-	pcpu_unlock(&pcpu_pool.lock);
-	if (pool_populate_area(ch, *off, bits)) {
-		pcpu_lock(&pcpu_pool.lock);
-		bit_test_and_clear_atomic(pcpu_pool.live_maps[ch->index], (size_t)*off);
-		memcheck_free(ch, *off, bits);
-		pool_free_area(ch, *off, bits);
-		pool_unaccount_alloc(size);
-		pcpu_unlock(&pcpu_pool.lock);
-		pcpu_unlock(&pcpu_pool.pop_mutex);
-		*err = "cannot populate memory";
-		return NULL;
-	}
-	pcpu_unlock(&pcpu_pool.pop_mutex);
-	return ch;
-}
-
 /* A failed allocation: counted, reported (deferred on the atomic path, which
  * may make no system call), errno ENOMEM.  `lock` held on entry, not on return. */
 static void *alloc_failed(size_t size, size_t align, unsigned flags, const char *err)
@@ -212,7 +160,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		return alloc_failed(size, align, flags, "no populated space for an atomic allocation");
 	} else {
 		pcpu_unlock(&pcpu_pool.lock);
-		ch = alloc_blocking(size, bits, align_bits, &off, &err);
+		ch = pool_alloc_blocking(size, bits, align_bits, true, &off, &err);
 		if (!ch) {
 			pcpu_lock(&pcpu_pool.lock);
 			return alloc_failed(size, align, flags, err);

@@ -16,7 +16,8 @@
  *     time and the program runs under memcheck; callgrind and the other
  *     tools are left alone) gets the same annotations, byte exact.
  *   - The reserved area is left alone: static per-CPU variables of shared
- *     libraries are placed there without going through pcpu_alloc.
+ *     libraries are placed there without going through pcpu_alloc (those
+ *     that overflow into a dynamic chunk are annotated like allocations).
  * Each hook below is one predictable branch unless a checker is active.
  */
 #ifndef PCPU_MEMCHECK_H

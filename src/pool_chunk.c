@@ -6,6 +6,9 @@
  * Memory system calls go through the OS layer; this file decides which
  * ranges.  Creation, destruction, population and depopulation run with
  * pop_mutex held; the chunk table and counters change only under `lock`.
+ * pool_alloc_blocking, the allocation path that may do all of these, is
+ * here for both layers that need it (alloc.c, and static.c for libraries'
+ * variables beyond the reserved area).
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -200,4 +203,66 @@ int pool_populate_area(struct pcpu_chunk *ch, int off, int bits)
 		pcpu_unlock(&pcpu_pool.lock);
 	}
 	return 0;
+}
+
+/*
+ * Allocate `bits` (size bytes) at align_bits where unpopulated pages are
+ * allowed: take chunks queued for reclaim back, create a chunk if nothing
+ * fits, populate the area's pages.  Returns the chunk (the area accounted
+ * and annotated, *off its bit offset) or NULL with *err set; no lock held
+ * on entry or return.  A user allocation (user) is live at once (its bit
+ * set under the lock that allocated it); otherwise it is a static-variable
+ * block.
+ */
+struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bool user, int *off,
+				       const char **err)
+{
+	struct pcpu_chunk *ch;
+
+	pcpu_lock(&pcpu_pool.pop_mutex);
+	for (;;) {
+		pcpu_lock(&pcpu_pool.lock);
+		ch = pool_find_area(size, bits, align_bits, false, off);
+		if (ch)
+			break;
+		/* Chunks isolated for reclaim still hold free space: before a new
+		 * chunk is made (or the address space runs out), take them back. */
+		if (pool_reintegrate_all()) {
+			pcpu_unlock(&pcpu_pool.lock);
+			continue;
+		}
+		bool have_free = pcpu_pool.slots[pcpu_pool.free_slot].head != NULL;
+
+		pcpu_unlock(&pcpu_pool.lock);
+		if (have_free || !pool_create_chunk()) {
+			pcpu_unlock(&pcpu_pool.pop_mutex);
+			*err = "out of memory or address space";
+			return NULL;
+		}
+	}
+	pool_account_alloc(ch, size);
+	if (user)
+		pool_live_set(ch, *off);
+	else
+		pcpu_pool.nr_static_blocks++;
+	memcheck_alloc(ch, *off, bits);
+	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
+		pool_want_balance(POOL_BALANCE_LOW);
+	pcpu_unlock(&pcpu_pool.lock);
+	if (pool_populate_area(ch, *off, bits)) {
+		pcpu_lock(&pcpu_pool.lock);
+		if (user)
+			bit_test_and_clear_atomic(pcpu_pool.live_maps[ch->index], (size_t)*off);
+		else
+			pcpu_pool.nr_static_blocks--;
+		memcheck_free(ch, *off, bits);
+		pool_free_area(ch, *off, bits);
+		pool_unaccount_alloc(size);
+		pcpu_unlock(&pcpu_pool.lock);
+		pcpu_unlock(&pcpu_pool.pop_mutex);
+		*err = "cannot populate memory";
+		return NULL;
+	}
+	pcpu_unlock(&pcpu_pool.pop_mutex);
+	return ch;
 }

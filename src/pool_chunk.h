@@ -18,5 +18,8 @@ void pool_note_populated(struct pcpu_chunk *ch, int page_start, int page_end);
 void pool_note_depopulated(struct pcpu_chunk *ch, int page_start, int page_end);
 /* Populate every unpopulated page under an area.  pop_mutex held, not `lock`. */
 int pool_populate_area(struct pcpu_chunk *ch, int off, int bits);
+/* The blocking allocation path (pool_chunk.c): no lock held. */
+struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bool user, int *off,
+				       const char **err);
 
 #endif

@@ -50,7 +50,10 @@ static int check_config(struct pcpu_config *cfg, size_t static_size)
 
 	if (!cfg->nr_cpus)
 		cfg->nr_cpus = os_possible_cpus();
-	if (!cfg->reserved_size)
+	/* PCPU_RESERVED_SIZE may be 0: no reserved area, every library's
+	 * variables then go to dynamic chunks (static.c). */
+	if (!cfg->reserved_size &&
+	    !pcpu_env_size("PCPU_RESERVED_SIZE", 0, MAX_UNIT_SIZE, &cfg->reserved_size))
 		cfg->reserved_size = DEFAULT_RESERVED_SIZE;
 	if (!cfg->dyn_size)
 		cfg->dyn_size = DEFAULT_DYN_SIZE;

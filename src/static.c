@@ -12,13 +12,18 @@
  * Placement follows the kernel: the main program's section becomes the
  * first chunk's static area (its size is asked for before the layout is
  * built, so it is part of every unit), a library's section is one block
- * of the reserved chunk.  Registration before initialisation only records
- * the module (pcpu_init(&cfg) must still be able to configure); the
- * allocator places everything recorded at the end of initialisation, and
- * later registrations (dlopen) at once.  A module whose block does not fit
- * gets a bias that makes its handles point into a never-mapped range, and
- * one line on stderr.  dlclose runs the module's destructor, which gives the
- * block back.
+ * of the reserved chunk.  A block the reserved area has no room for goes to
+ * a dynamic chunk instead, through the blocking allocation path (a handle
+ * is template + bias, and nothing ties it to the first chunk): neither a
+ * library larger than the reserved area nor a program that filled it with
+ * PCPU_RESERVED allocations leaves a library without its variables.
+ * Registration before initialisation only records the module
+ * (pcpu_init(&cfg) must still be able to configure); the allocator places
+ * everything recorded at the end of initialisation, and later registrations
+ * (dlopen) at once.  Only a module that fits no chunk at all (larger than a
+ * unit, aligned above a page, or no memory left) gets a bias that makes its
+ * handles point into a never-mapped range, and one line on stderr.  dlclose
+ * runs the module's destructor, which gives the block back.
  *
  * A library's block starts `align` bytes before its first variable, so no
  * PCPU_VAR handle is the start of a live allocation: pcpu_free and
@@ -41,6 +46,7 @@
 #include "diag.h"
 #include "memcheck.h"
 #include "os.h"
+#include "pool_chunk.h"
 #include "pool_init.h"
 
 enum rec_state { REC_PENDING, REC_ATTACHING, REC_PLACED, REC_FAILED };
@@ -53,7 +59,8 @@ struct module_rec {
 	size_t align;               /* largest alignment of its variables, >= 4 */
 	bool is_main;               /* the main program's section */
 	enum rec_state state;
-	int bit_off, bits;          /* block in the reserved chunk; bits 0: none */
+	struct pcpu_chunk *chunk;   /* the block's chunk: reserved, or dynamic */
+	int bit_off, bits;          /* block in that chunk; bits 0: none */
 	void *fault_map;            /* PROT_NONE range a failed module points into */
 	size_t fault_size;
 	struct module_rec *next;
@@ -124,19 +131,28 @@ PCPU_PUBLIC int pcpu_module_register(struct pcpu_module *mod, char *start, char 
 
 /* ---- placement ----------------------------------------------------------- */
 
+/* The block for rec: one alignment unit of lead (so no handle is the start
+ * of an allocation), then the templates; bytes and bits of it. */
+static size_t block_bytes(const struct module_rec *rec, int *bits)
+{
+	size_t bytes = PCPU_ALIGN_UP(rec->align + rec->size, (size_t)PCPU_MIN_ALLOC_BYTES);
+
+	*bits = (int)(bytes / PCPU_MIN_ALLOC_BYTES);
+	return bytes;
+}
+
 /* Take a block for rec in the reserved chunk; its first variable's handle in
  * *handle.  false if it does not fit (*free_bytes: the room there was). */
 static bool place_reserved(struct module_rec *rec, uintptr_t *handle, int *free_bytes)
 {
 	struct pcpu_chunk *rc = pcpu_pool.reserved_chunk;
-	size_t lead = rec->align, bytes;
+	size_t bytes;
 	int bits, off = -1;
 
 	*free_bytes = 0;
 	if (!rc || rec->align > pcpu_pool.page_size || rec->size > pcpu_pool.unit_size)
 		return false;
-	bytes = PCPU_ALIGN_UP(lead + rec->size, (size_t)PCPU_MIN_ALLOC_BYTES);
-	bits = (int)(bytes / PCPU_MIN_ALLOC_BYTES);
+	bytes = block_bytes(rec, &bits);
 
 	pcpu_lock(&pcpu_pool.lock);
 	if (pool_find_reserved(bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), &off)) {
@@ -149,9 +165,39 @@ static bool place_reserved(struct module_rec *rec, uintptr_t *handle, int *free_
 	pcpu_unlock(&pcpu_pool.lock);
 	if (off < 0)
 		return false;
+	rec->chunk = rc;
 	rec->bit_off = off;
 	rec->bits = bits;
-	*handle = (uintptr_t)pool_chunk_handle(rc, off * PCPU_MIN_ALLOC_BYTES) + lead;
+	*handle = (uintptr_t)pool_chunk_handle(rc, off * PCPU_MIN_ALLOC_BYTES) + rec->align;
+	return true;
+}
+
+/* The same in a dynamic chunk, created and populated if need be: the
+ * fallback when the reserved area is full or too small.  false (with *why)
+ * if no chunk can hold it. */
+static bool place_dynamic(struct module_rec *rec, uintptr_t *handle, const char **why)
+{
+	struct pcpu_chunk *ch;
+	size_t bytes;
+	int bits, off = -1;
+
+	if (rec->align > pcpu_pool.page_size) {
+		*why = "aligned above a page";
+		return false;
+	}
+	if (rec->align + rec->size > pcpu_pool.unit_size) {
+		*why = "larger than a unit";
+		return false;
+	}
+	bytes = block_bytes(rec, &bits);
+	ch = pool_alloc_blocking(bytes, bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), false, &off,
+				 why);
+	if (!ch)
+		return false;
+	rec->chunk = ch;
+	rec->bit_off = off;
+	rec->bits = bits;
+	*handle = (uintptr_t)pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES) + rec->align;
 	return true;
 }
 
@@ -175,8 +221,9 @@ static uintptr_t fault_handle(size_t size, void **map, size_t *map_size)
 	return (uintptr_t)pcpu_pool.mapping - pcpu_pool.guard_size;
 }
 
-/* The documented load-time error: one line naming the module and sizes. */
-static void report_failure(const struct module_rec *rec, int free_bytes)
+/* The documented load-time error: one line naming the module, the sizes
+ * and why no chunk could take it. */
+static void report_failure(const struct module_rec *rec, int free_bytes, const char *why)
 {
 	const char *name = os_module_name(rec->start);
 
@@ -184,9 +231,10 @@ static void report_failure(const struct module_rec *rec, int free_bytes)
 		name = rec->is_main ? "the main program" : "a shared library";
 	fprintf(stderr,
 		"libpercpu: %s: no room for its static per-CPU variables (%zu bytes, aligned to "
-		"%zu) in the reserved area (%zu bytes, %d free); raise pcpu_config.reserved_size; "
+		"%zu): reserved area %zu bytes (%d free), unit %zu bytes, dynamic chunk: %s; "
 		"using them will fault\n",
-		name, rec->size, rec->align, pcpu_pool.layout->reserved_size, free_bytes);
+		name, rec->size, rec->align, pcpu_pool.layout->reserved_size, free_bytes,
+		pcpu_pool.unit_size, why);
 }
 
 /*
@@ -216,6 +264,7 @@ static void place(struct pcpu_module *mod)
 	struct module_rec *rec;
 	uintptr_t handle = 0;
 	int free_bytes = 0;
+	const char *why = "";
 	bool in_static, ok;
 
 	pcpu_lock(&mod_mutex);
@@ -234,13 +283,13 @@ static void place(struct pcpu_module *mod)
 		handle = (uintptr_t)pool_chunk_handle(pcpu_pool.first_chunk, 0);
 		ok = true;
 	} else {
-		ok = place_reserved(rec, &handle, &free_bytes);
+		ok = place_reserved(rec, &handle, &free_bytes) || place_dynamic(rec, &handle, &why);
 	}
 	if (ok) {
 		for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
 			memcpy(pcpu_ptr((void *)handle, cpu), rec->start, rec->size);
 	} else {
-		report_failure(rec, free_bytes);
+		report_failure(rec, free_bytes, why);
 		handle = fault_handle(rec->size, &rec->fault_map, &rec->fault_size);
 	}
 
@@ -316,12 +365,20 @@ PCPU_PUBLIC void pcpu_module_unregister(struct pcpu_module *mod)
 	pcpu_unlock(&mod_mutex);
 
 	if (rec->bits) {
+		struct pcpu_list *free_list = &pcpu_pool.slots[pcpu_pool.free_slot];
+		bool wake;
+
 		pcpu_lock(&pcpu_pool.lock);
-		memcheck_free(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
-		pool_free_area(pcpu_pool.reserved_chunk, rec->bit_off, rec->bits);
+		memcheck_free(rec->chunk, rec->bit_off, rec->bits);
+		pool_free_area(rec->chunk, rec->bit_off, rec->bits);
 		pool_account_free();
 		pcpu_pool.nr_static_blocks--;
+		/* A dynamic chunk left fully free beside another: the balancer
+		 * may destroy one, as after pcpu_free. */
+		wake = rec->chunk->slot == pcpu_pool.free_slot && free_list->head->next;
 		pcpu_unlock(&pcpu_pool.lock);
+		if (wake)
+			pool_kick_balance(POOL_BALANCE_FREE);
 	}
 	if (rec->fault_map)
 		(void)os_unreserve(rec->fault_map, rec->fault_size);

@@ -1,7 +1,9 @@
 /*
  * static_lib_a2.c - second translation unit of the start-up test library:
  * defines one more variable and uses static_lib_a.c's through PCPU_DECLARE
- * (the module registers once however many units define variables).
+ * (the module registers once however many units define variables), and
+ * exports one (PCPU_DEFINE_EXPORTED) to the program and to
+ * static_lib_user.c.
  */
 #include <percpu.h>
 
@@ -18,4 +20,12 @@ long __percpu *liba_counter_handle2(void)
 liba_line_t __percpu *liba_aligned_handle(void)
 {
 	return PCPU_VAR(liba_aligned);
+}
+
+PCPU_DEFINE_EXPORTED(long, liba_exported) = LIBA_EXPORTED_INIT;
+
+/* The handle as the defining module sees it, without the accessor. */
+long __percpu *liba_exported_own_handle(void)
+{
+	return PCPU_VAR(liba_exported);
 }

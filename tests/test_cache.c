@@ -26,6 +26,7 @@
 #include "check.h"
 #include "kit.h"
 #include "percpu.h"
+#include "pool_init.h"
 
 #define MAX_OBJS 4096
 
@@ -167,11 +168,16 @@ static int child_random(long arg)
 	st = kit_stats();
 	CHECK(st.nr_cached == 0 && st.cached_bytes == 0, "pcpu_balance empties the caches (%llu left)",
 	      (unsigned long long)st.nr_cached);
-	CHECK(st.nr_populated_pages - kit_stats().nr_populated_pages == 0 &&
-	      st.nr_populated_pages * st.page_size <= st.dyn_size + st.reserved_size + st.static_size +
-	      st.unit_size + st.page_size,
-	      "populated pages after free-all and balance: %llu (one chunk: %zu)",
-	      (unsigned long long)st.nr_populated_pages, st.unit_size / st.page_size);
+	long dyn_pages = 0;
+
+	pcpu_lock(&pcpu_pool.lock);
+	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
+		if (pcpu_pool.chunk_table[i])
+			dyn_pages += pcpu_pool.chunk_table[i]->map->nr_populated;
+	pcpu_unlock(&pcpu_pool.lock);
+	CHECK(dyn_pages <= pcpu_pool.unit_pages,
+	      "populated pages outside the first chunk after free-all and balance: %ld (one chunk: %d)",
+	      dyn_pages, pcpu_pool.unit_pages);
 	CHECK(pcpu_verify() == 0, "verify");
 	return 0;
 }

@@ -15,8 +15,21 @@
  *   dlopen    values, updates, dlclose returns the reserved space (fill
  *             test), reload reuses it, 100 load/unload rounds
  *   early     libraries loaded (and one unloaded) before initialisation
- *   big       a library too large for the reserved area: one stderr line
- *             naming it, its copies fault; with a larger area it fits
+ *   big       a library too large for the reserved area goes to a dynamic
+ *             chunk: no stderr line, initial values, no reserved room
+ *             taken, dlclose gives it back; with a larger area it goes
+ *             to the reserved area
+ *   unitbig   a library larger than a unit: one stderr line naming it and
+ *             the sizes, its copies fault
+ *   starve    the program fills the reserved area with PCPU_RESERVED
+ *             allocations; a library loaded then still gets its variables
+ *   envres    PCPU_RESERVED_SIZE=0 (no reserved area: the start-up
+ *             library's variables go to a dynamic chunk at initialisation)
+ *             and PCPU_RESERVED_SIZE=64k
+ *   exported  a variable of library A exported with PCPU_DEFINE_EXPORTED,
+ *             used through PCPU_EXTERN_VAR by the program (first use
+ *             initialises) and by a dlopen'd library linked against A
+ *             (static_lib_user.c): one handle, sums exact
  *   free      pcpu_free / pcpu_alloc_size of static handles abort
  *   threads   this_cpu_inc on program and library variables sums exactly
  *   late      a copy whose allocator a preloaded library (static_lib_init.c)
@@ -325,36 +338,207 @@ static int touch_big(long arg)
 	return 0;
 }
 
+/* dlopen the big library: its handle, and the library in *h. */
+static char (*big_open(void **h))[16384]
+{
+	char (*(*handle)(void))[16384];
+
+	*h = dlopen(LIB_BIG, RTLD_NOW);
+	REQUIRE(*h, "dlopen %s still succeeds: %s", LIB_BIG, dlerror());
+	*(void **)&handle = xdlsym(*h, "big_handle");
+	return handle();
+}
+
+/* Every copy of the big variable holds its initial value; then each is
+ * written, and read back. */
+static bool big_intact(char (*bh)[16384], unsigned nr)
+{
+	for (unsigned cpu = 0; cpu < nr; cpu++) {
+		char *p = *per_cpu_ptr(bh, cpu);
+
+		if (strcmp(p, "big") || p[16383] || !pcpu_is_percpu_addr(p) ||
+		    !pcpu_is_percpu_addr(p + 16383))
+			return false;
+		p[16383] = (char)cpu;
+	}
+	for (unsigned cpu = 0; cpu < nr; cpu++)
+		if ((*per_cpu_ptr(bh, cpu))[16383] != (char)cpu)
+			return false;
+	return true;
+}
+
+/* A 16 KiB library with an 8 KiB (reserved == 0: default) or a larger
+ * reserved area. */
 static int child_big(long reserved)
 {
 	struct pcpu_config cfg = { .nr_cpus = 2, .reserved_size = (size_t)reserved };
+	size_t room_before, room_loaded;
 	uint64_t base;
 	void *h;
-	char (*(*handle)(void))[16384];
 	char (*bh)[16384];
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
 	base = kit_cur_alloc();
-	h = dlopen(LIB_BIG, RTLD_NOW);
-	REQUIRE(h, "dlopen %s still succeeds: %s", LIB_BIG, dlerror());
-	*(void **)&handle = xdlsym(h, "big_handle");
-	bh = handle();
-	if (!reserved) {
-		CHECK(kit_cur_alloc() == base, "nothing allocated for it");
-		for (unsigned cpu = 0; cpu < 2; cpu++)
-			CHECK(!pcpu_is_percpu_addr(per_cpu_ptr(bh, cpu)), "its copies are not in a unit");
-		g_big = bh;
-		KIT_EXPECT(kit_fork(touch_big, 0, 0, 0), KIT_EXIT(SEGV_EXIT), "use faults");
-	} else {
-		CHECK(kit_cur_alloc() == base + 1, "placed");
-		for (unsigned cpu = 0; cpu < 2; cpu++) {
-			const char *p = *per_cpu_ptr(bh, cpu);
-
-			CHECK(!strcmp(p, "big") && !p[16383], "initial value on CPU %u", cpu);
-		}
-	}
+	room_before = reserved_room();
+	bh = big_open(&h);
+	room_loaded = reserved_room();
+	CHECK(kit_cur_alloc() == base + 1, "placed: %" PRIu64 " live, %" PRIu64 " before",
+	      kit_cur_alloc(), base);
+	CHECK(big_intact(bh, 2), "initial values on every CPU, copies usable");
+	if (!reserved)
+		CHECK(room_loaded == room_before, "a dynamic chunk: the reserved area untouched (%zu, %zu)",
+		      room_loaded, room_before);
+	else
+		CHECK(room_loaded + 16384 <= room_before, "the reserved area: %zu bytes free, %zu before",
+		      room_loaded, room_before);
+	CHECK(pcpu_verify() == 0, "verify");
 	REQUIRE(dlclose(h) == 0, "dlclose");
 	CHECK(kit_cur_alloc() == base, "back to %" PRIu64, base);
+	CHECK(reserved_room() == room_before, "reserved room as before");
+	/* Loaded again: placed again, values from the template. */
+	bh = big_open(&h);
+	CHECK(big_intact(bh, 2), "reloaded: initial values");
+	REQUIRE(dlclose(h) == 0, "dlclose");
+	CHECK(kit_cur_alloc() == base, "back to %" PRIu64, base);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* Units too small for the 16 KiB library: the one failure left. */
+static int child_unitbig(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 2, .reserved_size = 4096, .dyn_size = 4096,
+				   .min_unit_size = 4096 };
+	struct pcpu_stats st;
+	uint64_t base;
+	void *h;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	st = kit_stats();
+	REQUIRE(st.unit_size < 16384 + 64, "unit %zu bytes: too small for the test", st.unit_size);
+	base = kit_cur_alloc();
+	g_big = big_open(&h);
+	CHECK(kit_cur_alloc() == base, "nothing allocated for it");
+	for (unsigned cpu = 0; cpu < 2; cpu++)
+		CHECK(!pcpu_is_percpu_addr(per_cpu_ptr(g_big, cpu)), "its copies are not in a unit");
+	KIT_EXPECT(kit_fork(touch_big, 0, 0, 0), KIT_EXIT(SEGV_EXIT), "use faults");
+	REQUIRE(dlclose(h) == 0, "dlclose");
+	CHECK(kit_cur_alloc() == base, "back to %" PRIu64, base);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* The program takes the whole reserved area; a library loaded afterwards
+ * still gets its variables (a dynamic chunk). */
+static int child_starve(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 3 };
+	static void *res[1 << 12];
+	size_t n = 0;
+	struct libb b;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	while (n < sizeof(res) / sizeof(res[0]) &&
+	       (res[n] = pcpu_alloc_flags(4, 4, PCPU_RESERVED | PCPU_NOWARN)))
+		n++;
+	REQUIRE(n > 0 && n < sizeof(res) / sizeof(res[0]), "%zu reserved allocations", n);
+	CHECK(errno == ENOMEM, "the reserved area is full: ENOMEM");
+	b = libb_open();
+	CHECK(libb_initial(&b), "library B's initial values on every CPU");
+	for (unsigned cpu = 0; cpu < 3; cpu++) {
+		CHECK(pcpu_is_percpu_addr(per_cpu_ptr(b.counter(), cpu)), "library B var in a unit");
+		*per_cpu_ptr(b.counter(), cpu) = (int)cpu + 40;
+	}
+	for (size_t i = 0; i < n; i++)
+		CHECK(*per_cpu_ptr((int *)res[i], 2) == 0, "reserved allocation %zu untouched", i);
+	for (unsigned cpu = 0; cpu < 3; cpu++)
+		CHECK(*per_cpu_ptr(b.counter(), cpu) == (int)cpu + 40, "independent copies");
+	CHECK(pcpu_alloc_flags(4, 4, PCPU_RESERVED | PCPU_NOWARN) == NULL, "still full");
+	for (size_t i = 0; i < n; i++)
+		pcpu_free(res[i]);
+	CHECK(pcpu_verify() == 0, "verify");
+	REQUIRE(dlclose(b.h) == 0, "dlclose");
+	CHECK(kit_cur_alloc() == 1, "only library A's block is left: %" PRIu64, kit_cur_alloc());
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+/* PCPU_RESERVED_SIZE: arg 0 sets "0", else "64k". */
+static int child_envres(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 2 };
+	struct pcpu_stats st;
+	void *h;
+	char (*bh)[16384];
+
+	setenv("PCPU_RESERVED_SIZE", arg ? "64k" : "0", 1);
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	st = kit_stats();
+	CHECK(st.reserved_size == (arg ? 65536u : 0u), "reserved_size %zu", st.reserved_size);
+	CHECK(st.nr_cur_alloc == 1, "library A placed at initialisation: %" PRIu64, st.nr_cur_alloc);
+	for (unsigned cpu = 0; cpu < 2; cpu++)
+		CHECK(initial_on(cpu), "program and library A's initial values on CPU %u", cpu);
+	errno = 0;
+	if (!arg)
+		CHECK(!pcpu_alloc_flags(4, 4, PCPU_RESERVED | PCPU_NOWARN) && errno == ENOMEM,
+		      "no reserved area: PCPU_RESERVED fails with ENOMEM");
+	bh = big_open(&h);
+	CHECK(big_intact(bh, 2), "the big library placed");
+	CHECK(arg ? reserved_room() + 16384 <= 65536 : reserved_room() == 0, "room left %zu",
+	      reserved_room());
+	REQUIRE(dlclose(h) == 0, "dlclose");
+	CHECK(kit_cur_alloc() == 1, "back to library A's block");
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
+#define X_THREADS 4
+#define X_INCS 100000
+
+static void (*g_user_inc)(long);
+
+static void *exported_thread(void *arg)
+{
+	for (int i = 0; i < X_INCS; i++)
+		this_cpu_inc(PCPU_EXTERN_VAR(liba_exported));
+	if (arg)
+		g_user_inc(X_INCS);
+	return NULL;
+}
+
+static int child_exported(long arg)
+{
+	long __percpu *(*user_handle)(void);
+	long __percpu *h;
+	pthread_t t[X_THREADS];
+	void *user;
+	long n;
+
+	(void)arg;
+	/* The first use initialises, through the defining library. */
+	CHECK(this_cpu_read(PCPU_EXTERN_VAR(liba_exported)) == LIBA_EXPORTED_INIT, "first use");
+	h = PCPU_EXTERN_VAR(liba_exported);
+	n = (long)pcpu_nr_cpus();
+	CHECK(h == liba_exported_own_handle(), "the accessor gives the library's own handle");
+	CHECK(pcpu_sum(h) == LIBA_EXPORTED_INIT * n, "initial value on every CPU: %ld", pcpu_sum(h));
+	user = dlopen(LIB_USER, RTLD_NOW);
+	REQUIRE(user, "dlopen %s: %s", LIB_USER, dlerror());
+	*(void **)&user_handle = xdlsym(user, "user_exported_handle");
+	*(void **)&g_user_inc = xdlsym(user, "user_inc");
+	CHECK(user_handle() == h, "another library sees the same handle");
+	for (int i = 0; i < X_THREADS; i++)      /* the program alone */
+		REQUIRE(pthread_create(&t[i], NULL, exported_thread, NULL) == 0, "pthread_create");
+	kit_join_threads(t, X_THREADS, NULL);
+	CHECK(pcpu_sum(h) == LIBA_EXPORTED_INIT * n + (long)X_THREADS * X_INCS, "sum %ld", pcpu_sum(h));
+	/* Program and library incrementing at once (arg 1: both). */
+	for (int i = 0; i < X_THREADS; i++)
+		REQUIRE(pthread_create(&t[i], NULL, exported_thread, (void *)1) == 0, "pthread_create");
+	kit_join_threads(t, X_THREADS, NULL);
+	CHECK(pcpu_sum(h) == LIBA_EXPORTED_INIT * n + 3L * X_THREADS * X_INCS, "sum %ld", pcpu_sum(h));
+	REQUIRE(dlclose(user) == 0, "dlclose");
+	CHECK(PCPU_EXTERN_VAR(liba_exported) == h, "unchanged while library A is loaded");
 	CHECK(pcpu_verify() == 0, "verify");
 	return 0;
 }
@@ -460,11 +644,19 @@ int main(int argc, char **argv)
 	CHECK(!strstr(err, "no room"), "a library unloaded before initialisation is not placed");
 
 	err = run("big", child_big, 0, 0);
-	CHECK(count_lines(err, "libpercpu:") == 1 && strstr(err, "static_lib_big") &&
-	      strstr(err, "16384 bytes") && strstr(err, "reserved area (8192 bytes"),
-	      "one line naming the library and the sizes:\n%s", err);
+	CHECK(!strstr(err, "libpercpu:"), "no error when a dynamic chunk takes it:\n%s", err);
 	err = run("bigfits", child_big, 64 << 10, 0);
-	CHECK(!strstr(err, "no room"), "no error when it fits");
+	CHECK(!strstr(err, "libpercpu:"), "no error when the reserved area takes it:\n%s", err);
+	err = run("unitbig", child_unitbig, 0, 0);
+	CHECK(count_lines(err, "libpercpu:") == 1 && strstr(err, "static_lib_big") &&
+	      strstr(err, "16384 bytes") && strstr(err, "reserved area 4096 bytes") &&
+	      strstr(err, "larger than a unit"),
+	      "one line naming the library, the sizes and the reason:\n%s", err);
+	err = run("starve", child_starve, 0, 0);
+	CHECK(!strstr(err, "no room"), "no error when the program filled the reserved area:\n%s", err);
+	run("envres0", child_envres, 0, 0);
+	run("envres64", child_envres, 1, 0);
+	run("exported", child_exported, 0, 0);
 
 	err = run("freemain", child_free_main, 0, SIGABRT);
 	CHECK(strstr(err, "invalid pointer") && strstr(err, "static per-CPU variable"),
