@@ -142,7 +142,10 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
 
-	pcpu_lock(&pcpu_pool.lock);
+	if (flags & PCPU_ATOMIC)
+		pool_lock_atomic();
+	else
+		pcpu_lock(&pcpu_pool.lock);
 	if (flags & PCPU_RESERVED) {
 		ch = pool_find_reserved(bits, align_bits, &off);
 		if (!ch)

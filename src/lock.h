@@ -55,6 +55,40 @@ static inline bool pcpu_trylock(struct pcpu_lock *l)
 	return true;
 }
 
+/* One step of a spin-wait: a pause hint to the CPU, no system call. */
+static inline void pcpu_cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+	__asm__ __volatile__("pause" ::: "memory");
+#elif defined(__aarch64__)
+	__asm__ __volatile__("yield" ::: "memory");
+#else
+	__asm__ __volatile__("" ::: "memory");
+#endif
+}
+
+/*
+ * Take l by spinning on trylock, pausing between attempts (1, 2, 4 ... 32
+ * pauses), for at most about max_pauses pauses.  Makes no system call;
+ * false if l stayed taken.
+ */
+static inline bool pcpu_lock_spin(struct pcpu_lock *l, unsigned max_pauses)
+{
+	unsigned pauses = 0, burst = 1;
+
+	for (;;) {
+		if (pcpu_trylock(l))
+			return true;
+		if (pauses >= max_pauses)
+			return false;
+		for (unsigned i = 0; i < burst; i++)
+			pcpu_cpu_relax();
+		pauses += burst;
+		if (burst < 32)
+			burst *= 2;
+	}
+}
+
 static inline void pcpu_unlock(struct pcpu_lock *l)
 {
 	pcpu_lock_note(l, false);

@@ -245,6 +245,25 @@ static inline void pool_want_balance(unsigned why)
 /* Ask and wake the balancer (clients' kick): blocking contexts only. */
 void pool_kick_balance(unsigned why);
 
+/* ---- the metadata lock on the atomic path --------------------------------- */
+
+/* Pauses an atomic allocation spins for `lock` before it blocks: about 60
+ * microseconds at 30 ns a pause, far longer than `lock` is ever held by a
+ * running thread on the allocation and free paths. */
+#define POOL_ATOMIC_SPIN_PAUSES 2048
+
+/*
+ * Take `lock` for a PCPU_ATOMIC allocation: spin on trylock with a pause
+ * between attempts, with no system call; only when the spin budget runs
+ * out (the holder was preempted, or runs a long walk such as
+ * pcpu_stats_print or pcpu_verify) block like everyone else.
+ */
+static inline void pool_lock_atomic(void)
+{
+	if (!pcpu_lock_spin(&pcpu_pool.lock, POOL_ATOMIC_SPIN_PAUSES))
+		pcpu_lock(&pcpu_pool.lock);
+}
+
 /* POOL_DEBUG_* bits of pcpu_pool.debug, set at initialisation. */
 #define POOL_DEBUG_VERIFY   0x1u   /* PCPU_VERIFY: pool_verify after every operation */
 #define POOL_DEBUG_VALGRIND 0x2u   /* running under Valgrind's memcheck: annotate */
