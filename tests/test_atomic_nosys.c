@@ -17,7 +17,11 @@
  * the main thread checks every result, the counters, the invariants, and
  * that the deferred warning and the balance request were not lost: in the
  * PCPU_CFG_NO_BALANCER case pcpu_balance() prints the warning and refills;
- * in the default case the balancer thread hears the flags alone.
+ * in the default case the balancer thread hears the flags alone.  A last
+ * window runs while a blocking caller holds the metadata lock's mutex
+ * (lock.h: between taking it and taking the lock's word) and another
+ * sleeps on it: atomic allocations take the word alone, so they neither
+ * wait for the mutex nor wake its sleeper.
  *
  * `test_atomic_nosys --contend N` (not run by CTest: it measures) repeats
  * N windows of atomic allocations while another thread keeps taking the
@@ -28,6 +32,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <linux/audit.h>
+#include <sched.h>
 #include <linux/filter.h>
 #include <linux/seccomp.h>
 #include <signal.h>
@@ -162,10 +167,27 @@ static void window_allocs(struct window *w)
 	}
 }
 
+/* Pin the calling thread to the n-th CPU it may run on (contend mode: the
+ * two threads on two CPUs, so that they really run at the same time). */
+static void pin_to(int n)
+{
+	cpu_set_t all, one;
+
+	if (sched_getaffinity(0, sizeof(all), &all) || CPU_COUNT(&all) < 2)
+		return;
+	CPU_ZERO(&one);
+	for (int c = 0, k = 0; c < CPU_SETSIZE; c++)
+		if (CPU_ISSET(c, &all) && k++ == n)
+			CPU_SET(c, &one);
+	sched_setaffinity(0, sizeof(one), &one);
+}
+
 static void *window_thread(void *arg)
 {
 	struct window *w = arg;
 
+	if (w->contend_mode)
+		pin_to(0);
 	if (install_filter()) {
 		w->filter_err = errno;
 		return NULL;
@@ -268,6 +290,63 @@ static int child_window(long arg)
 	return 0;
 }
 
+/* ---- callers that may block, queued on the metadata lock ------------------------- */
+
+static int sleeper_tid;
+static void *sleeper_obj;
+
+static void *sleeper(void *arg)
+{
+	(void)arg;
+	__atomic_store_n(&sleeper_tid, (int)gettid(), __ATOMIC_RELEASE);
+	sleeper_obj = pcpu_alloc(16, 4);          /* queues on the lock's mutex */
+	return NULL;
+}
+
+/* Thread tid of this process is asleep (state S in its stat line). */
+static bool asleep(int tid)
+{
+	char path[64], *text, *p;
+	bool s;
+
+	snprintf(path, sizeof(path), "/proc/self/task/%d/stat", tid);
+	text = kit_read_file(path);
+	p = text ? strrchr(text, ')') : NULL;
+	s = p && p[1] == ' ' && p[2] == 'S';
+	free(text);
+	return s;
+}
+
+/*
+ * The window while a blocking caller holds the lock's mutex (between
+ * taking it and taking the word) and another sleeps on it: the atomic
+ * allocations must neither wait for the mutex nor wake its sleeper.
+ */
+static int child_queued(long arg)
+{
+	struct pcpu_config cfg = { .nr_cpus = 4, .flags = PCPU_CFG_NO_BALANCER, .dyn_size = 64 << 10 };
+	static struct window w = { .warn = PCPU_NOWARN, .contend_mode = true };
+	pthread_t t;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
+	pcpu_lock(&pcpu_pool.lock);
+	kit_start_threads(&t, 1, sleeper, NULL, 0);
+	while (!__atomic_load_n(&sleeper_tid, __ATOMIC_ACQUIRE) || !asleep(sleeper_tid))
+		usleep(1000);
+	pcpu_lock_note(&pcpu_pool.lock, false);                /* keep the mutex, let the word go */
+	__atomic_store_n(&pcpu_pool.lock.spin, 0, __ATOMIC_RELEASE);
+	run_window(&w);
+	pcpu_spin_take(&pcpu_pool.lock.spin);
+	pcpu_lock_note(&pcpu_pool.lock, true);
+	pcpu_unlock(&pcpu_pool.lock);
+	kit_join_threads(&t, 1, NULL);
+	CHECK(fresh(w.contend, NCONTEND, 4), "atomic allocations beside the queued callers");
+	CHECK(sleeper_obj && kit_zeroed(sleeper_obj, 16, 4), "the queued allocation");
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
 /* ---- contend mode (a measurement) ------------------------------------------------ */
 
 static volatile bool contend_stop;
@@ -277,6 +356,7 @@ static void *lock_taker(void *arg)
 {
 	void *h = arg;
 
+	pin_to(1);
 	while (!__atomic_load_n(&contend_stop, __ATOMIC_RELAXED))
 		if (pcpu_alloc_size(h) != 16)
 			abort();
@@ -364,5 +444,13 @@ int main(int argc, char **argv)
 		CHECK(!(arg & 1) || !strstr(c->err, "libpercpu"), "%s: stderr \"%s\"", name[arg], c->err);
 		printf("%s: %s\n", name[arg], kit_status(c));
 	}
+	*trap_nr = -1;
+	struct kit_child *c = kit_fork(child_queued, 0, 0, 120);
+
+	if (kit_exited(c, TRAPPED))
+		fprintf(stderr, "queued callers: the window made system call %d (%s)\n", *trap_nr,
+			sys_name(*trap_nr));
+	KIT_EXPECT(c, KIT_EXIT(0), "one caller holding the lock's mutex, one asleep on it");
+	printf("queued callers: %s\n", kit_status(c));
 	TEST_DONE();
 }
