@@ -72,13 +72,13 @@ static void *alloc_failed(size_t size, size_t align, unsigned flags, const char 
 	bool atomic = flags & PCPU_ATOMIC;
 
 	pcpu_pool.stats.nr_alloc_fail++;
-	if (atomic)
-		pcpu_pool.stats.nr_atomic_fail++;
-	pcpu_unlock(&pcpu_pool.lock);
 	if (atomic) {
+		pcpu_pool.stats.nr_atomic_fail++;
+		pool_unlock_atomic();
 		pool_want_balance(POOL_BALANCE_ATOMIC);
 		pcpu_warn_defer(PCPU_WARN_ATOMIC, flags);
 	} else {
+		pcpu_unlock(&pcpu_pool.lock);
 		pcpu_warn(PCPU_WARN_NOMEM, flags, "pcpu_alloc(size %zu, align %zu, flags %#x) failed: %s",
 			  size, align, flags, err);
 	}
@@ -141,7 +141,10 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
 	}
 
-	pcpu_lock(&pcpu_pool.lock);
+	if (flags & PCPU_ATOMIC)
+		pool_lock_atomic();
+	else
+		pcpu_lock(&pcpu_pool.lock);
 	if (flags & PCPU_RESERVED) {
 		ch = pool_find_reserved(bits, align_bits, &off);
 		if (!ch)
@@ -155,7 +158,10 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		memcheck_alloc(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
-		pcpu_unlock(&pcpu_pool.lock);
+		if (flags & PCPU_ATOMIC)
+			pool_unlock_atomic();
+		else
+			pcpu_unlock(&pcpu_pool.lock);
 	} else if (flags & PCPU_ATOMIC) {
 		return alloc_failed(size, align, flags, "no populated space for an atomic allocation");
 	} else {

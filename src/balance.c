@@ -14,8 +14,9 @@
  * that may block wake it (the pool calls balance_kick); the atomic path
  * only sets a flag, so the thread also looks at the flags on a timer: a
  * short one while work may be pending, a long one when all is quiet.  It
- * is started at initialisation (a failed start is retried by later
- * wake-ups), never from an atomic allocation.
+ * is started at initialisation, never from an atomic allocation.  If
+ * pthread_create fails, later wake-ups retry it after 1, 2, 4 ... 64
+ * seconds, and until it runs each wake-up runs the pass in the caller.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -220,6 +221,8 @@ static void balance_pass(bool all)
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	balance_free(false);
 	reclaim_populated();
+	/* Reclaim may have put a fully free chunk back beside the one kept. */
+	balance_free(false);
 	balance_populated(why & POOL_BALANCE_ATOMIC);
 	balance_free(true);
 	pcpu_lock(&pcpu_pool.lock);
@@ -358,11 +361,15 @@ static void start_balancer(void)
 
 /*
  * The pool wants a pass (pool_kick_balance, blocking contexts only).
- * Starts the thread on first need (unless PCPU_CFG_NO_BALANCER); without a
- * thread the request waits for the next pcpu_balance().
+ * Starts the thread if it is not running (unless PCPU_CFG_NO_BALANCER, when
+ * the request waits for the next pcpu_balance()).  While the thread cannot
+ * be started (pthread_create failed and the back-off has not expired), the
+ * pass runs here, in the caller.
  */
 static void balance_kick(void)
 {
+	bool run_here;
+
 	if (pcpu_pool.cfg.flags & PCPU_CFG_NO_BALANCER)
 		return;
 	if (!CHILD_STARTS_THREAD && forked_child) {
@@ -370,15 +377,23 @@ static void balance_kick(void)
 		return;
 	}
 	/* A pass is already due: nothing to add (a wake is a hint; a pass
-	 * that started just before this point is followed by the next wake). */
+	 * that started just before this point is followed by the next wake).
+	 * Only a running thread clears the flag, so it is set only then. */
 	if (__atomic_load_n(&wake_pending, __ATOMIC_RELAXED))
 		return;
 	pcpu_lock(&wake_mutex);
-	__atomic_store_n(&wake_pending, true, __ATOMIC_RELAXED);
 	if (!thread_running && !stopping)
 		start_balancer();
-	pthread_cond_signal(&wake_cond);
+	run_here = !thread_running && !stopping;
+	if (thread_running) {
+		__atomic_store_n(&wake_pending, true, __ATOMIC_RELAXED);
+		pthread_cond_signal(&wake_cond);
+	}
 	pcpu_unlock(&wake_mutex);
+	if (run_here) {
+		pcpu_warn_flush();
+		balance_pass(false);
+	}
 }
 
 /* fork: wake_mutex is held across it (after the pool's locks). */

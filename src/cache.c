@@ -69,15 +69,6 @@ static struct pcpu_cache *caches;      /* [nr_caches] */
 static unsigned int nr_caches;
 static size_t cache_limit;             /* bytes per cache */
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-	__builtin_ia32_pause();
-#elif defined(__aarch64__)
-	__asm__ __volatile__("yield" ::: "memory");
-#endif
-}
-
 static inline bool cache_trylock(struct pcpu_cache *c)
 {
 	return !__atomic_exchange_n(&c->locked, 1, __ATOMIC_ACQUIRE);
@@ -93,7 +84,7 @@ static void cache_lock(struct pcpu_cache *c)
 {
 	while (!cache_trylock(c))
 		while (__atomic_load_n(&c->locked, __ATOMIC_RELAXED))
-			cpu_relax();
+			pcpu_cpu_relax();
 }
 
 static unsigned int bin_cap(size_t size)
@@ -136,17 +127,20 @@ static void memcheck_cached(struct pcpu_chunk *ch, void *handle, int bits, bool 
 /*
  * Give objects of `bits` bits in transit (taken out of a bin, or refilled
  * and not put in one) back to their chunks, under one acquisition of the
- * pool's lock, and tell the pool of `net` allocations the cache served
- * beyond its frees.  Asks for a balance pass when a chunk
+ * pool's lock (spinning for it when atomic: no system call), and tell the
+ * pool of `net` allocations the cache served beyond its frees.  Asks for a balance pass when a chunk
  * became fully free beside another.
  */
-static void give_back(void *const *handles, unsigned int n, int bits, int64_t net)
+static void give_back(void *const *handles, unsigned int n, int bits, int64_t net, bool atomic)
 {
 	bool wake = false;
 
 	if (!n && !net)
 		return;
-	pcpu_lock(&pcpu_pool.lock);
+	if (atomic)
+		pool_lock_atomic();
+	else
+		pcpu_lock(&pcpu_pool.lock);
 	pool_note_live(net);
 	__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
 	for (unsigned int i = 0; i < n; i++) {
@@ -158,7 +152,10 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 		if (ch->slot == pcpu_pool.free_slot && pcpu_pool.slots[ch->slot].head->next)
 			wake = true;
 	}
-	pcpu_unlock(&pcpu_pool.lock);
+	if (atomic)
+		pool_unlock_atomic();
+	else
+		pcpu_unlock(&pcpu_pool.lock);
 	if (wake)
 		pool_want_balance(POOL_BALANCE_FREE);
 }
@@ -173,13 +170,16 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
  * how many.
  */
 static unsigned int refill_batch(size_t size, unsigned int want, void **out,
-				 struct pcpu_chunk **first, int64_t net)
+				 struct pcpu_chunk **first, int64_t net, bool atomic)
 {
 	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
 	unsigned int n = 0;
 
-	pcpu_lock(&pcpu_pool.lock);
+	if (atomic)
+		pool_lock_atomic();
+	else
+		pcpu_lock(&pcpu_pool.lock);
 	pool_note_live(net);
 	while (n < want) {
 		int off;
@@ -201,7 +201,10 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);
 	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 		pool_want_balance(POOL_BALANCE_LOW);
-	pcpu_unlock(&pcpu_pool.lock);
+	if (atomic)
+		pool_unlock_atomic();
+	else
+		pcpu_unlock(&pcpu_pool.lock);
 	return n;
 }
 
@@ -237,7 +240,7 @@ static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64
 		want = MAX_BATCH;
 	if (want < 1)
 		want = 1;
-	n = refill_batch(size, want, got, &first, net);
+	n = refill_batch(size, want, got, &first, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
 		return n ? got[0] : NULL;
 	kept = 0;
@@ -251,7 +254,8 @@ static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64
 		__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
 		cache_unlock(c);
 	}
-	give_back(got + 1 + kept, n - 1 - kept, (int)(size / PCPU_MIN_ALLOC_BYTES), 0);
+	give_back(got + 1 + kept, n - 1 - kept, (int)(size / PCPU_MIN_ALLOC_BYTES), 0,
+		  flags & PCPU_ATOMIC);
 	return got[0];
 }
 
@@ -340,7 +344,7 @@ static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struc
 		__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
 	}
 	cache_unlock(c);
-	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net);
+	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net, false);
 	return ret;
 }
 
@@ -410,7 +414,7 @@ static void drain_cache(struct pcpu_cache *c)
 			c->nr_drains++;
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
 		cache_unlock(c);
-		give_back(out, n, (int)cls + 1, net);
+		give_back(out, n, (int)cls + 1, net, false);
 	}
 }
 

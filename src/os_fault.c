@@ -18,6 +18,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/auxv.h>
 
 #define RAND_ONE (1ull << 53)   /* threshold meaning "always fail" */
 
@@ -194,12 +195,15 @@ static int parse_and_apply(const char *str)
 	return 0;
 }
 
+/* PCPU_FAULT, ignored under secure execution (AT_SECURE: set-user-ID or
+ * set-group-ID programs, file capabilities) like every PCPU_* variable
+ * (diag.c's pcpu_getenv, a layer above, cannot be used here). */
 static void env_init(void)
 {
 #ifdef __GLIBC__
 	const char *s = secure_getenv("PCPU_FAULT");
 #else
-	const char *s = getenv("PCPU_FAULT");
+	const char *s = getauxval(AT_SECURE) ? NULL : getenv("PCPU_FAULT");
 #endif
 	if (s)
 		atomic_store(&g_env_status, parse_and_apply(s));

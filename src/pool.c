@@ -11,7 +11,7 @@
 #include "bitops.h"
 
 struct pcpu_pool pcpu_pool = {
-	.lock = PCPU_LOCK_INITIALIZER,
+	.lock = PCPU_LOCK_SPIN_INITIALIZER,      /* PCPU_ATOMIC takes it by spinning */
 	.pop_mutex = PCPU_LOCK_INITIALIZER,
 };
 

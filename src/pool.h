@@ -33,7 +33,8 @@
  *                                 population and depopulation;
  *   4. lock         (pool)        chunk metadata, slot lists, counters:
  *                                 held briefly, never across a system call;
- *                                 the only one PCPU_ATOMIC allocations take;
+ *                                 the only one PCPU_ATOMIC allocations take,
+ *                                 by spinning (pool_lock_atomic);
  *   5. wake_mutex   (balance.c)   the balancer's sleep and wake-up; never
  *                                 held while taking another lock.
  * Each shared field below names the lock that guards it ("pop+lock":
@@ -359,6 +360,31 @@ static inline void pool_want_balance(unsigned why)
 }
 /* Ask and wake the balancer (clients' kick): blocking contexts only. */
 void pool_kick_balance(unsigned why);
+
+/* ---- the metadata lock on the atomic path --------------------------------- */
+
+/* Pauses an atomic allocation spins for `lock` before it queues for it:
+ * about 60 microseconds at 30 ns a pause, far longer than a running thread
+ * holds `lock` on the allocation and free paths. */
+#define POOL_ATOMIC_SPIN_PAUSES 2048
+
+/*
+ * `lock` for a PCPU_ATOMIC allocation (pcpu_spin_lock, lock.h): it spins
+ * for the lock's word, against at most one other thread, with no system
+ * call; only when the holder keeps it past the spin budget (the holder was
+ * preempted, or runs a long walk such as pcpu_stats_print or pcpu_verify)
+ * does it queue like a blocking caller.  The release never makes a system
+ * call.
+ */
+static inline void pool_lock_atomic(void)
+{
+	pcpu_spin_lock(&pcpu_pool.lock, POOL_ATOMIC_SPIN_PAUSES);
+}
+
+static inline void pool_unlock_atomic(void)
+{
+	pcpu_spin_unlock(&pcpu_pool.lock);
+}
 
 /* POOL_DEBUG_* bits of pcpu_pool.debug, set at initialisation. */
 #define POOL_DEBUG_VERIFY   0x1u   /* PCPU_VERIFY: pool_verify after every operation */

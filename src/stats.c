@@ -410,8 +410,9 @@ static void expand_path(const char *tmpl, char *buf, size_t len)
 
 /*
  * Open the report file for appending: created 0600 if missing, never
- * through a symbolic link, and only if it is a regular file.  NULL after
- * one line on stderr.
+ * through a symbolic link, and only if it is a regular file.  O_NONBLOCK
+ * keeps the open of a FIFO with no reader (or of a device) from waiting.
+ * NULL after one line on stderr.
  */
 static FILE *open_report(const char *path)
 {
@@ -420,9 +421,11 @@ static FILE *open_report(const char *path)
 	FILE *f;
 	int fd;
 
-	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY, 0600);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NOCTTY | O_NONBLOCK,
+		  0600);
 	if (fd < 0) {
-		why = errno == ELOOP ? "a symbolic link" : strerror(errno);
+		why = errno == ELOOP ? "a symbolic link" :
+		      errno == EISDIR || errno == ENXIO ? "not a regular file" : strerror(errno);
 		goto fail;
 	}
 	if (fstat(fd, &st) || !S_ISREG(st.st_mode)) {
@@ -430,6 +433,7 @@ static FILE *open_report(const char *path)
 		why = "not a regular file";
 		goto fail;
 	}
+	(void)fcntl(fd, F_SETFL, O_APPEND);        /* blocking writes again */
 	f = fdopen(fd, "a");
 	if (f)
 		return f;
