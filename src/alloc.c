@@ -124,6 +124,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 {
 	struct pcpu_chunk *ch = NULL;
 	int bits, align_bits, off = -1;
+	bool zeroed = false;
 	const char *err;
 
 	if (pool_ensure_init())
@@ -153,6 +154,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	if (ch) {
 		pool_account_alloc(ch, size);
 		memcheck_alloc(ch, off, bits);
+		zeroed = pool_area_is_zero(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
 		pcpu_unlock(&pcpu_pool.lock);
@@ -176,7 +178,8 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 
 	PCPU_PROBE(alloc, size, (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, handle, ch->index,
 		   (size_t)off * PCPU_MIN_ALLOC_BYTES);
-	zero_units(handle, size);
+	if (!zeroed)    /* memory known to read zero (pool.h) is not cleared again */
+		zero_units(handle, size);
 	pool_after_op(POOL_OP_ALLOC, handle);
 	return handle;
 }
@@ -212,23 +215,13 @@ static struct pcpu_chunk *validate(const char *fn, const void *ptr, int *bit_off
 }
 
 /*
- * A second fully free chunk is worth handing back.  A chunk with at least
- * 1/reclaim_frac of its pages empty and populated, while the pool would
- * stay above the high mark without them, is isolated so the balancer can
- * depopulate those pages.  `lock` held; true if the balancer should run.
+ * Reclaim runs on the balancer's decay timer, not on frees; only with a
+ * decay of 0 does a free that leaves a second fully free chunk, or enough
+ * of a chunk empty, wake the balancer at once.  `lock` held.
  */
 static bool free_wants_balance(struct pcpu_chunk *ch)
 {
-	const struct chunk *c = ch->map;
-
-	if (ch->slot == pcpu_pool.free_slot)
-		return pcpu_pool.slots[pcpu_pool.free_slot].head->next != NULL;
-	if (ch->immutable || ch->isolated || ch == pcpu_pool.reserved_chunk ||
-	    c->nr_empty_pop_pages == 0 || c->nr_empty_pop_pages < c->nr_pages / pcpu_pool.reclaim_frac ||
-	    pcpu_pool.nr_empty_pop_pages <= pcpu_pool.empty_pop_high + c->nr_empty_pop_pages)
-		return false;
-	pool_isolate_chunk(ch);
-	return true;
+	return pool_free_wants_reclaim(ch);
 }
 
 PCPU_PUBLIC void pcpu_free(void __percpu *ptr)

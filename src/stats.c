@@ -48,6 +48,10 @@ static void snapshot_locked(struct pcpu_stats *out)
 	*out = pcpu_pool.stats;
 	out->nr_empty_pop_pages = (uint64_t)pcpu_pool.nr_empty_pop_pages;
 	out->nr_populated_pages = (uint64_t)pcpu_pool.nr_populated;
+	out->nr_populate_calls = __atomic_load_n(&pcpu_pool.nr_populate_calls, __ATOMIC_RELAXED);
+	out->nr_depopulate_calls = __atomic_load_n(&pcpu_pool.nr_depopulate_calls, __ATOMIC_RELAXED);
+	out->nr_mprotect_calls = __atomic_load_n(&pcpu_pool.nr_mprotect_calls, __ATOMIC_RELAXED);
+	out->decay_ms = pcpu_pool.decay_ms;
 }
 
 /* The 0.1 layout of struct pcpu_stats: every field up to size_hist. */
@@ -326,6 +330,9 @@ PCPU_PUBLIC void pcpu_stats_print(FILE *out)
 	L(nr_empty_pop_pages); L(nr_populated_pages); L(nr_chunks_created); L(nr_chunks_destroyed);
 	L(nr_pages_populated); L(nr_pages_depopulated); L(nr_balance_passes);
 	L(nr_balance_populated); L(nr_balance_depopulated);
+	L(nr_populate_calls); L(nr_depopulate_calls); L(nr_mprotect_calls); L(balance_ns);
+	L(nr_alloc_prezeroed);
+	fprintf(out, "  %-22s: %12lld\n", "decay_ms", (long long)st.decay_ms);
 #undef L
 	fputc('\n', out);
 	print_size_hist(out, &st);
