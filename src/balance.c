@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "balance.h"
 #include "bitops.h"
 #include "diag.h"
 #include "memcheck.h"
@@ -306,12 +307,11 @@ static int64_t now_ns(void)
 }
 
 /*
- * One pass; the flags it answers are cleared first, so a request made
- * during the pass is seen by the next one.  `forced` (pcpu_balance) applies
- * no decay.  Returns the milliseconds until the next page or chunk is due
- * to decay, or -1 if nothing is pending.
+ * One pass (balance.h); the flags it answers are cleared first, so a
+ * request made during the pass is seen by the next one.  `forced`
+ * (pcpu_balance) applies no decay.
  */
-static long balance_pass(bool forced)
+long balance_pass(bool forced)
 {
 	unsigned why = __atomic_exchange_n(&pcpu_pool.balance_wanted, 0, __ATOMIC_RELAXED);
 	int64_t t0 = now_ns();

@@ -22,9 +22,12 @@
  * page emptied in the future, and on populated pages the memory above a
  * page's zero mark reads zero in every unit (what lets an allocation there
  * skip clearing).  Unpopulated pages are not read: in the protect mode
- * they fault, and elsewhere reading them would fault zero pages in.
- * `lock` held.  0, or -1 with a message in msg.
+ * they fault, and elsewhere reading them would fault zero pages in.  The
+ * memory read is free, so poisoned for the checkers: AddressSanitizer is
+ * told not to look, and under Valgrind it is not read.  `lock` held.  0, or
+ * -1 with a message in msg.
  */
+__attribute__((no_sanitize_address))
 static int verify_reclaim_state(const struct pcpu_chunk *ch, int64_t now, char *msg, size_t len)
 {
 	const struct chunk *c = ch->map;
@@ -38,7 +41,8 @@ static int verify_reclaim_state(const struct pcpu_chunk *ch, int64_t now, char *
 			snprintf(msg, len, "page %d: empty since a time to come", p);
 			return -1;
 		}
-		if (ch == pcpu_pool.reserved_chunk || !bit_test(c->populated, (size_t)p))
+		if (ch == pcpu_pool.reserved_chunk || !bit_test(c->populated, (size_t)p) ||
+		    (pcpu_pool.debug & POOL_DEBUG_VALGRIND))
 			continue;
 		size_t from = (size_t)ch->zero_from[p] * PCPU_MIN_ALLOC_BYTES;
 
