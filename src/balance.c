@@ -198,13 +198,16 @@ static void reclaim_populated(struct pass_clock *pc)
 	struct reclaim_candidate *cand;
 	int n = 0;
 
-	pcpu_lock(&pcpu_pool.lock);
-	if (pcpu_pool.nr_empty_pop_pages <= pcpu_pool.empty_pop_high || pc->decay < 0) {
-		pcpu_unlock(&pcpu_pool.lock);
+	if (pc->decay < 0)
 		return;
-	}
+	/* (the table's high-water mark moves only under pop_mutex: no system
+	 * call under `lock` for this array) */
 	cand = malloc((size_t)pcpu_pool.chunk_hiwater * sizeof(*cand));
-	for (int i = 1; cand && i < pcpu_pool.chunk_hiwater; i++) {
+	if (!cand)
+		return;         /* try again next pass */
+	pcpu_lock(&pcpu_pool.lock);
+	for (int i = 1; pcpu_pool.nr_empty_pop_pages > pcpu_pool.empty_pop_high &&
+			i < pcpu_pool.chunk_hiwater; i++) {
 		struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
 
 		if (ch && !ch->immutable && pool_chunk_in_pool(ch) && ch->map->nr_empty_pop_pages)

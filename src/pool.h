@@ -3,8 +3,8 @@
  * address space, the state they share, and the operations on them.
  *
  * Files, each calling only the ones before it: pool.c (this header: the
- * state, slot lists, relocation, sidelining, isolation, searching, handle
- * lookup, counters), memcheck.[ch] (telling ASan / Valgrind which bytes
+ * state, slot lists, relocation, sidelining, searching, handle lookup,
+ * counters, what reclaim and zeroing note of each allocation and free), memcheck.[ch] (telling ASan / Valgrind which bytes
  * are live), pool_chunk.[ch] (chunks in address space: creation,
  * destruction, population), pool_verify.[ch] (the pool's invariants,
  * PCPU_VERIFY), pool_init.[ch] (configuration, the reservation, the first
@@ -132,7 +132,7 @@ struct pcpu_pool {
 	                                      destroyed chunk (a failed give-back) (lock) */
 	struct iovec *unit_iov;            /* [nr_cpus] scratch for one page range in
 	                                      every unit (pop_mutex) */
-	int chunk_hiwater;                 /* indexes >= this are unused (lock) */
+	int chunk_hiwater;                 /* indexes >= this are unused (pop+lock) */
 
 	struct pcpu_list *slots;           /* [nr_slots] (lock) */
 	unsigned long slot_mask;           /* bit s set: slots[s] is not empty (lock) */

@@ -1,7 +1,8 @@
 /*
  * pool_init.c - bringing the pool up: the configuration (pcpu_config, the
  * environment, defaults, limits), the address-space reservation, the first
- * chunk, the balancer marks, initialisation on first use, and fork.
+ * chunk, the balancer marks and reclaim settings, initialisation on first
+ * use, and fork.
  *
  * Initialisation runs once, under init_mutex.  It asks the clients for the
  * program's static area, builds the layout, reserves [guard | region],

@@ -497,7 +497,7 @@ static int child_straddle(long arg)
 	while (pcpu_alloc_flags(4, 4, PCPU_ATOMIC | PCPU_NOWARN))      /* no populated room left */
 		;
 	void *a = pcpu_alloc(page / 2, 4), *b = pcpu_alloc(64, page);
-	int off_a, off_b, off_c;
+	int off_a = -1, off_b = -1, off_c = -1;
 	struct pcpu_chunk *ch = pool_handle_chunk(a, &off_a);
 
 	REQUIRE(a && b && kit_stats().nr_chunks == 1 && off_a == 0, "a at the start of a new chunk");
