@@ -64,6 +64,9 @@ struct mix_result {
 	double time_ms;
 	long rss_start_kb, peak_kb, after_kb;   /* peak and after: above the start */
 	long balanced_kb;                       /* pcpu: after pcpu_balance() too */
+	long pop_after;                         /* pcpu: populated pages per unit after
+						   the decay, beyond those at the start */
+	long chunk_pages;                       /* pcpu: pages per unit of a chunk */
 	long chunk_kb;                          /* one chunk: unit_size x nr_units */
 	long lib_decay_ms;                      /* pcpu: the library's decay */
 	/* pcpu, during the workload and the idle interval: system calls
@@ -299,6 +302,7 @@ static void mix_child(void *argp, void *resp)
 			return;
 		}
 		r->chunk_kb = (long)(st0.unit_size * st0.nr_units / 1024);
+		r->chunk_pages = (long)(st0.unit_size / st0.page_size);
 		r->lib_decay_ms = (long)st0.decay_ms;
 		if (st0.decay_ms > 0)
 			idle_ms += (long)st0.decay_ms;
@@ -329,6 +333,7 @@ static void mix_child(void *argp, void *resp)
 		r->prezeroed = st1.nr_alloc_prezeroed - st0.nr_alloc_prezeroed;
 		r->chunks_created = st1.nr_chunks_created - st0.nr_chunks_created;
 		r->chunks_destroyed = st1.nr_chunks_destroyed - st0.nr_chunks_destroyed;
+		r->pop_after = (long)st1.nr_populated_pages - (long)st0.nr_populated_pages;
 		pcpu_balance();
 		r->balanced_kb = bench_rss_kb() - r->rss_start_kb;
 	}
@@ -440,18 +445,24 @@ static int eval_mixed(void)
 		time_ratio = bench_stat_ratio(v[SIDE_PCPU][0], v[SIDE_CALLOC][0], runs);
 		peak_ratio = bench_stat_ratio(v[SIDE_PCPU][1], v[SIDE_CALLOC][1], runs);
 		after_chunks = bench_stat_of(v[SIDE_PCPU][3], runs);
-		double bal[BENCH_MAX_RUNS];
+		double bal[BENCH_MAX_RUNS], pop[BENCH_MAX_RUNS];
 
-		for (int r = 0; r < runs; r++)
-			bal[r] = (double)res[c][SIDE_PCPU][r].balanced_kb;
+		for (int r = 0; r < runs; r++) {
+			const struct mix_result *m = &res[c][SIDE_PCPU][r];
+
+			bal[r] = (double)m->balanced_kb;
+			pop[r] = m->chunk_pages ? (double)m->pop_after / (double)m->chunk_pages : 0;
+			bench_csv_value("eval9", "pcpu", scase, 0, a.steps, r + 1, "populated_after_decay",
+					(double)m->pop_after, "pages", "per unit, beyond those at the start");
+		}
 		printf("        %7s pcpu / calloc: time %s, peak RSS %s\n"
-		       "        %7s pcpu after decay: %s chunks above the start (decay %ld ms; then\n"
-		       "        %7s pcpu_balance(): %s KiB; RSS at start: pcpu %.0f KiB, calloc %.0f KiB;\n"
-		       "        %7s one chunk: %ld KiB)\n", "",
+		       "        %7s pcpu after decay: %s chunks above the start (decay %ld ms), of which\n"
+		       "        %7s populated by the library: %s chunks; after pcpu_balance(): %s KiB\n"
+		       "        %7s (RSS at start: pcpu %.0f KiB, calloc %.0f KiB; one chunk: %ld KiB)\n", "",
 		       BENCH_STAT(time_ratio, "x"), BENCH_STAT(peak_ratio, "x"), "",
 		       BENCH_STAT(after_chunks, ""), res[c][SIDE_PCPU][0].lib_decay_ms, "",
-		       BENCH_STAT(bench_stat_of(bal, runs), ""), start[SIDE_PCPU], start[SIDE_CALLOC], "",
-		       res[c][SIDE_PCPU][0].chunk_kb);
+		       BENCH_STAT(bench_stat_of(pop, runs), ""), BENCH_STAT(bench_stat_of(bal, runs), ""), "",
+		       start[SIDE_PCPU], start[SIDE_CALLOC], res[c][SIDE_PCPU][0].chunk_kb);
 		snprintf(where, sizeof(where), "%d thread%s", counts[c], counts[c] > 1 ? "s" : "");
 		bench_target("T11", "mixed workload: pcpu time / calloc time, every thread count",
 			     BENCH_AT_MOST, 1.5, time_ratio, where, "");
