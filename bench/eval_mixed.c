@@ -21,9 +21,12 @@
  * Each run of a side is a forked child (VmHWM is per process), under
  * bench_fixed_conditions; the sides alternate, taking turns going first.
  * The child reports the workload's time, its peak resident memory above
- * the RSS at its start, and the RSS above the start after free-all, the
- * side's give-back call (pcpu_balance, or malloc_trim for calloc) and an
- * idle interval (--decay-ms); the pcpu side also the library's counters.
+ * the RSS at its start, and the RSS above the start after free-all and an
+ * idle interval: for pcpu, the library's own decay (pcpu_stats.decay_ms)
+ * plus --decay-ms, with no call (the balancer thread gives memory back by
+ * itself), then again after pcpu_balance(); for calloc, malloc_trim(0)
+ * then --decay-ms.  The pcpu side also reports the library's counters
+ * (struct pcpu_stats): system calls, chunks, time in balance passes.
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -37,8 +40,6 @@
 #include <unistd.h>
 
 #include "bench.h"
-#include "os.h"
-#include "os_fault.h"
 #include "percpu.h"
 
 #define MAX_COUNTS  3
@@ -47,19 +48,6 @@
 #define MAX_SIZE    4096
 enum { SIDE_PCPU, SIDE_CALLOC, NR_SIDES };
 static const char *const side_name[NR_SIDES] = { "pcpu", "calloc" };
-
-/*
- * The library's own system-call counters: populate (mprotect + madvise)
- * and depopulate (madvise + mprotect) calls, and address-space
- * reservations.  This reads an internal header (os.h); it is the one place
- * to change when the OS layer moves.
- */
-static void library_os_calls(unsigned long out[3])
-{
-	out[0] = os_call_count(OS_OP_POPULATE);
-	out[1] = os_call_count(OS_OP_DEPOPULATE);
-	out[2] = os_call_count(OS_OP_RESERVE);
-}
 
 struct mix_args {
 	int side;
@@ -75,8 +63,18 @@ struct mix_args {
 struct mix_result {
 	double time_ms;
 	long rss_start_kb, peak_kb, after_kb;   /* peak and after: above the start */
+	long balanced_kb;                       /* pcpu: after pcpu_balance() too */
+	long pop_after;                         /* pcpu: populated pages per unit after
+						   the decay, beyond those at the start */
+	long chunk_pages;                       /* pcpu: pages per unit of a chunk */
 	long chunk_kb;                          /* one chunk: unit_size x nr_units */
-	unsigned long os_calls[3];              /* library_os_calls, during the run */
+	long lib_decay_ms;                      /* pcpu: the library's decay */
+	/* pcpu, during the workload and the idle interval: system calls
+	 * (populate, depopulate, mprotect), ms in balance passes, allocations
+	 * not cleared because known zero */
+	unsigned long calls[3];
+	double balance_ms;
+	unsigned long prezeroed;
 	unsigned long chunks_created, chunks_destroyed;
 	long allocated, checked, mismatches, not_zeroed, freed_by_other;
 	int ok;
@@ -287,7 +285,7 @@ static void mix_child(void *argp, void *resp)
 	struct mix_result *r = resp;
 	struct mix_ctx x = { .a = a };
 	struct pcpu_stats st0, st1;
-	unsigned long calls0[3] = { 0 }, calls1[3] = { 0 };
+	long idle_ms = a->decay_ms;
 
 	memset(r, 0, sizeof(*r));
 	bench_fixed_conditions();
@@ -304,7 +302,10 @@ static void mix_child(void *argp, void *resp)
 			return;
 		}
 		r->chunk_kb = (long)(st0.unit_size * st0.nr_units / 1024);
-		library_os_calls(calls0);
+		r->chunk_pages = (long)(st0.unit_size / st0.page_size);
+		r->lib_decay_ms = (long)st0.decay_ms;
+		if (st0.decay_ms > 0)
+			idle_ms += (long)st0.decay_ms;
 	}
 	x.slots = calloc((size_t)a->nr_slots, sizeof(void *));
 	if (!x.slots) {
@@ -319,19 +320,22 @@ static void mix_child(void *argp, void *resp)
 		return;
 	r->time_ms = bench_now_ms() - t0;
 	r->peak_kb = bench_hwm_kb() - r->rss_start_kb;
-	if (a->side == SIDE_PCPU)
-		pcpu_balance();
-	else
+	if (a->side == SIDE_CALLOC)
 		malloc_trim(0);
-	usleep((useconds_t)a->decay_ms * 1000);
+	usleep((useconds_t)idle_ms * 1000);
 	r->after_kb = bench_rss_kb() - r->rss_start_kb;
 	if (a->side == SIDE_PCPU) {
-		library_os_calls(calls1);
 		pcpu_stats_get(&st1);
-		for (int i = 0; i < 3; i++)
-			r->os_calls[i] = calls1[i] - calls0[i];
+		r->calls[0] = st1.nr_populate_calls - st0.nr_populate_calls;
+		r->calls[1] = st1.nr_depopulate_calls - st0.nr_depopulate_calls;
+		r->calls[2] = st1.nr_mprotect_calls - st0.nr_mprotect_calls;
+		r->balance_ms = (double)(st1.balance_ns - st0.balance_ns) / 1e6;
+		r->prezeroed = st1.nr_alloc_prezeroed - st0.nr_alloc_prezeroed;
 		r->chunks_created = st1.nr_chunks_created - st0.nr_chunks_created;
 		r->chunks_destroyed = st1.nr_chunks_destroyed - st0.nr_chunks_destroyed;
+		r->pop_after = (long)st1.nr_populated_pages - (long)st0.nr_populated_pages;
+		pcpu_balance();
+		r->balanced_kb = bench_rss_kb() - r->rss_start_kb;
 	}
 	r->allocated = a->steps / ((long)a->epochs * a->threads) * a->epochs * a->threads;
 	r->checked = x.checked;
@@ -368,8 +372,9 @@ static int eval_mixed(void)
 	       "  before every free; threads re-created every epoch (%d), odd epochs on 1/8 of the\n"
 	       "  slots; pcpu_alloc(size, 8) against calloc(%u, size), seed %lu.  Each run of a side\n"
 	       "  is a fresh process; %d runs, the sides interleaved.  Peak: VmHWM above the RSS at\n"
-	       "  the start; after: RSS above the start after free-all, pcpu_balance() (calloc:\n"
-	       "  malloc_trim(0)) and %d ms idle.\n  Conditions: %s.\n\n",
+	       "  the start; after decay: RSS above the start after free-all and the library's\n"
+	       "  decay + %d ms idle, no call (calloc: malloc_trim(0), then the idle time).\n"
+	       "  Conditions: %s.\n\n",
 	       bench_count_str(a.steps, nb, sizeof(nb)), bench_count_str(a.nr_slots, nb2, sizeof(nb2)),
 	       a.nr_cpus, a.epochs, a.nr_cpus, a.seed, runs, a.decay_ms, bench_conditions_str());
 
@@ -418,6 +423,10 @@ static int eval_mixed(void)
 				v[s][2][r] = (double)m->after_kb;
 				v[s][3][r] = m->chunk_kb ? (double)m->after_kb / (double)m->chunk_kb : 0;
 				st[r] = (double)m->rss_start_kb;
+				if (s == SIDE_PCPU)
+					bench_csv_value("eval9", side_name[s], scase, 0, a.steps, r + 1,
+							"rss_after_balance", (double)m->balanced_kb, "KiB",
+							"above the start, after pcpu_balance()");
 				bench_csv_value("eval9", side_name[s], scase, 0, a.steps, r + 1, "time",
 						m->time_ms, "ms", "");
 				bench_csv_value("eval9", side_name[s], scase, 0, a.steps, r + 1, "peak_rss",
@@ -436,12 +445,24 @@ static int eval_mixed(void)
 		time_ratio = bench_stat_ratio(v[SIDE_PCPU][0], v[SIDE_CALLOC][0], runs);
 		peak_ratio = bench_stat_ratio(v[SIDE_PCPU][1], v[SIDE_CALLOC][1], runs);
 		after_chunks = bench_stat_of(v[SIDE_PCPU][3], runs);
+		double bal[BENCH_MAX_RUNS], pop[BENCH_MAX_RUNS];
+
+		for (int r = 0; r < runs; r++) {
+			const struct mix_result *m = &res[c][SIDE_PCPU][r];
+
+			bal[r] = (double)m->balanced_kb;
+			pop[r] = m->chunk_pages ? (double)m->pop_after / (double)m->chunk_pages : 0;
+			bench_csv_value("eval9", "pcpu", scase, 0, a.steps, r + 1, "populated_after_decay",
+					(double)m->pop_after, "pages", "per unit, beyond those at the start");
+		}
 		printf("        %7s pcpu / calloc: time %s, peak RSS %s\n"
-		       "        %7s pcpu after decay: %s chunks above the start (RSS at start: pcpu\n"
-		       "        %7s %.0f KiB, calloc %.0f KiB; one chunk: %ld KiB)\n", "",
+		       "        %7s pcpu after decay: %s chunks above the start (decay %ld ms), of which\n"
+		       "        %7s populated by the library: %s chunks; after pcpu_balance(): %s KiB\n"
+		       "        %7s (RSS at start: pcpu %.0f KiB, calloc %.0f KiB; one chunk: %ld KiB)\n", "",
 		       BENCH_STAT(time_ratio, "x"), BENCH_STAT(peak_ratio, "x"), "",
-		       BENCH_STAT(after_chunks, ""), "", start[SIDE_PCPU], start[SIDE_CALLOC],
-		       res[c][SIDE_PCPU][0].chunk_kb);
+		       BENCH_STAT(after_chunks, ""), res[c][SIDE_PCPU][0].lib_decay_ms, "",
+		       BENCH_STAT(bench_stat_of(pop, runs), ""), BENCH_STAT(bench_stat_of(bal, runs), ""), "",
+		       start[SIDE_PCPU], start[SIDE_CALLOC], res[c][SIDE_PCPU][0].chunk_kb);
 		snprintf(where, sizeof(where), "%d thread%s", counts[c], counts[c] > 1 ? "s" : "");
 		bench_target("T11", "mixed workload: pcpu time / calloc time, every thread count",
 			     BENCH_AT_MOST, 1.5, time_ratio, where, "");
@@ -451,37 +472,48 @@ static int eval_mixed(void)
 			     BENCH_AT_MOST, 1.0, after_chunks, where, "goal: within one chunk of the start");
 	}
 
-	printf("\n  The library's counters during a pcpu run (populate: mprotect + madvise;\n"
-	       "  depopulate: madvise + mprotect), and the objects freed by a thread other than\n"
-	       "  the one that allocated them (both sides):\n\n");
-	printf("        Threads | %-18s | %-18s | %-18s | %-18s | %s\n", "Populate calls",
-	       "Depopulate calls", "Chunks created", "Destroyed", "Freed by another");
+	printf("\n  The library's counters during a pcpu run, workload and idle interval\n"
+	       "  (struct pcpu_stats: system calls populating, depopulating, mprotect; chunks\n"
+	       "  created and destroyed; ms in balance passes; allocations not cleared because\n"
+	       "  known zero, %% of all), and the objects freed by a thread other than the one\n"
+	       "  that allocated them (both sides):\n\n");
+	printf("        Threads | %-14s | %-14s | %-14s | %-13s | %-13s | %-16s | %-16s | %s\n",
+	       "Populate", "Depopulate", "mprotect", "Created", "Destroyed", "Balance (ms)",
+	       "Not cleared (%)", "Freed by another");
 	printf("        --------------------------------------------------------------------------"
-	       "------------------------------\n");
+	       "-------------------------------------------------------------------\n");
 	for (int c = 0; c < nr_counts; c++) {
-		double k[5][BENCH_MAX_RUNS], other[2 * BENCH_MAX_RUNS];
+		double k[7][BENCH_MAX_RUNS], other[2 * BENCH_MAX_RUNS];
 		char scase[32];
-		static const char *const names[4] = { "populate_calls", "depopulate_calls",
-						       "chunks_created", "chunks_destroyed" };
+		static const char *const names[7] = { "populate_calls", "depopulate_calls",
+			"mprotect_calls", "chunks_created", "chunks_destroyed", "balance_time",
+			"not_cleared" };
+		static const char *const units[7] = { "calls", "calls", "calls", "chunks", "chunks",
+						      "ms", "%" };
 
 		snprintf(scase, sizeof(scase), "threads=%d", counts[c]);
 		for (int r = 0; r < runs; r++) {
 			const struct mix_result *m = &res[c][SIDE_PCPU][r];
 
-			k[0][r] = (double)m->os_calls[0];
-			k[1][r] = (double)m->os_calls[1];
-			k[2][r] = (double)m->chunks_created;
-			k[3][r] = (double)m->chunks_destroyed;
-			for (int i = 0; i < 4; i++)
+			k[0][r] = (double)m->calls[0];
+			k[1][r] = (double)m->calls[1];
+			k[2][r] = (double)m->calls[2];
+			k[3][r] = (double)m->chunks_created;
+			k[4][r] = (double)m->chunks_destroyed;
+			k[5][r] = m->balance_ms;
+			k[6][r] = 100.0 * (double)m->prezeroed / (double)(m->allocated ? m->allocated : 1);
+			for (int i = 0; i < 7; i++)
 				bench_csv_value("eval9", "pcpu", scase, 0, a.steps, r + 1, names[i], k[i][r],
-						i < 2 ? "calls" : "chunks", "");
+						units[i], "");
 			for (int s = 0; s < NR_SIDES; s++)
 				other[s * runs + r] = 100.0 * (double)res[c][s][r].freed_by_other /
 						      (double)(res[c][s][r].checked ? res[c][s][r].checked : 1);
 		}
-		printf("        %7d | %18s | %18s | %18s | %18s | %s %%\n", counts[c],
+		printf("        %7d | %14s | %14s | %14s | %13s | %13s | %16s | %16s | %s %%\n", counts[c],
 		       BENCH_STAT(bench_stat_of(k[0], runs), ""), BENCH_STAT(bench_stat_of(k[1], runs), ""),
 		       BENCH_STAT(bench_stat_of(k[2], runs), ""), BENCH_STAT(bench_stat_of(k[3], runs), ""),
+		       BENCH_STAT(bench_stat_of(k[4], runs), ""), BENCH_STAT(bench_stat_of(k[5], runs), ""),
+		       BENCH_STAT(bench_stat_of(k[6], runs), ""),
 		       BENCH_STAT(bench_stat_of(other, NR_SIDES * runs), ""));
 	}
 	printf("\n  Pattern checks: %s.\n\n", bad || lost ? "FAILED" : "every object intact in every copy");

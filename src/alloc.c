@@ -89,8 +89,10 @@ static void *alloc_failed(size_t size, size_t align, unsigned flags, const char 
 }
 
 /* A successful allocation of a live handle: the balancer told, the probe
- * fired, the memory zeroed in every unit. */
-static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned int flags)
+ * fired, the memory zeroed in every unit (unless it is known to read zero:
+ * pool_area_is_zero). */
+static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned int flags,
+			       bool zeroed)
 {
 	/* The balancer hears of a low pool: by the flag alone on the atomic
 	 * path, by a wake-up (a system call) elsewhere. */
@@ -105,7 +107,8 @@ static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned
 		(void)pool_handle_locate(handle, &idx, &off);
 		PCPU_PROBE(alloc, size, align, flags, handle, idx, (size_t)off);
 	}
-	zero_units(handle, size);
+	if (!zeroed)
+		zero_units(handle, size);
 	pool_after_op(POOL_OP_ALLOC, handle);
 	return handle;
 }
@@ -114,6 +117,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 {
 	struct pcpu_chunk *ch = NULL;
 	int bits, align_bits, off = -1;
+	bool zeroed = false;
 	const char *err;
 
 	if (pool_ensure_init())
@@ -135,7 +139,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		void *h = cache_alloc(size, flags);
 
 		if (__builtin_expect(h != NULL, 1))
-			return alloc_done(h, size, cache_class_align(size), flags);
+			return alloc_done(h, size, cache_class_align(size), flags, false);
 		/* Taken from the pool instead, at the class's alignment, so the
 		 * object can go to a cache when it is freed. */
 		align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
@@ -156,6 +160,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		pool_account_alloc(ch, size);
 		pool_live_set(ch, off);
 		memcheck_alloc(ch, off, bits);
+		zeroed = pool_area_is_zero(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
 		if (flags & PCPU_ATOMIC)
@@ -173,7 +178,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		}
 	}
 	return alloc_done(pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES), size,
-			  (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags);
+			  (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, zeroed);
 }
 
 PCPU_PUBLIC void __percpu *pcpu_alloc(size_t size, size_t align)
@@ -213,23 +218,13 @@ static void __attribute__((noreturn, cold)) invalid(const char *fn, const void *
 }
 
 /*
- * A second fully free chunk is worth handing back.  A chunk with at least
- * 1/reclaim_frac of its pages empty and populated, while the pool would
- * stay above the high mark without them, is isolated so the balancer can
- * depopulate those pages.  `lock` held; true if the balancer should run.
+ * Reclaim runs on the balancer's decay timer, not on frees; only with a
+ * decay of 0 does a free that leaves a second fully free chunk, or enough
+ * of a chunk empty, wake the balancer at once.  `lock` held.
  */
 static bool free_wants_balance(struct pcpu_chunk *ch)
 {
-	const struct chunk *c = ch->map;
-
-	if (ch->slot == pcpu_pool.free_slot)
-		return pcpu_pool.slots[pcpu_pool.free_slot].head->next != NULL;
-	if (ch->immutable || ch->isolated || ch == pcpu_pool.reserved_chunk ||
-	    c->nr_empty_pop_pages == 0 || c->nr_empty_pop_pages < c->nr_pages / pcpu_pool.reclaim_frac ||
-	    pcpu_pool.nr_empty_pop_pages <= pcpu_pool.empty_pop_high + c->nr_empty_pop_pages)
-		return false;
-	pool_isolate_chunk(ch);
-	return true;
+	return pool_free_wants_reclaim(ch);
 }
 
 /*

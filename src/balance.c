@@ -1,22 +1,36 @@
 /*
- * balance.c - keeping populated memory between the marks.
+ * balance.c - keeping populated memory between the marks, and giving back
+ * what has stayed unused for the decay interval.
  *
  * Atomic allocations may only use populated pages, so a pool of empty
- * populated pages is kept between empty_pop_low and empty_pop_high.  One
- * balance pass, in the kernel's order: destroy fully free chunks but one;
- * reclaim (depopulate the empty pages of isolated chunks, last page first);
- * populate up to the high mark, most packed chunks first, creating a chunk
- * when none has unpopulated pages; destroy free chunks left with no
- * populated page.  The pass runs in a background thread, or synchronously
- * through pcpu_balance().
+ * populated pages is kept between empty_pop_low and empty_pop_high.
+ * Reclaim is driven by time, not by each free: a free only notes when a
+ * page became empty (pool.c).  One balance pass:
+ *   1. destroy fully free chunks that have been free for the decay, all
+ *      but one (the one with the most populated pages stays);
+ *   2. depopulate empty populated pages that have been empty for the
+ *      decay, emptiest chunks first and last page first, while more than
+ *      empty_pop_high empty populated pages remain;
+ *   3. populate up to empty_pop_high when the pool fell below
+ *      empty_pop_low (or an atomic allocation failed), most packed chunks
+ *      first, creating a chunk when none has unpopulated pages.
+ * The band between the marks and the decay are the hysteresis: a page is
+ * given back only after staying empty for the decay and only above the
+ * high mark, and pages are populated ahead only below the low mark.
+ * pcpu_balance() runs a pass with no decay (everything reclaimable now).
+ * With a decay of 0, a free that leaves enough empty wakes the thread at
+ * once (pool_free_wants_reclaim), as reclaim used to work.
  *
  * The thread learns of work from the pool's balance_wanted flags.  Paths
  * that may block wake it (the pool calls balance_kick); the atomic path
- * only sets a flag, so the thread also looks at the flags on a timer: a
- * short one while work may be pending, a long one when all is quiet.  It
- * is started at initialisation, never from an atomic allocation.  If
- * pthread_create fails, later wake-ups retry it after 1, 2, 4 ... 64
- * seconds, and until it runs each wake-up runs the pass in the caller.
+ * only sets a flag, so the thread also wakes on a timer: soon after a
+ * pass that had work, otherwise when the next page or chunk is due to
+ * decay, and at least every min(decay, POLL_IDLE_MS) so that pages emptied
+ * meanwhile are seen; each wake also empties per-CPU caches left unused
+ * since the last one.  It is started at initialisation, never from an
+ * atomic allocation.  If pthread_create fails, later wake-ups retry it
+ * after 1, 2, 4 ... 64 seconds, and until it runs each wake-up runs the
+ * pass in the caller.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -24,6 +38,7 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "balance.h"
 #include "bitops.h"
 #include "diag.h"
 #include "memcheck.h"
@@ -31,8 +46,8 @@
 #include "pool_init.h"
 #include "pool_verify.h"
 
-#define POLL_BUSY_MS 10      /* flags seen recently, or the pool below its low mark */
-#define POLL_IDLE_MS 1000
+#define POLL_BUSY_MS 10      /* after a pass that was asked for; the shortest sleep */
+#define POLL_IDLE_MS 1000    /* the longest sleep */
 #define START_RETRY_MIN_S 1  /* pthread_create failed: back off, doubling */
 #define START_RETRY_MAX_S 64
 
@@ -56,22 +71,55 @@ static pthread_t balancer;
 static time_t start_retry_at;   /* no pthread_create before this (monotonic s) */
 static int start_retry_s;
 
-/* Destroy fully free chunks except the first on the free list; with
- * empty_only, only those with no populated page.  pop_mutex held. */
-static void balance_free(bool empty_only)
+/*
+ * A pass's clock: `now` and the decay it applies (0: everything unused is
+ * due; -1: nothing is), and the earliest time something not yet due will
+ * be (-1: nothing pending).
+ */
+struct pass_clock {
+	int64_t now;
+	long decay;
+	int64_t next_due;
+};
+
+/* Has something unused since `since` decayed?  If not, note when it will. */
+static bool decayed(struct pass_clock *pc, int64_t since)
+{
+	if (pc->decay < 0)
+		return false;
+	if (pc->now - since >= pc->decay)
+		return true;
+	if (pc->next_due < 0 || since + pc->decay < pc->next_due)
+		pc->next_due = since + pc->decay;
+	return false;
+}
+
+/* When a fully free chunk became free: when its last page became empty.
+ * `lock` held. */
+static int64_t free_since(const struct pcpu_chunk *ch)
+{
+	int64_t t = ch->empty_since[0];
+
+	for (int p = 1; p < ch->map->nr_pages; p++)
+		if (ch->empty_since[p] > t)
+			t = ch->empty_since[p];
+	return t;
+}
+
+/* Destroy decayed fully free chunks but one (the one with the most
+ * populated pages, the cheapest to reuse).  pop_mutex held. */
+static void balance_free(struct pass_clock *pc)
 {
 	for (;;) {
-		struct pcpu_chunk *victim = NULL;
+		struct pcpu_chunk *victim = NULL, *keep = NULL, *ch;
 
 		pcpu_lock(&pcpu_pool.lock);
-		struct pcpu_chunk *first = pcpu_pool.slots[pcpu_pool.free_slot].head;
-
-		for (struct pcpu_chunk *ch = first ? first->next : NULL; ch; ch = ch->next) {
-			if (!empty_only || ch->map->nr_populated == 0) {
+		for (ch = pcpu_pool.slots[pcpu_pool.free_slot].head; ch; ch = ch->next)
+			if (!keep || ch->map->nr_populated > keep->map->nr_populated)
+				keep = ch;
+		for (ch = pcpu_pool.slots[pcpu_pool.free_slot].head; ch && !victim; ch = ch->next)
+			if (ch != keep && decayed(pc, free_since(ch)))
 				victim = ch;
-				break;
-			}
-		}
 		/* Off the lists before the lock drops: allocations that do not
 		 * take pop_mutex (atomic ones, and every first attempt on
 		 * populated pages) must not pick a chunk being destroyed. */
@@ -84,55 +132,95 @@ static void balance_free(bool empty_only)
 	}
 }
 
-/*
- * Depopulate the empty populated pages of isolated chunks, from the last
- * page backwards, one run at a time with `lock` dropped around the system
- * calls.  A chunk goes back to the pool early if the pool falls below the
- * high mark; otherwise it is sidelined (or put on the free list when it
- * became fully free).  pop_mutex held.
- */
-static void reclaim_populated(void)
+struct reclaim_candidate {
+	struct pcpu_chunk *ch;
+	int free_bytes;
+};
+
+static int emptiest_first(const void *a, const void *b)
 {
-	pcpu_lock(&pcpu_pool.lock);
-	for (;;) {
-		struct pcpu_chunk *ch = pcpu_pool.slots[pcpu_pool.to_depopulate_slot].head;
-		bool reintegrate = false;
+	const struct reclaim_candidate *x = a, *y = b;
 
-		if (!ch)
-			break;
-		for (int i = ch->map->nr_pages - 1, end = -1; i >= -1; i--) {
-			bool empty_pop = i >= 0 && ch->map->md[i].contig == ch->map->block_bits &&
-					 bit_test(ch->map->populated, (size_t)i);
+	return (x->free_bytes < y->free_bytes) - (x->free_bytes > y->free_bytes);
+}
 
-			if (ch->map->nr_empty_pop_pages == 0)
-				break;
-			if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_high) {
-				reintegrate = true;
-				break;
-			}
-			if (empty_pop) {
-				if (end < 0)
-					end = i;
-				continue;
-			}
+/* Is page p of ch empty, populated and decayed?  `lock` held. */
+static bool page_due(struct pass_clock *pc, const struct pcpu_chunk *ch, int p)
+{
+	const struct chunk *c = ch->map;
+
+	return c->md[p].contig == c->block_bits && bit_test(c->populated, (size_t)p) &&
+	       decayed(pc, ch->empty_since[p]);
+}
+
+/*
+ * Depopulate ch's decayed empty pages, last page first, in runs, while the
+ * pool stays above the high mark.  Each run is bookkept unpopulated before
+ * `lock` drops for the system calls, so no allocation can land on it (the
+ * ones that may populate need pop_mutex, which the caller holds).  `lock`
+ * held on entry and return; false when the pool reached the high mark.
+ */
+static bool reclaim_chunk(struct pass_clock *pc, struct pcpu_chunk *ch)
+{
+	for (int i = ch->map->nr_pages - 1, end = -1; i >= -1; i--) {
+		long budget = pcpu_pool.nr_empty_pop_pages - pcpu_pool.empty_pop_high;
+
+		if (i >= 0 && budget > (end < 0 ? 0 : end - i) && page_due(pc, ch, i)) {
 			if (end < 0)
-				continue;
-			pcpu_unlock(&pcpu_pool.lock);
-			pool_depopulate_pages(ch, i + 1, end + 1);
-			pcpu_lock(&pcpu_pool.lock);
+				end = i;
+			continue;
+		}
+		if (end >= 0) {
 			pool_note_depopulated(ch, i + 1, end + 1);
 			pcpu_pool.stats.nr_balance_depopulated += (uint64_t)(end - i);
+			pcpu_unlock(&pcpu_pool.lock);
+			int rc = pool_depopulate_pages(ch, i + 1, end + 1);
+
+			pcpu_lock(&pcpu_pool.lock);
+			if (rc == 0)
+				pool_note_given_back(ch, i + 1, end + 1);
 			end = -1;
+			if (i >= 0)
+				i++;    /* look at page i again, with the new budget */
+			continue;
 		}
-		if (reintegrate || chunk_is_empty(ch->map)) {
-			pool_reintegrate_chunk(ch);
-		} else {
-			ch->isolated = false;
-			pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
-			pool_chunk_move(ch, pcpu_pool.sidelined_slot);
-		}
+		if (budget <= 0)
+			return false;
 	}
+	return true;
+}
+
+/*
+ * Give back decayed empty pages beyond the high mark, from the emptiest
+ * chunks (allocations prefer fuller ones, so the pages kept are where the
+ * next allocations go).  The first chunk's pages are never given back.
+ * pop_mutex held: chunks cannot be destroyed meanwhile.
+ */
+static void reclaim_populated(struct pass_clock *pc)
+{
+	struct reclaim_candidate *cand;
+	int n = 0;
+
+	if (pc->decay < 0)
+		return;
+	/* (the table's high-water mark moves only under pop_mutex: no system
+	 * call under `lock` for this array) */
+	cand = malloc((size_t)pcpu_pool.chunk_hiwater * sizeof(*cand));
+	if (!cand)
+		return;         /* try again next pass */
+	pcpu_lock(&pcpu_pool.lock);
+	for (int i = 1; pcpu_pool.nr_empty_pop_pages > pcpu_pool.empty_pop_high &&
+			i < pcpu_pool.chunk_hiwater; i++) {
+		struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
+
+		if (ch && !ch->immutable && pool_chunk_in_pool(ch) && ch->map->nr_empty_pop_pages)
+			cand[n++] = (struct reclaim_candidate){ ch, ch->map->free_bytes };
+	}
+	qsort(cand, (size_t)n, sizeof(*cand), emptiest_first);
+	for (int i = 0; i < n && reclaim_chunk(pc, cand[i].ch); i++)
+		;
 	pcpu_unlock(&pcpu_pool.lock);
+	free(cand);
 }
 
 /* A chunk (not the first) with empty pages that are not populated, most
@@ -180,15 +268,21 @@ static long populate_empty_pages(struct pcpu_chunk *target, long nr_to_pop)
 	return done;
 }
 
-/* Populate pages until the pool reaches the high mark (in full after an
- * atomic allocation failed).  pop_mutex held. */
-static void balance_populated(bool atomic_failed)
+/* Populate pages up to the high mark when the pool is below the low mark,
+ * or asked to (pcpu_balance: below the high mark), or in full after an
+ * atomic allocation failed.  pop_mutex held. */
+static void balance_populated(bool atomic_failed, bool forced)
 {
-	long nr_to_pop;
+	long nr_to_pop, have;
 
 	pcpu_lock(&pcpu_pool.lock);
-	nr_to_pop = atomic_failed ? pcpu_pool.empty_pop_high
-				  : pcpu_pool.empty_pop_high - pcpu_pool.nr_empty_pop_pages;
+	have = pcpu_pool.nr_empty_pop_pages;
+	if (atomic_failed)
+		nr_to_pop = pcpu_pool.empty_pop_high;
+	else if (forced || have < pcpu_pool.empty_pop_low)
+		nr_to_pop = pcpu_pool.empty_pop_high - have;
+	else
+		nr_to_pop = 0;
 	pcpu_unlock(&pcpu_pool.lock);
 
 	while (nr_to_pop > 0) {
@@ -210,26 +304,39 @@ static void balance_populated(bool atomic_failed)
 	}
 }
 
-/* One pass; the flags it answers are cleared first, so a request made
- * during the pass is seen by the next one.  Clients' caches are emptied
- * first: all of them for pcpu_balance(), the idle ones otherwise. */
-static void balance_pass(bool all)
+static int64_t now_ns(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+/*
+ * One pass (balance.h); the flags it answers are cleared first, so a
+ * request made during the pass is seen by the next one.  `forced`
+ * (pcpu_balance) applies no decay and first empties every per-CPU cache;
+ * otherwise the caches idle since the last pass are emptied.
+ */
+long balance_pass(bool forced)
 {
 	unsigned why = __atomic_exchange_n(&pcpu_pool.balance_wanted, 0, __ATOMIC_RELAXED);
+	int64_t t0 = now_ns();
+	struct pass_clock pc = { .now = pool_now_ms(), .next_due = -1,
+				 .decay = forced ? 0 : pcpu_pool.decay_ms };
 
-	pool_drain_clients(all);
+	pool_drain_clients(forced);
 	pcpu_lock(&pcpu_pool.pop_mutex);
-	balance_free(false);
-	reclaim_populated();
-	/* Reclaim may have put a fully free chunk back beside the one kept. */
-	balance_free(false);
-	balance_populated(why & POOL_BALANCE_ATOMIC);
-	balance_free(true);
+	balance_free(&pc);
+	reclaim_populated(&pc);
+	balance_populated(why & POOL_BALANCE_ATOMIC, forced);
 	pcpu_lock(&pcpu_pool.lock);
 	pcpu_pool.stats.nr_balance_passes++;
+	pcpu_pool.stats.balance_ns += (uint64_t)(now_ns() - t0);
 	pcpu_unlock(&pcpu_pool.lock);
 	pcpu_unlock(&pcpu_pool.pop_mutex);
 	pool_after_op(POOL_OP_BALANCE, NULL);
+	return pc.next_due < 0 ? -1 : (long)(pc.next_due - pc.now);
 }
 
 PCPU_PUBLIC int pcpu_balance(void)
@@ -259,9 +366,48 @@ static void deadline_in_ms(struct timespec *ts, long ms)
 	}
 }
 
+/* Could a pass give anything back: empty pages of dynamic chunks while the
+ * pool is beyond the high mark, or a second fully free chunk?  A quick
+ * look under `lock` alone. */
+static bool reclaim_possible(void)
+{
+	const struct pcpu_chunk *f;
+	long dynamic;
+	bool yes;
+
+	if (pcpu_pool.decay_ms < 0)
+		return false;
+	pcpu_lock(&pcpu_pool.lock);
+	f = pcpu_pool.slots[pcpu_pool.free_slot].head;
+	dynamic = pcpu_pool.nr_empty_pop_pages - pcpu_pool.first_chunk->map->nr_empty_pop_pages;
+	yes = (dynamic > 0 && pcpu_pool.nr_empty_pop_pages > pcpu_pool.empty_pop_high) || (f && f->next);
+	pcpu_unlock(&pcpu_pool.lock);
+	return yes;
+}
+
+/* How long the thread sleeps when nothing asked for it: long enough to
+ * cost nothing, short enough that a page emptied meanwhile is seen about
+ * when it decays. */
+static long idle_sleep_ms(void)
+{
+	long d = pcpu_pool.decay_ms;
+
+	if (d <= 0)
+		return POLL_IDLE_MS;    /* immediate (frees wake it) or never */
+	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+}
+
+/* How late a decayed page may go back: an eighth of the decay, 10 ms to 1 s. */
+static long decay_slack_ms(void)
+{
+	long d = pcpu_pool.decay_ms / 8;
+
+	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+}
+
 static void *balancer_main(void *arg)
 {
-	long poll_ms = POLL_BUSY_MS;
+	long sleep_ms = POLL_BUSY_MS;
 
 	(void)arg;
 	/* Started while the pool is being initialised: nothing to do before
@@ -276,25 +422,27 @@ static void *balancer_main(void *arg)
 		if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
 			struct timespec ts;
 
-			deadline_in_ms(&ts, poll_ms);
+			deadline_in_ms(&ts, sleep_ms);
 			pcpu_cond_timedwait(&wake_cond, &wake_mutex, &ts);
 			if (stopping)
 				break;
-			if (!__atomic_load_n(&wake_pending, __ATOMIC_RELAXED) && !pool_needs_attention()) {
-				/* Quiet: give back what caches idle since the
-				 * last look hold (nothing if they were used). */
-				poll_ms = POLL_IDLE_MS;
-				pcpu_unlock(&wake_mutex);
-				pool_drain_clients(false);
-				pcpu_lock(&wake_mutex);
-				continue;
-			}
 		}
+		bool asked = __atomic_load_n(&wake_pending, __ATOMIC_RELAXED) || pool_needs_attention();
+
 		__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
-		poll_ms = POLL_BUSY_MS;
 		pcpu_unlock(&wake_mutex);
 		pcpu_warn_flush();
-		balance_pass(false);
+		long due_ms = -1;
+
+		if (!asked)     /* caches unused since the last wake give back */
+			pool_drain_clients(false);
+		if (asked || reclaim_possible())
+			due_ms = balance_pass(false);
+		/* Wake a little after the next page is due, so the pages due
+		 * close behind it go back in the same runs (never early). */
+		sleep_ms = asked ? POLL_BUSY_MS : idle_sleep_ms();
+		if (due_ms >= 0 && due_ms + decay_slack_ms() < sleep_ms)
+			sleep_ms = due_ms + decay_slack_ms();
 		pcpu_lock(&wake_mutex);
 	}
 	pcpu_unlock(&wake_mutex);

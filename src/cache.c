@@ -128,8 +128,8 @@ static void memcheck_cached(struct pcpu_chunk *ch, void *handle, int bits, bool 
  * Give objects of `bits` bits in transit (taken out of a bin, or refilled
  * and not put in one) back to their chunks, under one acquisition of the
  * pool's lock (spinning for it when atomic: no system call), and tell the
- * pool of `net` allocations the cache served beyond its frees.  Asks for a balance pass when a chunk
- * became fully free beside another.
+ * pool of `net` allocations the cache served beyond its frees.  Asks for a
+ * balance pass as a free does (pool_free_wants_reclaim).
  */
 static void give_back(void *const *handles, unsigned int n, int bits, int64_t net, bool atomic)
 {
@@ -149,8 +149,7 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 
 		memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
 		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
-		if (ch->slot == pcpu_pool.free_slot && pcpu_pool.slots[ch->slot].head->next)
-			wake = true;
+		wake |= pool_free_wants_reclaim(ch);
 	}
 	if (atomic)
 		pool_unlock_atomic();

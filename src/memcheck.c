@@ -79,9 +79,10 @@ void memcheck_populated(const struct pcpu_chunk *ch, int page_start, int page_en
 		memcheck_range(ch, (int)s, (int)(e - s), false);
 }
 
-/* Pages [page_start, page_end) of ch are about to be depopulated: forget
- * their annotations, so populating them again starts clean (the memory
- * faults until then anyway).  Nothing can be allocated on them meanwhile. */
+/* Pages [page_start, page_end) of ch are about to be depopulated (they are
+ * empty): inaccessible as a whole.  In the default mode they stay mapped
+ * and read zeros, so this is what reports a stray access to them; being
+ * populated again poisons only their free parts, as for any page. */
 void memcheck_depopulated(const struct pcpu_chunk *ch, int page_start, int page_end)
 {
 	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
@@ -93,11 +94,11 @@ void memcheck_depopulated(const struct pcpu_chunk *ch, int page_start, int page_
 
 		(void)p;
 #if PCPU_ASAN
-		ASAN_UNPOISON_MEMORY_REGION(p, len);
+		ASAN_POISON_MEMORY_REGION(p, len);
 #endif
 #if HAVE_VALGRIND
 		if (pcpu_pool.debug & POOL_DEBUG_VALGRIND)
-			VALGRIND_MAKE_MEM_DEFINED(p, len);
+			VALGRIND_MAKE_MEM_NOACCESS(p, len);
 #endif
 	}
 	(void)len;

@@ -15,14 +15,19 @@
  * Memory lifecycle of a range handed out by os_reserve():
  *
  *   reserved    PROT_NONE, no memory behind it; touching it faults
+ *   mapped      read-write, nothing resident (os_map_rw); reads as zeros
  *   populated   read-write, resident, zero-filled when first populated
- *   depopulated back to "reserved": memory returned, touching it faults
+ *   depopulated memory returned: back to "mapped" (MADV_DONTNEED; reads as
+ *               zeros), or "mapped" with contents kept until the kernel
+ *               needs the memory (MADV_FREE), or back to "reserved"
+ *               (MADV_DONTNEED then PROT_NONE: touching it faults)
  */
 #ifndef PCPU_OS_H
 #define PCPU_OS_H
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/uio.h>
 
 /* ---- topology ---------------------------------------------------------- */
 
@@ -90,6 +95,42 @@ int os_populate(void *addr, size_t size);
  * injected failure nothing was changed).  size 0 succeeds and does nothing.
  */
 int os_depopulate(void *addr, size_t size);
+
+/*
+ * Vectored forms for the same page range in many units.  Each range of v is
+ * page aligned with a non-zero length.  Where the kernel accepts
+ * process_madvise(PIDFD_SELF, ...) with these advice values (recent Linux
+ * 6.x; tried once, remembered), one system call advises up to IOV_MAX
+ * ranges; elsewhere it is one madvise() per range.  The system calls made are
+ * added to *sc, by kind.  Each function is one call for fault injection,
+ * failing before any system call.
+ */
+struct os_syscalls {
+	unsigned long populate;    /* MADV_POPULATE_WRITE */
+	unsigned long depopulate;  /* MADV_DONTNEED, MADV_FREE */
+	unsigned long mprotect;
+};
+
+enum os_depop_how {
+	OS_DEPOP_DONTNEED,         /* memory returned now; the range stays mapped, reads zeros */
+	OS_DEPOP_FREE,             /* returned lazily (MADV_FREE); contents undefined until
+	                              written; the range stays mapped */
+	OS_DEPOP_PROTECT,          /* MADV_DONTNEED, then PROT_NONE: touching it faults */
+};
+
+/* Populate every range (os_populate's contract, all or nothing over all of
+ * them).  With `protect` the ranges are PROT_NONE and mprotected
+ * read-write first (undone on failure); without, they are already mapped. */
+int os_populate_v(const struct iovec *v, int n, bool protect, struct os_syscalls *sc);
+/* Give every range back as `how` says.  -1 + errno if any part failed: the
+ * memory may then still hold its contents. */
+int os_depopulate_v(const struct iovec *v, int n, enum os_depop_how how, struct os_syscalls *sc);
+/* Reserved -> mapped (mprotect read-write, nothing populated); a populate
+ * operation for fault injection. */
+int os_map_rw(void *addr, size_t len, struct os_syscalls *sc);
+/* Any state -> reserved (MADV_DONTNEED, then PROT_NONE); a depopulate
+ * operation for fault injection.  -1 + errno if either call failed. */
+int os_unmap_rw(void *addr, size_t len, struct os_syscalls *sc);
 
 /*
  * Ask the kernel to place the range's memory on NUMA node `node` (preferred,

@@ -1,8 +1,9 @@
 /*
- * os_mem.c - address-space primitives: reserve, populate, depopulate,
- * bind to a NUMA node.  The only file of the library that makes memory
- * system calls (mmap, munmap, mprotect, madvise, mbind); see os.h for the
- * lifecycle of a range.  Each operation is all or nothing where the kernel
+ * os_mem.c - address-space primitives: reserve, populate, depopulate
+ * (one range, or the same range in many units at once), bind to a NUMA
+ * node.  The only file of the library that makes memory system calls
+ * (mmap, munmap, mprotect, madvise, process_madvise, mbind); see os.h for
+ * the lifecycle of a range.  Each operation is all or nothing where the kernel
  * allows it, and asks os_fault_check() first so tests can make it fail.
  */
 #define _GNU_SOURCE
@@ -170,6 +171,179 @@ int os_depopulate(void *addr, size_t size)
 	if (madvise(addr, len, MADV_DONTNEED))
 		return -1;
 	return mprotect(addr, len, PROT_NONE);
+}
+
+/* ---- vectored forms ---------------------------------------------------------- */
+
+#ifndef MADV_FREE
+#define MADV_FREE 8                     /* Linux 4.5+ */
+#endif
+#define OS_PIDFD_SELF (-10000)          /* PIDFD_SELF from <linux/pidfd.h> */
+#ifndef SYS_process_madvise
+#define SYS_process_madvise 440         /* the same number on x86_64 and aarch64 */
+#endif
+#define OS_IOV_BATCH 1024               /* IOV_MAX on Linux */
+
+/* process_madvise(PIDFD_SELF) with our advice: 0 untried, 1 works, -1 not here. */
+static atomic_int self_madvise_state;
+static atomic_int no_madv_free;         /* kernel lacks MADV_FREE: use MADV_DONTNEED */
+
+/* Every range page aligned and not empty, and at least one. */
+static bool ranges_ok(const struct iovec *v, int n)
+{
+	size_t mask = os_page_size() - 1;
+
+	for (int i = 0; i < n; i++) {
+		if (((uintptr_t)v[i].iov_base & mask) || !v[i].iov_len || (v[i].iov_len & mask)) {
+			errno = EINVAL;
+			return false;
+		}
+	}
+	if (n <= 0)
+		errno = EINVAL;
+	return n > 0;
+}
+
+static int madvise_retry(void *addr, size_t len, int advice)
+{
+	int rc, tries = 0;
+
+	do
+		rc = madvise(addr, len, advice);
+	while (rc && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
+	return rc;
+}
+
+/*
+ * madvise(advice) over v[0..n): process_madvise on batches of ranges while
+ * the kernel takes it, then one madvise per range that is left.  Advice
+ * here is idempotent, so a batch that stopped part way is simply redone
+ * range by range.  0, or -1 with errno from the first range that failed.
+ */
+static int madvise_v(const struct iovec *v, int n, int advice, unsigned long *calls)
+{
+	int done = 0;
+
+	while (n - done > 1 && atomic_load_explicit(&self_madvise_state, memory_order_relaxed) >= 0) {
+		int k = n - done < OS_IOV_BATCH ? n - done : OS_IOV_BATCH, tries = 0;
+		size_t total = 0;
+		long rc;
+
+		for (int i = 0; i < k; i++)
+			total += v[done + i].iov_len;
+		do
+			rc = syscall(SYS_process_madvise, OS_PIDFD_SELF, v + done, (size_t)k, advice, 0u);
+		while (rc < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
+		(*calls)++;
+		if (rc == (long)total) {
+			atomic_store_explicit(&self_madvise_state, 1, memory_order_relaxed);
+			done += k;
+			continue;
+		}
+		if (rc < 0 && (errno == EINVAL || errno == EBADF || errno == ENOSYS || errno == EPERM) &&
+		    atomic_load_explicit(&self_madvise_state, memory_order_relaxed) == 0)
+			atomic_store_explicit(&self_madvise_state, -1, memory_order_relaxed);
+		break;          /* the rest (this batch included) one range at a time */
+	}
+	for (; done < n; done++) {
+		(*calls)++;
+		if (madvise_retry(v[done].iov_base, v[done].iov_len, advice))
+			return -1;
+	}
+	return 0;
+}
+
+static int protect_v(const struct iovec *v, int n, int prot, unsigned long *calls)
+{
+	int rc = 0;
+
+	for (int i = 0; i < n; i++) {
+		(*calls)++;
+		if (mprotect(v[i].iov_base, v[i].iov_len, prot))
+			rc = -1;
+	}
+	return rc;
+}
+
+int os_populate_v(const struct iovec *v, int n, bool protect, struct os_syscalls *sc)
+{
+	if (!ranges_ok(v, n))
+		return -1;
+	if (os_fault_check(OS_OP_POPULATE))
+		return -1;
+	if (protect && protect_v(v, n, PROT_READ | PROT_WRITE, &sc->mprotect))
+		goto undo;
+	if (!atomic_load_explicit(&no_populate_write, memory_order_relaxed) &&
+	    !atomic_load_explicit(&force_touch, memory_order_relaxed)) {
+		if (madvise_v(v, n, MADV_POPULATE_WRITE, &sc->populate) == 0)
+			return 0;
+		if (errno != EINVAL && errno != ENOSYS)
+			goto undo;
+		atomic_store_explicit(&no_populate_write, 1, memory_order_relaxed);
+	}
+	for (int i = 0; i < n; i++)
+		touch_pages(v[i].iov_base, v[i].iov_len);
+	return 0;
+undo:
+	/* nothing half-done: drop whatever got in (and fault again) */
+	(void)madvise_v(v, n, MADV_DONTNEED, &sc->depopulate);
+	if (protect)
+		(void)protect_v(v, n, PROT_NONE, &sc->mprotect);
+	errno = ENOMEM;
+	return -1;
+}
+
+int os_depopulate_v(const struct iovec *v, int n, enum os_depop_how how, struct os_syscalls *sc)
+{
+	int rc;
+
+	if (!ranges_ok(v, n))
+		return -1;
+	if (os_fault_check(OS_OP_DEPOPULATE))
+		return -1;
+	if (how == OS_DEPOP_FREE && !atomic_load_explicit(&no_madv_free, memory_order_relaxed)) {
+		rc = madvise_v(v, n, MADV_FREE, &sc->depopulate);
+		if (rc == 0 || errno != EINVAL)
+			return rc;
+		atomic_store_explicit(&no_madv_free, 1, memory_order_relaxed);
+	}
+	rc = madvise_v(v, n, MADV_DONTNEED, &sc->depopulate);
+	if (how == OS_DEPOP_PROTECT && protect_v(v, n, PROT_NONE, &sc->mprotect))
+		rc = -1;
+	return rc;
+}
+
+int os_map_rw(void *addr, size_t size, struct os_syscalls *sc)
+{
+	size_t len = range_len(addr, size);
+
+	if (!len)
+		return -1;
+	if (os_fault_check(OS_OP_POPULATE))
+		return -1;
+	sc->mprotect++;
+	if (mprotect(addr, len, PROT_READ | PROT_WRITE)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+int os_unmap_rw(void *addr, size_t size, struct os_syscalls *sc)
+{
+	size_t len = range_len(addr, size);
+	int rc;
+
+	if (!len)
+		return -1;
+	if (os_fault_check(OS_OP_DEPOPULATE))
+		return -1;
+	sc->depopulate++;
+	rc = madvise(addr, len, MADV_DONTNEED);
+	sc->mprotect++;
+	if (mprotect(addr, len, PROT_NONE))
+		rc = -1;
+	return rc;
 }
 
 int os_bind_node(void *addr, size_t size, int node)

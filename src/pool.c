@@ -1,12 +1,16 @@
 /*
  * pool.c - the chunks on their slot lists: which chunk an allocation tries
- * first, relocation after every change, sidelining, isolation for reclaim
- * and reintegration, the search for a fit, and the O(1) handle -> chunk
- * lookup.  Everything here runs under `lock` unless it says otherwise.
+ * first, relocation after every change, sidelining, reintegration, the
+ * search for a fit, and the O(1) handle -> chunk lookup; what reclaim and
+ * zeroing need to know of each allocation and free (when pages became
+ * empty, which memory is still known to be zero).  Everything here runs
+ * under `lock` unless it says otherwise.
  */
+#define _GNU_SOURCE
 #include "pool.h"
 
 #include <string.h>
+#include <time.h>
 
 #include "bitops.h"
 
@@ -99,16 +103,6 @@ void pool_chunk_relocate(struct pcpu_chunk *ch, int oslot)
 		chunk_move(ch, nslot, oslot > nslot);
 }
 
-void pool_isolate_chunk(struct pcpu_chunk *ch)
-{
-	pcpu_assert_held(&pcpu_pool.lock);
-	if (ch->isolated || ch->immutable)
-		return;
-	pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
-	ch->isolated = true;
-	chunk_move(ch, pcpu_pool.to_depopulate_slot, false);
-}
-
 void pool_reintegrate_chunk(struct pcpu_chunk *ch)
 {
 	pcpu_assert_held(&pcpu_pool.lock);
@@ -154,6 +148,76 @@ struct pcpu_chunk *pool_handle_chunk(const void *handle, int *off)
 	return ch;
 }
 
+/* ---- reclaim and zeroing bookkeeping -------------------------------------- */
+
+int64_t pool_now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC_COARSE, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/*
+ * An area [off, off + bits) of ch is being handed out: true if all of it
+ * lies above its pages' zero marks (it reads zero), and raise the marks
+ * past it.  With first fit, a fresh page fills from its start, so the
+ * mark follows the allocations up the page.
+ */
+static bool hand_out(struct pcpu_chunk *ch, int off, int bits)
+{
+	int shift = ch->map->block_shift, end = off + bits;
+	int p0 = off >> shift, p1 = (end - 1) >> shift;
+	bool zero = off - (p0 << shift) >= ch->zero_from[p0];
+
+	for (int p = p0; p <= p1; p++) {
+		int top = (end < (p + 1) << shift ? end : (p + 1) << shift) - (p << shift);
+
+		if (p > p0 && ch->zero_from[p] != 0)
+			zero = false;
+		if (ch->zero_from[p] < top)
+			ch->zero_from[p] = top;
+	}
+	return zero;
+}
+
+bool pool_area_is_zero(struct pcpu_chunk *ch, int off, int bits)
+{
+	bool zero = ch->zero_off == off && ch->zero_bits == bits &&
+		    !(pcpu_pool.debug & POOL_DEBUG_VALGRIND);
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	ch->zero_off = -1;
+	if (zero)
+		pcpu_pool.stats.nr_alloc_prezeroed++;
+	return zero;
+}
+
+/* Pages of [off, off + bits) that a free just emptied start their decay now. */
+static void note_emptied(struct pcpu_chunk *ch, int off, int bits)
+{
+	const struct chunk *c = ch->map;
+	int64_t now = pool_now_ms();
+
+	for (int p = off >> c->block_shift; p <= (off + bits - 1) >> c->block_shift; p++)
+		if (c->md[p].contig == c->block_bits)
+			ch->empty_since[p] = now;
+}
+
+bool pool_free_wants_reclaim(const struct pcpu_chunk *ch)
+{
+	const struct chunk *c = ch->map;
+
+	pcpu_assert_held(&pcpu_pool.lock);
+	if (pcpu_pool.decay_ms != 0)
+		return false;
+	if (ch->slot == pcpu_pool.free_slot)
+		return pcpu_pool.slots[pcpu_pool.free_slot].head->next != NULL;
+	return !ch->immutable && !ch->isolated && ch != pcpu_pool.reserved_chunk &&
+	       c->nr_empty_pop_pages > 0 && c->nr_empty_pop_pages >= c->nr_pages / pcpu_pool.reclaim_frac &&
+	       pcpu_pool.nr_empty_pop_pages > pcpu_pool.empty_pop_high + c->nr_empty_pop_pages;
+}
+
 /* ---- searching and freeing ------------------------------------------------- */
 
 /*
@@ -188,6 +252,8 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 			*off = chunk_alloc_area(ch->map, bits, align_bits, start);
 			if (*off < 0)
 				continue;
+			ch->zero_off = hand_out(ch, *off, bits) ? *off : -1;
+			ch->zero_bits = bits;
 			if (pool_chunk_in_pool(ch))
 				pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 			pool_chunk_relocate(ch, oslot);
@@ -214,9 +280,12 @@ struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)
 void pool_free_area(struct pcpu_chunk *ch, int off, int bits)
 {
 	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	int empty_before = ch->map->nr_empty_pages;
 
 	pcpu_assert_held(&pcpu_pool.lock);
 	chunk_free_area(ch->map, off, bits);
+	if (ch->map->nr_empty_pages != empty_before)
+		note_emptied(ch, off, bits);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pool_chunk_relocate(ch, oslot);

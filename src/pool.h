@@ -3,8 +3,8 @@
  * address space, the state they share, and the operations on them.
  *
  * Files, each calling only the ones before it: pool.c (this header: the
- * state, slot lists, relocation, sidelining, isolation, searching, handle
- * lookup, counters), memcheck.[ch] (telling ASan / Valgrind which bytes
+ * state, slot lists, relocation, sidelining, searching, handle lookup,
+ * counters, what reclaim and zeroing note of each allocation and free), memcheck.[ch] (telling ASan / Valgrind which bytes
  * are live), pool_chunk.[ch] (chunks in address space: creation,
  * destruction, population), pool_verify.[ch] (the pool's invariants,
  * PCPU_VERIFY), pool_init.[ch] (configuration, the reservation, the first
@@ -52,6 +52,7 @@
 #include "chunk.h"
 #include "layout.h"
 #include "lock.h"
+#include "os.h"
 #include "percpu.h"
 #include "util.h"
 
@@ -59,15 +60,35 @@
 #define POOL_SLOT_BASE_SHIFT 5
 #define POOL_SLOT_FAIL_THRESHOLD 3  /* chunks failing requests in smaller slots are sidelined */
 
+/*
+ * Reclaim and zeroing state, per page of a chunk (under `lock`):
+ *   empty_since[p]  pool clock (ms) when page p last became empty (a free
+ *                   emptied it, or it was populated or created empty);
+ *                   meaningful while the page is empty.  An empty populated
+ *                   page is given back once it has been empty for the decay.
+ *   zero_from[p]    bits [p * block_bits + zero_from[p], (p + 1) * block_bits)
+ *                   read as zero in every unit and have not been handed out
+ *                   since they were last known zero; this holds whether the
+ *                   page is populated or not (it describes the memory behind
+ *                   the page).  Every allocation raises it past its end; a
+ *                   successful MADV_DONTNEED of the page resets it to 0.
+ */
 struct pcpu_chunk {
 	struct chunk *map;          /* the in-chunk allocator (lock) */
 	char *base;                 /* chunk start: unit offsets are relative to it */
 	int index;                  /* position in the region */
 	int slot;                   /* list the chunk is on, -1 if none (lock) */
 	bool immutable;             /* first chunk: never depopulated or freed */
-	bool isolated;              /* taken out of the empty-page pool for reclaim (lock) */
+	bool isolated;              /* taken out of the empty-page pool (lock); nothing
+	                               isolates chunks since reclaim went by decay */
+	bool mapped_rw;             /* units mapped read-write from creation to destruction
+	                               (every depopulation mode but "protect") */
 	struct pcpu_chunk *prev, *next;    /* slot list (lock) */
 	size_t max_alloc_size;      /* stats: largest allocation it has served, bytes (lock) */
+	int64_t *empty_since;       /* [nr_pages], see above (lock) */
+	int *zero_from;             /* [nr_pages], see above (lock) */
+	int zero_off, zero_bits;    /* the last area pool_find_area handed out, if it was
+	                               known zero; else zero_off -1 (lock) */
 };
 
 struct pcpu_list {
@@ -100,7 +121,9 @@ struct pcpu_pool {
 	int nr_slots;                      /* size slots, then the three below */
 	int free_slot, sidelined_slot, to_depopulate_slot;
 	int empty_pop_low, empty_pop_high; /* balancer marks */
-	int reclaim_frac;                  /* isolate at 1/reclaim_frac empty pages */
+	int reclaim_frac;                  /* decay 0: wake at 1/reclaim_frac empty pages */
+	long decay_ms;                     /* reclaim after this long unused; 0 at once, -1 never */
+	enum os_depop_how depop_how;       /* how pages are given back (PCPU_DEPOPULATE) */
 	unsigned debug;                    /* POOL_DEBUG_* */
 
 	struct pcpu_lock pop_mutex;
@@ -128,7 +151,11 @@ struct pcpu_pool {
 	int64_t nr_live;                   /* user allocations live, as far as the pool has
 	                                      been told (caches report theirs in batches) (lock) */
 	unsigned long *chunk_used;         /* table indexes in use (lock) */
-	int chunk_hiwater;                 /* indexes >= this are unused (lock) */
+	unsigned long *chunk_unclean;      /* indexes whose memory may hold data from a
+	                                      destroyed chunk (a failed give-back) (lock) */
+	struct iovec *unit_iov;            /* [nr_cpus] scratch for one page range in
+	                                      every unit (pop_mutex) */
+	int chunk_hiwater;                 /* indexes >= this are unused (pop+lock) */
 
 	struct pcpu_list *slots;           /* [nr_slots] (lock) */
 	unsigned long slot_mask;           /* bit s set: slots[s] is not empty (lock) */
@@ -143,6 +170,9 @@ struct pcpu_pool {
 	 * through a cache: those count in the census), layout filled on read;
 	 * nr_cur_alloc unused (computed), nr_max_alloc from nr_live. (lock) */
 	struct pcpu_stats stats;
+	/* System calls of (de)population, made under pop_mutex, read by the
+	 * statistics under `lock` alone (atomic). */
+	unsigned long nr_populate_calls, nr_depopulate_calls, nr_mprotect_calls;
 };
 
 extern struct pcpu_pool pcpu_pool __attribute__((visibility("hidden")));
@@ -222,10 +252,9 @@ int pool_chunk_slot(const struct pcpu_chunk *ch);
 void pool_chunk_move(struct pcpu_chunk *ch, int slot);
 /* Put ch on the list its longest free run calls for.  `lock` held. */
 void pool_chunk_relocate(struct pcpu_chunk *ch, int oslot);
-/* Take ch out of the pool for reclaim / put it back.  `lock` held. */
-void pool_isolate_chunk(struct pcpu_chunk *ch);
+/* Put an isolated chunk back into the pool.  `lock` held. */
 void pool_reintegrate_chunk(struct pcpu_chunk *ch);
-/* Take every chunk queued for reclaim back; false if there was none.  `lock` held. */
+/* Take every isolated chunk back; false if there was none.  `lock` held. */
 bool pool_reintegrate_all(void);
 
 /* Chunk owning a handle and the byte offset inside it, or NULL. */
@@ -290,7 +319,8 @@ static inline bool pool_chunk_in_pool(const struct pcpu_chunk *ch)
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off);
 /* The same in the reserved chunk (PCPU_RESERVED, libraries' variables). */
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
-/* Free an area, keeping the empty-page count and the chunk's slot right.  `lock` held. */
+/* Free an area, keeping the empty-page count and the chunk's slot right,
+ * and noting when pages became empty.  `lock` held. */
 void pool_free_area(struct pcpu_chunk *ch, int off, int bits);
 /*
  * nr_live may be a new peak: add what the clients have not told yet (read
@@ -299,6 +329,18 @@ void pool_free_area(struct pcpu_chunk *ch, int off, int bits);
  */
 void pool_update_max(void);
 
+/*
+ * True if the area pool_find_area just handed out (off, bits, in ch) reads
+ * zero in every unit, so the caller need not clear it; false if it may
+ * hold old bytes.  Call it once, right after pool_find_area, under the
+ * same hold of `lock`.  Always false for the reserved chunk and under
+ * Valgrind (which must see the clearing writes).
+ */
+bool pool_area_is_zero(struct pcpu_chunk *ch, int off, int bits);
+/* Decay 0 only: a free in ch left enough empty to wake the balancer now. `lock` held. */
+bool pool_free_wants_reclaim(const struct pcpu_chunk *ch);
+/* The pool clock for reclaim decisions: monotonic milliseconds (coarse). */
+int64_t pool_now_ms(void);
 /* Statistics of an allocation of size bytes from ch, its undoing (its pages
  * could not be populated), and a free.  `lock` held. */
 static inline int pool_size_bucket(size_t size)
@@ -349,7 +391,7 @@ static inline void pool_account_free(void)
 
 #define POOL_BALANCE_LOW       0x1u  /* fewer empty populated pages than the low mark */
 #define POOL_BALANCE_ATOMIC    0x2u  /* an atomic allocation failed: refill in full */
-#define POOL_BALANCE_FREE      0x4u  /* a second fully free chunk, or one to reclaim */
+#define POOL_BALANCE_FREE      0x4u  /* decay 0: a second fully free chunk, or pages to reclaim */
 
 /* Ask for a balance pass.  Only sets pool.balance_wanted: no lock, no
  * system call (the atomic path uses this). */

@@ -4,8 +4,12 @@
  * ranges in every unit.
  *
  * Memory system calls go through the OS layer; this file decides which
- * ranges.  Creation, destruction, population and depopulation run with
- * pop_mutex held; the chunk table and counters change only under `lock`.
+ * ranges.  A page range is populated or given back in every unit by one
+ * vectored OS call.  Outside the "protect" mode a chunk's units are mapped
+ * read-write when it is created and back to PROT_NONE when it is
+ * destroyed, one call per group each, so population needs no mprotect.
+ * Creation, destruction, population and depopulation run with pop_mutex
+ * held; the chunk table and counters change only under `lock`.
  * pool_alloc_blocking, the allocation path that may do all of these, is
  * here for both layers that need it (alloc.c, and static.c for libraries'
  * variables beyond the reserved area).
@@ -39,42 +43,161 @@ static void bind_groups(char *base)
 	}
 }
 
+/* Fold the system calls of one operation into the pool's counters. */
+static void count_syscalls(const struct os_syscalls *sc)
+{
+	__atomic_fetch_add(&pcpu_pool.nr_populate_calls, sc->populate, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&pcpu_pool.nr_depopulate_calls, sc->depopulate, __ATOMIC_RELAXED);
+	__atomic_fetch_add(&pcpu_pool.nr_mprotect_calls, sc->mprotect, __ATOMIC_RELAXED);
+}
+
+/*
+ * Pages [page_start, page_end) of every CPU's unit as ranges in
+ * pcpu_pool.unit_iov, neighbours merged (units of a group lie back to back,
+ * so whole units merge into one range); the number of ranges.  pop_mutex
+ * held (the scratch array is shared).
+ */
+static int unit_ranges(const struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
+	struct iovec *v = pcpu_pool.unit_iov;
+	int n = 0;
+
+	pcpu_assert_held(&pcpu_pool.pop_mutex);
+	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
+		char *p = unit_page(ch, cpu, page_start);
+
+		if (n && (char *)v[n - 1].iov_base + v[n - 1].iov_len == p) {
+			v[n - 1].iov_len += len;
+			continue;
+		}
+		v[n].iov_base = p;
+		v[n].iov_len = len;
+		n++;
+	}
+	return n;
+}
+
+/* How ch's pages go back: the pool's mode, or with PROT_NONE when the
+ * chunk's units are not mapped read-write between populations. */
+static enum os_depop_how depop_how(const struct pcpu_chunk *ch)
+{
+	return ch->mapped_rw ? pcpu_pool.depop_how : OS_DEPOP_PROTECT;
+}
+
+struct pcpu_chunk *pool_chunk_new(int pages, size_t head_bytes, size_t tail_bytes)
+{
+	size_t arrays = (size_t)pages * (sizeof(int64_t) + sizeof(int));
+	struct pcpu_chunk *ch = calloc(1, sizeof(*ch) + arrays);
+	int64_t now = pool_now_ms();
+
+	if (!ch)
+		return NULL;
+	ch->map = chunk_create(pages, pcpu_pool.page_size, head_bytes, tail_bytes);
+	if (!ch->map) {
+		free(ch);
+		return NULL;
+	}
+	ch->slot = -1;
+	ch->zero_off = -1;
+	ch->empty_since = (int64_t *)(ch + 1);
+	ch->zero_from = (int *)(ch->empty_since + pages);
+	for (int p = 0; p < pages; p++) {
+		/* the hidden head is not known zero (the static area lives there) */
+		int head = ch->map->start_bits - (p << ch->map->block_shift);
+
+		ch->empty_since[p] = now;
+		ch->zero_from[p] = head < 0 ? 0 : head > ch->map->block_bits ? ch->map->block_bits : head;
+	}
+	return ch;
+}
+
+void pool_chunk_delete(struct pcpu_chunk *ch)
+{
+	if (ch)
+		chunk_destroy(ch->map);
+	free(ch);
+}
+
+/* Map every group's units of a new chunk read-write (one call per group:
+ * its units are contiguous); undone on failure. */
+static int map_groups(struct pcpu_chunk *ch, struct os_syscalls *sc)
+{
+	const struct layout *l = pcpu_pool.layout;
+
+	for (int g = 0; g < l->nr_groups; g++) {
+		if (os_map_rw(ch->base + l->groups[g].base_offset,
+			      (size_t)l->groups[g].nr_units * pcpu_pool.unit_size, sc) == 0)
+			continue;
+		while (g-- > 0)
+			(void)os_unmap_rw(ch->base + l->groups[g].base_offset,
+					  (size_t)l->groups[g].nr_units * pcpu_pool.unit_size, sc);
+		return -1;
+	}
+	return 0;
+}
+
+/* Give back an index taken for a chunk that was not made; `unclean` as it was. */
+static void release_index(int idx, bool unclean)
+{
+	pcpu_lock(&pcpu_pool.lock);
+	bit_clear(pcpu_pool.chunk_used, (size_t)idx);
+	if (unclean)
+		bit_set(pcpu_pool.chunk_unclean, (size_t)idx);
+	pcpu_unlock(&pcpu_pool.lock);
+}
+
 struct pcpu_chunk *pool_create_chunk(void)
 {
+	struct os_syscalls sc = { 0 };
 	struct pcpu_chunk *ch;
+	bool unclean = false;
 	int idx;
 
 	pcpu_assert_held(&pcpu_pool.pop_mutex);
 	pcpu_lock(&pcpu_pool.lock);
 	idx = (int)bitmap_next_clear(pcpu_pool.chunk_used, (size_t)pcpu_pool.max_chunks, 0);
-	if (idx < pcpu_pool.max_chunks)
+	if (idx < pcpu_pool.max_chunks) {
 		bit_set(pcpu_pool.chunk_used, (size_t)idx);
+		unclean = bit_test(pcpu_pool.chunk_unclean, (size_t)idx);
+		bit_clear(pcpu_pool.chunk_unclean, (size_t)idx);
+	}
 	pcpu_unlock(&pcpu_pool.lock);
 	if (idx >= pcpu_pool.max_chunks) {
 		errno = ENOMEM;         /* address space exhausted */
 		return NULL;
 	}
 
-	ch = calloc(1, sizeof(*ch));
-	if (ch)
-		ch->map = chunk_create(pcpu_pool.unit_pages, pcpu_pool.page_size, 0, 0);
-	if (ch && ch->map && !pcpu_pool.live_maps[idx])
+	ch = pool_chunk_new(pcpu_pool.unit_pages, 0, 0);
+	/* The index's live map: allocated with its first chunk, never freed. */
+	if (ch && !pcpu_pool.live_maps[idx])
 		__atomic_store_n(&pcpu_pool.live_maps[idx],
 				 calloc(BITS_TO_LONGS(ch->map->nr_bits), sizeof(unsigned long)),
 				 __ATOMIC_RELEASE);
-	if (!ch || !ch->map || !pcpu_pool.live_maps[idx]) {
+	if (!ch || !pcpu_pool.live_maps[idx]) {
 		if (ch)
-			chunk_destroy(ch->map);
-		free(ch);
-		pcpu_lock(&pcpu_pool.lock);
-		bit_clear(pcpu_pool.chunk_used, (size_t)idx);
-		pcpu_unlock(&pcpu_pool.lock);
+			pool_chunk_delete(ch);
+		release_index(idx, unclean);
 		errno = ENOMEM;
 		return NULL;
 	}
 	ch->index = idx;
 	ch->base = pcpu_pool.region + ((size_t)idx << pcpu_pool.stride_shift);
-	ch->slot = -1;
+	if (pcpu_pool.depop_how != OS_DEPOP_PROTECT) {
+		int rc = map_groups(ch, &sc);
+
+		count_syscalls(&sc);
+		if (rc) {
+			pool_chunk_delete(ch);
+			release_index(idx, unclean);
+			errno = ENOMEM;
+			return NULL;
+		}
+		ch->mapped_rw = true;
+	}
+	/* A destroyed chunk's memory that could not be given back holds its bytes. */
+	for (int p = 0; unclean && p < ch->map->nr_pages; p++)
+		ch->zero_from[p] = ch->map->block_bits;
 	bind_groups(ch->base);
 
 	pcpu_lock(&pcpu_pool.lock);
@@ -92,46 +215,54 @@ struct pcpu_chunk *pool_create_chunk(void)
 	return ch;
 }
 
-/* Unlink ch (it may already be off the slot lists, never in use), then
- * give its memory back.  pop_mutex held. */
+/*
+ * Unlink ch (it may already be off the slot lists, never in use), then
+ * give its memory back: every group's units at once, back to reserved
+ * (PROT_NONE).  The index is free again only after that; if the memory
+ * could not be given back, the next chunk there knows it is not zero.
+ * pop_mutex held.
+ */
 void pool_destroy_chunk(struct pcpu_chunk *ch)
 {
-	size_t s, e;
+	const struct layout *l = pcpu_pool.layout;
+	struct os_syscalls sc = { 0 };
+	bool unclean = false;
+	int populated;
 
 	pcpu_assert_held(&pcpu_pool.pop_mutex);
 	PCPU_PROBE(destroy_chunk, ch->index, ch->base);
 	pcpu_lock(&pcpu_pool.lock);
 	pool_chunk_move(ch, -1);
 	__atomic_store_n(&pcpu_pool.chunk_table[ch->index], NULL, __ATOMIC_RELEASE);
-	bit_clear(pcpu_pool.chunk_used, (size_t)ch->index);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
+	populated = ch->map->nr_populated;
+	pcpu_pool.nr_populated -= populated;
+	pcpu_pool.stats.nr_pages_depopulated += (uint64_t)populated;
 	pcpu_pool.stats.nr_chunks--;
 	pcpu_pool.stats.nr_chunks_destroyed++;
 	pcpu_unlock(&pcpu_pool.lock);
 
-	for (s = 0; bitmap_next_set_run(ch->map->populated, (size_t)ch->map->nr_pages, &s, &e); s = e) {
-		pool_depopulate_pages(ch, (int)s, (int)e);
-		pcpu_lock(&pcpu_pool.lock);
-		pcpu_pool.nr_populated -= (long)(e - s);
-		pcpu_pool.stats.nr_pages_depopulated += e - s;
-		pcpu_unlock(&pcpu_pool.lock);
-	}
-	chunk_destroy(ch->map);
-	free(ch);
+	if (populated)
+		PCPU_PROBE(depopulate, ch->index, 0, ch->map->nr_pages);
+	memcheck_pages_depopulated(ch, 0, ch->map->nr_pages);
+	for (int g = 0; g < l->nr_groups; g++)
+		if (os_unmap_rw(ch->base + l->groups[g].base_offset,
+				(size_t)l->groups[g].nr_units * pcpu_pool.unit_size, &sc))
+			unclean = true;
+	count_syscalls(&sc);
+	release_index(ch->index, unclean);
+	pool_chunk_delete(ch);
 }
 
 int pool_populate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
 {
-	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
+	struct os_syscalls sc = { 0 };
+	int n = unit_ranges(ch, page_start, page_end);
+	int rc = os_populate_v(pcpu_pool.unit_iov, n, !ch->mapped_rw, &sc);
 
-	pcpu_assert_held(&pcpu_pool.pop_mutex);
-	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
-		if (os_populate(unit_page(ch, cpu, page_start), len) == 0)
-			continue;
-		/* All or nothing: undo the units already done. */
-		while (cpu-- > 0)
-			(void)os_depopulate(unit_page(ch, cpu, page_start), len);
+	count_syscalls(&sc);
+	if (rc) {
 		errno = ENOMEM;
 		return -1;
 	}
@@ -139,26 +270,32 @@ int pool_populate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
 	return 0;
 }
 
-void pool_depopulate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
+int pool_depopulate_pages(struct pcpu_chunk *ch, int page_start, int page_end)
 {
-	size_t len = (size_t)(page_end - page_start) << pcpu_pool.page_shift;
+	struct os_syscalls sc = { 0 };
+	int n, rc;
 
 	/* A failed depopulation leaves memory resident and readable: wasteful
-	 * but safe, since the range is bookkept as unpopulated and will be
-	 * populated again before use. */
+	 * but safe, since the range is bookkept as unpopulated (and not
+	 * zero) and will be populated again before use. */
 	PCPU_PROBE(depopulate, ch->index, page_start, page_end);
 	memcheck_pages_depopulated(ch, page_start, page_end);
-	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
-		(void)os_depopulate(unit_page(ch, cpu, page_start), len);
+	n = unit_ranges(ch, page_start, page_end);
+	rc = os_depopulate_v(pcpu_pool.unit_iov, n, depop_how(ch), &sc);
+	count_syscalls(&sc);
+	return rc;
 }
 
 void pool_note_populated(struct pcpu_chunk *ch, int page_start, int page_end)
 {
 	int before = ch->map->nr_empty_pop_pages;
+	int64_t now = pool_now_ms();
 
 	pcpu_assert_held(&pcpu_pool.lock);
 	chunk_mark_populated(ch->map, page_start, page_end);
 	memcheck_pages_populated(ch, page_start, page_end);
+	for (int p = page_start; p < page_end; p++)
+		ch->empty_since[p] = now;       /* an empty page decays from now on */
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pcpu_pool.nr_populated += page_end - page_start;
@@ -175,6 +312,15 @@ void pool_note_depopulated(struct pcpu_chunk *ch, int page_start, int page_end)
 		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pcpu_pool.nr_populated -= page_end - page_start;
 	pcpu_pool.stats.nr_pages_depopulated += (uint64_t)(page_end - page_start);
+}
+
+void pool_note_given_back(struct pcpu_chunk *ch, int page_start, int page_end)
+{
+	pcpu_assert_held(&pcpu_pool.lock);
+	if (depop_how(ch) == OS_DEPOP_FREE)
+		return;         /* the kernel may or may not have dropped the bytes */
+	for (int p = page_start; p < page_end; p++)
+		ch->zero_from[p] = 0;
 }
 
 /* Pages populated at once on the allocation path: fewer system calls (and

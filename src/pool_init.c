@@ -1,7 +1,8 @@
 /*
  * pool_init.c - bringing the pool up: the configuration (pcpu_config, the
  * environment, defaults, limits), the address-space reservation, the first
- * chunk, the balancer marks, initialisation on first use, and fork.
+ * chunk, the balancer marks and reclaim settings, initialisation on first
+ * use, and fork.
  *
  * Initialisation runs once, under init_mutex.  It asks the clients for the
  * program's static area, builds the layout, reserves [guard | region],
@@ -11,6 +12,7 @@
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <limits.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -32,6 +34,7 @@ static pthread_mutex_t init_mutex = PTHREAD_MUTEX_INITIALIZER;
 #define DEFAULT_ADDR_SPACE (64ull << 30)
 #define MAX_REGION_SIZE (1ull << 40)
 #define MAX_UNIT_SIZE ((size_t)1 << 30)      /* keeps every bit offset in an int */
+#define DEFAULT_DECAY_MS 1000
 
 /* ---- configuration -------------------------------------------------------- */
 
@@ -82,6 +85,9 @@ static int check_config(struct pcpu_config *cfg, size_t static_size)
 		return bad_config("atom_size", "above 1 GiB", cfg->atom_size);
 	if (cfg->addr_space > MAX_REGION_SIZE)
 		return bad_config("addr_space", "above 1 TiB", cfg->addr_space);
+	if (cfg->decay_ms < PCPU_DECAY_IMMEDIATE)
+		return bad_config("decay_ms", "negative but neither PCPU_DECAY_NEVER nor PCPU_DECAY_IMMEDIATE",
+				  (unsigned long long)(long long)cfg->decay_ms);
 	return 0;
 }
 
@@ -103,6 +109,35 @@ static void set_marks(const struct pcpu_config *cfg)
 	pcpu_pool.empty_pop_low = low > pages ? pages : (int)low;
 	pcpu_pool.empty_pop_high = high > pages ? pages : (int)high;
 	pcpu_pool.reclaim_frac = frac < 1 ? 1 : frac > 1024 ? 1024 : (int)frac;
+}
+
+/*
+ * Reclaim: the decay (config, else PCPU_DECAY_MS, else the default) and how
+ * pages go back (PCPU_DEPOPULATE).  The default decay, 1 s, outlasts the
+ * phases of a workload whose live set shrinks and regrows, so pages freed
+ * in one phase are reused in the next instead of being given back and
+ * faulted in again (see README, "Reclaim").
+ */
+static void set_reclaim(const struct pcpu_config *cfg)
+{
+	const char *how = pcpu_getenv("PCPU_DEPOPULATE");
+	long decay = cfg->decay_ms;
+
+	if (decay == PCPU_DECAY_IMMEDIATE)
+		decay = 0;
+	else if (decay == 0 && !pcpu_env_long("PCPU_DECAY_MS", -1, INT_MAX, &decay))
+		decay = DEFAULT_DECAY_MS;
+	pcpu_pool.decay_ms = decay;
+	pcpu_pool.depop_how = OS_DEPOP_DONTNEED;
+	if (!how || !*how || strcmp(how, "dontneed") == 0)
+		return;
+	if (strcmp(how, "free") == 0)
+		pcpu_pool.depop_how = OS_DEPOP_FREE;
+	else if (strcmp(how, "protect") == 0)
+		pcpu_pool.depop_how = OS_DEPOP_PROTECT;
+	else
+		pcpu_warn(PCPU_WARN_CONFIG, 0, "PCPU_DEPOPULATE=%s: not dontneed, free or protect; "
+			  "using dontneed", how);
 }
 
 /* ---- address space and the first chunk ------------------------------------- */
@@ -135,26 +170,13 @@ static int reserve_region(size_t want, size_t stride)
 
 static struct pcpu_chunk *first_chunk_part(int pages, size_t head, size_t tail)
 {
-	struct pcpu_chunk *ch = calloc(1, sizeof(*ch));
+	struct pcpu_chunk *ch = pool_chunk_new(pages, head, tail);
 
 	if (!ch)
 		return NULL;
-	ch->map = chunk_create(pages, pcpu_pool.page_size, head, tail);
-	if (!ch->map) {
-		free(ch);
-		return NULL;
-	}
 	ch->base = pcpu_pool.region;
-	ch->slot = -1;
 	ch->immutable = true;
 	return ch;
-}
-
-static void free_chunk_part(struct pcpu_chunk *ch)
-{
-	if (ch)
-		chunk_destroy(ch->map);
-	free(ch);
 }
 
 /*
@@ -207,8 +229,8 @@ static int setup_first_chunk(size_t static_size)
 	pcpu_unlock(&pcpu_pool.pop_mutex);
 	return 0;
 fail:
-	free_chunk_part(rc);
-	free_chunk_part(fc);
+	pool_chunk_delete(rc);
+	pool_chunk_delete(fc);
 	errno = ENOMEM;
 	return -1;
 }
@@ -223,6 +245,8 @@ static void reset_pool(void)
 	if (pcpu_pool.live_maps)
 		free(pcpu_pool.live_maps[0]);
 	free(pcpu_pool.live_maps);
+	free(pcpu_pool.chunk_unclean);
+	free(pcpu_pool.unit_iov);
 	free(pcpu_pool.slots);
 	if (pcpu_pool.mapping)
 		os_unreserve(pcpu_pool.mapping, pcpu_pool.mapping_size);
@@ -294,14 +318,16 @@ static int do_init(const struct pcpu_config *user)
 	if (pcpu_pool.live_maps)
 		pcpu_pool.live_maps[0] = calloc(BITS_TO_LONGS(pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES),
 						sizeof(unsigned long));
+	pcpu_pool.chunk_unclean = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
+	pcpu_pool.unit_iov = calloc(pcpu_pool.nr_cpus, sizeof(*pcpu_pool.unit_iov));
 
 	pcpu_pool.sidelined_slot = pool_size_to_slot(pcpu_pool.unit_size - 1) + 1;
 	pcpu_pool.free_slot = pcpu_pool.sidelined_slot + 1;
 	pcpu_pool.to_depopulate_slot = pcpu_pool.free_slot + 1;
 	pcpu_pool.nr_slots = pcpu_pool.to_depopulate_slot + 1;
 	pcpu_pool.slots = calloc((size_t)pcpu_pool.nr_slots, sizeof(*pcpu_pool.slots));
-	if (!pcpu_pool.chunk_table || !pcpu_pool.chunk_used || !pcpu_pool.slots ||
-	    !pcpu_pool.live_maps || !pcpu_pool.live_maps[0])
+	if (!pcpu_pool.chunk_table || !pcpu_pool.chunk_used || !pcpu_pool.chunk_unclean ||
+	    !pcpu_pool.unit_iov || !pcpu_pool.slots || !pcpu_pool.live_maps || !pcpu_pool.live_maps[0])
 		goto fail;
 
 	for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
@@ -309,6 +335,7 @@ static int do_init(const struct pcpu_config *user)
 	if (setup_first_chunk(static_size))
 		goto fail;
 	set_marks(&cfg);
+	set_reclaim(&cfg);
 	if (pcpu_getenv("PCPU_VERIFY") && strcmp(pcpu_getenv("PCPU_VERIFY"), "0") != 0)
 		pcpu_pool.debug |= POOL_DEBUG_VERIFY;
 	return 0;

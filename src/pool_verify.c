@@ -43,9 +43,56 @@ static int check_live_map(int i, const struct pcpu_chunk *ch, uint64_t *nr_live,
 	return 0;
 }
 
+/*
+ * The reclaim and zeroing state of ch: zero marks within their pages, no
+ * page emptied in the future, and on populated pages the memory above a
+ * page's zero mark reads zero in every unit (what lets an allocation there
+ * skip clearing).  Unpopulated pages are not read: in the protect mode
+ * they fault, and elsewhere reading them would fault zero pages in.  The
+ * memory read is free, so poisoned for the checkers: AddressSanitizer is
+ * told not to look, and under Valgrind it is not read.  `lock` held.  0, or
+ * -1 with a message in msg.
+ */
+__attribute__((no_sanitize_address))
+static int verify_reclaim_state(const struct pcpu_chunk *ch, int64_t now, char *msg, size_t len)
+{
+	const struct chunk *c = ch->map;
+
+	for (int p = 0; p < c->nr_pages; p++) {
+		if (ch->zero_from[p] < 0 || ch->zero_from[p] > c->block_bits) {
+			snprintf(msg, len, "page %d: zero mark %d outside the page", p, ch->zero_from[p]);
+			return -1;
+		}
+		if (ch->empty_since[p] > now) {
+			snprintf(msg, len, "page %d: empty since a time to come", p);
+			return -1;
+		}
+		if (ch == pcpu_pool.reserved_chunk || !bit_test(c->populated, (size_t)p) ||
+		    (pcpu_pool.debug & POOL_DEBUG_VALGRIND))
+			continue;
+		size_t from = (size_t)ch->zero_from[p] * PCPU_MIN_ALLOC_BYTES;
+
+		for (unsigned cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
+			const unsigned char *b = (const unsigned char *)ch->base +
+						 pcpu_pool.layout->unit_off[cpu] +
+						 ((size_t)p << pcpu_pool.page_shift);
+
+			for (size_t i = from; i < pcpu_pool.page_size; i++) {
+				if (b[i]) {
+					snprintf(msg, len, "page %d, unit %u: byte %zu is %#x above the zero "
+						 "mark %zu", p, cpu, i, b[i], from);
+					return -1;
+				}
+			}
+		}
+	}
+	return 0;
+}
+
 int pool_verify(void)
 {
 	char msg[256];
+	int64_t now;
 	long empty_pop = 0, populated = 0;
 	uint64_t nr_alloc = 0, hist_sum = 0, nr_live = 0, user_alloc, user_dealloc;
 	int ret = 0, nr_listed = 0, nr_chunks = 0;
@@ -54,6 +101,7 @@ int pool_verify(void)
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	pcpu_lock(&pcpu_pool.lock);
 	pool_quiesce(true);
+	now = pool_now_ms();
 
 	if (pcpu_pool.reserved_chunk) {
 		if (chunk_verify(pcpu_pool.reserved_chunk->map, msg, sizeof(msg)))
@@ -77,6 +125,8 @@ int pool_verify(void)
 		if (ch->index != i || ch->base != pcpu_pool.region + ((size_t)i << pcpu_pool.stride_shift))
 			VFAIL("chunk %d: index or base address wrong", i);
 		if (chunk_verify(ch->map, msg, sizeof(msg)))
+			VFAIL("chunk %d: %s", i, msg);
+		if (verify_reclaim_state(ch, now, msg, sizeof(msg)))
 			VFAIL("chunk %d: %s", i, msg);
 		if (ch->isolated ? ch->slot != pcpu_pool.to_depopulate_slot :
 		    ch->slot != pcpu_pool.sidelined_slot && ch->slot != pool_chunk_slot(ch))

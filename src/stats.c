@@ -72,6 +72,10 @@ static void snapshot_locked(struct pcpu_stats *out)
 	out->nr_cache_hits = cen.nr_cache_hits;
 	out->nr_cache_refills = cen.nr_cache_refills;
 	out->nr_cache_drains = cen.nr_cache_drains;
+	out->nr_populate_calls = __atomic_load_n(&pcpu_pool.nr_populate_calls, __ATOMIC_RELAXED);
+	out->nr_depopulate_calls = __atomic_load_n(&pcpu_pool.nr_depopulate_calls, __ATOMIC_RELAXED);
+	out->nr_mprotect_calls = __atomic_load_n(&pcpu_pool.nr_mprotect_calls, __ATOMIC_RELAXED);
+	out->decay_ms = pcpu_pool.decay_ms;
 }
 
 /* The 0.1 layout of struct pcpu_stats: every field up to size_hist. */
@@ -362,6 +366,9 @@ PCPU_PUBLIC void pcpu_stats_print(FILE *out)
 	L(nr_balance_populated); L(nr_balance_depopulated);
 	L(nr_cached); L(cached_bytes); L(cache_limit_bytes); L(nr_cache_hits); L(nr_cache_refills);
 	L(nr_cache_drains);
+	L(nr_populate_calls); L(nr_depopulate_calls); L(nr_mprotect_calls); L(balance_ns);
+	L(nr_alloc_prezeroed);
+	fprintf(out, "  %-22s: %12lld\n", "decay_ms", (long long)st.decay_ms);
 #undef L
 	fputc('\n', out);
 	print_size_hist(out, &st);

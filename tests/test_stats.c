@@ -354,7 +354,9 @@ static void check_report(bool exact_max)
 		"nr_chunks_created", "nr_chunks_destroyed", "nr_pages_populated",
 		"nr_pages_depopulated", "nr_balance_passes", "nr_balance_populated",
 		"nr_balance_depopulated", "nr_cached", "cached_bytes", "cache_limit_bytes",
-		"nr_cache_hits", "nr_cache_refills", "nr_cache_drains" };
+		"nr_cache_hits", "nr_cache_refills", "nr_cache_drains", "nr_populate_calls",
+		"nr_depopulate_calls", "nr_mprotect_calls", "balance_ns", "nr_alloc_prezeroed",
+		"decay_ms" };
 	struct pcpu_stats st;
 	char *text;
 	const struct section *s;
@@ -384,14 +386,16 @@ static void check_report(bool exact_max)
 		CHECK(ok && (unsigned long long)v == info_want[i], "%s = %lld", info[i], v);
 	}
 	s = find_section("Global Stats:");
-	CHECK(s && s->n == 25, "Global Stats: %d fields", s ? s->n : -1);
+	CHECK(s && s->n == 31, "Global Stats: %d fields", s ? s->n : -1);
 	const uint64_t global_want[] = { st.nr_alloc, st.nr_dealloc, st.nr_cur_alloc,
 		st.nr_max_alloc, st.nr_alloc_fail, st.nr_atomic_fail, st.nr_chunks, st.nr_max_chunks,
 		st.min_alloc_size, st.max_alloc_size, st.nr_empty_pop_pages, st.nr_populated_pages,
 		st.nr_chunks_created, st.nr_chunks_destroyed, st.nr_pages_populated,
 		st.nr_pages_depopulated, st.nr_balance_passes, st.nr_balance_populated,
 		st.nr_balance_depopulated, st.nr_cached, st.cached_bytes, st.cache_limit_bytes,
-		st.nr_cache_hits, st.nr_cache_refills, st.nr_cache_drains };
+		st.nr_cache_hits, st.nr_cache_refills, st.nr_cache_drains, st.nr_populate_calls,
+		st.nr_depopulate_calls, st.nr_mprotect_calls, st.balance_ns, st.nr_alloc_prezeroed,
+		(uint64_t)st.decay_ms };
 	for (size_t i = 0; i < sizeof(global) / sizeof(global[0]); i++) {
 		bool ok = true;
 		long long v = field(s, global[i], &ok);
