@@ -322,10 +322,12 @@ long balance_pass(bool forced)
 {
 	unsigned why = __atomic_exchange_n(&pcpu_pool.balance_wanted, 0, __ATOMIC_RELAXED);
 	int64_t t0 = now_ns();
-	struct pass_clock pc = { .now = pool_now_ms(), .next_due = -1,
-				 .decay = forced ? 0 : pcpu_pool.decay_ms };
+	struct pass_clock pc = { .next_due = -1, .decay = forced ? 0 : pcpu_pool.decay_ms };
 
+	/* First the caches, then the clock: what they give back counts as
+	 * emptied no later than now. */
 	pool_drain_clients(forced);
+	pc.now = pool_now_ms();
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	balance_free(&pc);
 	reclaim_populated(&pc);
