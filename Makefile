@@ -1,5 +1,5 @@
 # Thin wrapper over CMake. `make test` builds and runs every test;
-# `make bench` builds and runs the evaluation (SPEC section 6).
+# `make bench` builds and runs the evaluation (docs/evaluation.md).
 BUILD   ?= build
 PREFIX  ?= /usr/local
 CMAKE   ?= cmake

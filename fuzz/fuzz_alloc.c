@@ -14,10 +14,11 @@
  *     rewritten, the "check" operation and the end of each input read
  *     every word);
  *   - an allocation is NULL + EINVAL exactly when the request is invalid
- *     (SPEC section 3); otherwise it is a zeroed, aligned area of the
- *     rounded size overlapping no live object, or NULL + ENOMEM.  A plain
- *     allocation may fail only when every chunk slot of the (deliberately
- *     small) address space is in use or a fault was injected during it.
+ *     (docs/contract.md, section 3); otherwise it is a zeroed, aligned
+ *     area of the rounded size overlapping no live object, or NULL +
+ *     ENOMEM.  A plain allocation may fail only when every chunk slot of
+ *     the (deliberately small) address space is in use or a fault was
+ *     injected during it.
  *
  * The allocator is process-global: LLVMFuzzerInitialize configures it once
  * (2 CPU slots, 64 KiB units, 16 chunks of address space, no balancer

@@ -1,8 +1,8 @@
 /*
- * test_errors.c - SPEC section 3 row by row, plus fault injection.  Each
- * scenario runs in a forked child with its own configuration; the parent
- * checks the exit status or fatal signal, the child's stderr and its report
- * file (kit_fork, kit_report_fd).
+ * test_errors.c - the failure table of docs/contract.md (section 3) row by
+ * row, plus fault injection.  Each scenario runs in a forked child with its
+ * own configuration; the parent checks the exit status or fatal signal, the
+ * child's stderr and its report file (kit_fork, kit_report_fd).
  *
  *   EINVAL rows, rate limit; pcpu_free(NULL); invalid pointers (SIGABRT with
  *   "invalid pointer %p", and with a SIGABRT handler that runs pcpu_verify:

@@ -1,7 +1,8 @@
 /*
- * ext.c - a program written only against SPEC section 2, built outside the
- * project from an installed libpercpu with `pkg-config --cflags --libs
- * percpu` (see install_test.sh).
+ * ext.c - a program written only against the public contract
+ * (docs/contract.md, include/percpu.h.in), built outside the project from
+ * an installed libpercpu with `pkg-config --cflags --libs percpu` (see
+ * install_test.sh).
  */
 #include <percpu.h>
 #include <stdio.h>
