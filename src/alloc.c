@@ -126,8 +126,11 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	 * two (checked before rounding up to 4, so 3 is refused). */
 	if (!size || size > pcpu_pool.unit_size || (align & (align - 1)) ||
 	    align > pcpu_pool.page_size || (flags & ~KNOWN_FLAGS)) {
-		pcpu_warn(PCPU_WARN_INVALID, flags,
-			  "pcpu_alloc(size %zu, align %zu, flags %#x): invalid request", size, align, flags);
+		if (flags & PCPU_ATOMIC)        /* no system call, even to say so */
+			pcpu_warn_defer(PCPU_WARN_INVALID, flags);
+		else
+			pcpu_warn(PCPU_WARN_INVALID, flags, "pcpu_alloc(size %zu, align %zu, flags %#x): "
+				  "invalid request", size, align, flags);
 		PCPU_PROBE(alloc_fail, size, align, flags, PCPU_FAIL_INVALID, "invalid request");
 		errno = EINVAL;
 		return NULL;

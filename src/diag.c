@@ -106,8 +106,9 @@ void pcpu_warn_flush(void)
 			continue;
 		n = __atomic_exchange_n(&rates[k].deferred, 0, __ATOMIC_RELAXED);
 		if (n)
-			pcpu_warn((enum pcpu_warn_kind)k, 0, "%lu %s since the last report "
-				  "(no populated free space; the balancer refills)", n, kind_names[k]);
+			pcpu_warn((enum pcpu_warn_kind)k, 0, "%lu %s by PCPU_ATOMIC calls since the last "
+				  "report%s", n, kind_names[k], k == PCPU_WARN_ATOMIC ?
+				  " (no populated free space; the balancer refills)" : "");
 	}
 }
 
