@@ -270,7 +270,7 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 	bits = chunk_area_bits(ch->map, off);
 	PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
 	memcheck_free(ch, off, bits);
-	pool_free_area(ch, off, bits);
+	pool_free_area(ch, off, bits, POOL_NOW);
 	pool_account_free();
 	wake = free_wants_balance(ch);
 	pcpu_unlock(&pcpu_pool.lock);

@@ -26,8 +26,9 @@
  * only sets a flag, so the thread also wakes on a timer: soon after a
  * pass that had work, otherwise when the next page or chunk is due to
  * decay, and at least every min(decay, POLL_IDLE_MS) so that pages emptied
- * meanwhile are seen; each wake also empties per-CPU caches left unused
- * since the last one.  It is started at initialisation, never from an
+ * meanwhile are seen (every quarter decay while per-CPU caches hold
+ * objects); each wake also empties the caches left unused for a quarter
+ * decay (cache_idle_ms).  It is started at initialisation, never from an
  * atomic allocation.  If pthread_create fails, later wake-ups retry it
  * after 1, 2, 4 ... 64 seconds, and until it runs each wake-up runs the
  * pass in the caller.
@@ -315,8 +316,8 @@ static int64_t now_ns(void)
 /*
  * One pass (balance.h); the flags it answers are cleared first, so a
  * request made during the pass is seen by the next one.  `forced`
- * (pcpu_balance) applies no decay and first empties every per-CPU cache;
- * otherwise the caches idle since the last pass are emptied.
+ * (pcpu_balance) applies no decay and first empties every per-CPU cache
+ * (idle caches are the thread's sweep, balancer_main).
  */
 long balance_pass(bool forced)
 {
@@ -326,7 +327,8 @@ long balance_pass(bool forced)
 
 	/* First the caches, then the clock: what they give back counts as
 	 * emptied no later than now. */
-	pool_drain_clients(forced);
+	if (forced)
+		pool_drain_clients(true, 0);
 	pc.now = pool_now_ms();
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	balance_free(&pc);
@@ -387,13 +389,31 @@ static bool reclaim_possible(void)
 	return yes;
 }
 
+/*
+ * How long a per-CPU cache stays unused before the thread empties it, and
+ * how often the thread looks while caches hold objects: a quarter of the
+ * decay (10 ms to 1 s), so that cached memory is given back about 1.25
+ * decays after its last use (the pages decay from the cache's last use,
+ * cache_drain).  With immediate reclaim or none, 1 s.
+ */
+static long cache_idle_ms(void)
+{
+	long d = pcpu_pool.decay_ms / 4;
+
+	if (pcpu_pool.decay_ms <= 0)
+		return POLL_IDLE_MS;
+	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+}
+
 /* How long the thread sleeps when nothing asked for it: long enough to
  * cost nothing, short enough that a page emptied meanwhile is seen about
  * when it decays. */
-static long idle_sleep_ms(void)
+static long idle_sleep_ms(bool caches_hold)
 {
 	long d = pcpu_pool.decay_ms;
 
+	if (caches_hold)
+		return cache_idle_ms();
 	if (d <= 0)
 		return POLL_IDLE_MS;    /* immediate (frees wake it) or never */
 	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
@@ -435,14 +455,14 @@ static void *balancer_main(void *arg)
 		pcpu_unlock(&wake_mutex);
 		pcpu_warn_flush();
 		long due_ms = -1;
+		/* caches unused for cache_idle_ms give back */
+		bool caches_hold = pool_drain_clients(false, cache_idle_ms());
 
-		if (!asked)     /* caches unused since the last wake give back */
-			pool_drain_clients(false);
 		if (asked || reclaim_possible())
 			due_ms = balance_pass(false);
 		/* Wake a little after the next page is due, so the pages due
 		 * close behind it go back in the same runs (never early). */
-		sleep_ms = asked ? POLL_BUSY_MS : idle_sleep_ms();
+		sleep_ms = asked ? POLL_BUSY_MS : idle_sleep_ms(caches_hold);
 		if (due_ms >= 0 && due_ms + decay_slack_ms() < sleep_ms)
 			sleep_ms = due_ms + decay_slack_ms();
 		pcpu_lock(&wake_mutex);

@@ -48,7 +48,7 @@
 #define MAX_BATCH 64
 
 struct cache_bin {
-	void **slots;           /* [cap], allocated on the bin's first refill */
+	void **slots;           /* [cap], in the caches' metadata mapping */
 	unsigned int n, cap;
 };
 
@@ -60,6 +60,10 @@ struct pcpu_cache {
 	uint64_t nr_alloc, nr_dealloc, nr_refills, nr_drains;
 	int64_t net;            /* nr_alloc - nr_dealloc not yet told to the pool */
 	uint64_t size_hist[PCPU_SIZE_HIST_BUCKETS];
+	/* The balancer's idle sweep only (cache_drain): unused since this
+	 * pool-clock time; emptied since then. */
+	int64_t quiet_since;
+	bool drained;
 	struct cache_bin bins[NR_CLASSES];
 } __attribute__((aligned(64)));
 
@@ -68,6 +72,8 @@ bool pcpu_cache_enabled;
 static struct pcpu_cache *caches;      /* [nr_caches] */
 static unsigned int nr_caches;
 static size_t cache_limit;             /* bytes per cache */
+static void **all_slots;               /* every bin's slots (os_meta_alloc) */
+static size_t all_slots_bytes;
 
 static inline bool cache_trylock(struct pcpu_cache *c)
 {
@@ -127,11 +133,13 @@ static void memcheck_cached(struct pcpu_chunk *ch, void *handle, int bits, bool 
 /*
  * Give objects of `bits` bits in transit (taken out of a bin, or refilled
  * and not put in one) back to their chunks, under one acquisition of the
- * pool's lock (spinning for it when atomic: no system call), and tell the
- * pool of `net` allocations the cache served beyond its frees.  Asks for a
- * balance pass as a free does (pool_free_wants_reclaim).
+ * pool's lock (spinning for it when atomic: no system call), unused since
+ * `unused_since` (pool clock, or POOL_NOW), and tell the pool of `net`
+ * allocations the cache served beyond its frees.  Asks for a balance pass
+ * as a free does (pool_free_wants_reclaim).
  */
-static void give_back(void *const *handles, unsigned int n, int bits, int64_t net, bool atomic)
+static void give_back(void *const *handles, unsigned int n, int bits, int64_t net, bool atomic,
+		      int64_t unused_since)
 {
 	bool wake = false;
 
@@ -148,7 +156,7 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 		struct pcpu_chunk *ch = pool_handle_chunk(handles[i], &off);
 
 		memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
-		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits, unused_since);
 		wake |= pool_free_wants_reclaim(ch);
 	}
 	if (atomic)
@@ -215,30 +223,8 @@ static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64
 
 	struct cache_bin *b = &c->bins[cls];
 	void *got[MAX_BATCH];
-	unsigned int want;
+	unsigned int want = b->cap / 2 < MAX_BATCH ? b->cap / 2 : MAX_BATCH;
 
-	/* The bin's slots: allocated once, outside any lock (malloc may make
-	 * a system call, which an atomic allocation must not). */
-	if (!__atomic_load_n(&b->slots, __ATOMIC_ACQUIRE) && !(flags & PCPU_ATOMIC)) {
-		unsigned int cap = bin_cap(size);
-		void **slots = malloc(cap * sizeof(*slots));
-
-		if (slots) {
-			cache_lock(c);
-			if (!b->slots) {
-				b->cap = cap;
-				__atomic_store_n(&b->slots, slots, __ATOMIC_RELEASE);
-				slots = NULL;
-			}
-			cache_unlock(c);
-			free(slots);
-		}
-	}
-	want = b->slots ? b->cap / 2 : 1;
-	if (want > MAX_BATCH)
-		want = MAX_BATCH;
-	if (want < 1)
-		want = 1;
 	n = refill_batch(size, want, got, &first, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
 		return n ? got[0] : NULL;
@@ -254,7 +240,7 @@ static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64
 		cache_unlock(c);
 	}
 	give_back(got + 1 + kept, n - 1 - kept, (int)(size / PCPU_MIN_ALLOC_BYTES), 0,
-		  flags & PCPU_ATOMIC);
+		  flags & PCPU_ATOMIC, POOL_NOW);
 	return got[0];
 }
 
@@ -343,7 +329,7 @@ static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struc
 		__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
 	}
 	cache_unlock(c);
-	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net, false);
+	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net, false, POOL_NOW);
 	return ret;
 }
 
@@ -367,8 +353,6 @@ int cache_free(void *handle, size_t idx, int off)
 		return 0;
 	c = this_cache();
 	b = &c->bins[bits - 1];
-	if (!__atomic_load_n(&b->slots, __ATOMIC_ACQUIRE))
-		return 0;               /* a class this CPU never allocated */
 	if (memcheck_active())
 		memcheck_cached(ch, handle, bits, false);
 	if (!cache_trylock(c))
@@ -392,8 +376,9 @@ int cache_free(void *handle, size_t idx, int off)
 
 /* ---- draining, census, verification ---------------------------------------- */
 
-/* Empty cache c (its lock taken here), giving everything back. */
-static void drain_cache(struct pcpu_cache *c)
+/* Empty cache c (its lock taken here), giving everything back as unused
+ * since `unused_since`. */
+static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 {
 	for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
 		struct cache_bin *b = &c->bins[cls];
@@ -413,21 +398,43 @@ static void drain_cache(struct pcpu_cache *c)
 			c->nr_drains++;
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
 		cache_unlock(c);
-		give_back(out, n, (int)cls + 1, net, false);
+		give_back(out, n, (int)cls + 1, net, false, unused_since);
 	}
 }
 
-/* Pool client: every cache (all) or those idle since the last call. */
-static void cache_drain(bool all)
+/*
+ * Pool client: every cache (all), or those unused for idle_ms.  A sweep
+ * finding a cache's `used` flag set clears it and notes the time; a later
+ * sweep finding it still clear knows the cache, and every object in it,
+ * has been unused since then, and hands its objects back as unused since
+ * then (their pages decay from that time, not from the drain).  Returns
+ * whether some cache may still hold objects.
+ */
+static bool cache_drain(bool all, long idle_ms)
 {
+	bool holds = false;
+	int64_t now;
+
 	if (!pool_ready())      /* the caches are set up before `ready` is published */
-		return;
+		return false;
+	now = pool_now_ms();
 	for (unsigned int i = 0; i < nr_caches; i++) {
 		struct pcpu_cache *c = &caches[i];
 
-		if (all || !__atomic_exchange_n(&c->used, 0, __ATOMIC_RELAXED))
-			drain_cache(c);
+		if (all) {
+			drain_cache(c, POOL_NOW);
+		} else if (__atomic_exchange_n(&c->used, 0, __ATOMIC_RELAXED)) {
+			c->quiet_since = now;
+			c->drained = false;
+			holds = true;
+		} else if (!c->drained && now - c->quiet_since >= idle_ms) {
+			drain_cache(c, c->quiet_since);
+			c->drained = true;
+		} else {
+			holds |= !c->drained;
+		}
 	}
+	return holds;
 }
 
 /* Pool client: the allocations less frees the caches have not told. */
@@ -507,7 +514,8 @@ static int cache_verify(char *msg, size_t msglen)
 
 	for (unsigned int i = 0; i < nr_caches; i++)
 		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
-			total += caches[i].bins[cls].cap;
+			total += caches[i].bins[cls].n < caches[i].bins[cls].cap ?
+				 caches[i].bins[cls].n : caches[i].bins[cls].cap;
 	all = malloc((total + 1) * sizeof(*all));
 	if (!all)
 		PCPU_VERIFY_FAIL("caches: no memory to verify them");
@@ -554,18 +562,38 @@ static int cache_verify(char *msg, size_t msglen)
 
 static void cache_ready(void)
 {
-	size_t limit = pcpu_pool.cfg.cache_size;
+	size_t limit = pcpu_pool.cfg.cache_size, per_cache = 0;
 
 	if (!limit && !pcpu_env_size("PCPU_CACHE_SIZE", 0, (size_t)1 << 30, &limit))
 		limit = DEFAULT_CACHE_SIZE;
 	if (!limit || (pcpu_pool.cfg.flags & PCPU_CFG_NO_CACHE))
 		return;
+	cache_limit = limit < CACHE_MAX_SIZE ? CACHE_MAX_SIZE : limit;
+	/* Every bin's slots in one mapping, resident only where used: no
+	 * malloc on any allocation path, and nothing left in the program's
+	 * heap. */
+	for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
+		per_cache += bin_cap((size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES);
+	all_slots_bytes = per_cache * sizeof(void *) * pcpu_pool.nr_cpus;
 	caches = aligned_alloc(64, sizeof(*caches) * pcpu_pool.nr_cpus);
-	if (!caches)
-		return;                 /* no caches: every call takes the pool */
+	all_slots = os_meta_alloc(all_slots_bytes);
+	if (!caches || !all_slots) {
+		free(caches);           /* no caches: every call takes the pool */
+		os_meta_free(all_slots, all_slots_bytes);
+		caches = NULL;
+		return;
+	}
 	memset(caches, 0, sizeof(*caches) * pcpu_pool.nr_cpus);
 	nr_caches = pcpu_pool.nr_cpus;
-	cache_limit = limit < CACHE_MAX_SIZE ? CACHE_MAX_SIZE : limit;
+	for (unsigned int i = 0; i < nr_caches; i++) {
+		void **slots = all_slots + (size_t)i * per_cache;
+
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
+			caches[i].bins[cls].slots = slots;
+			caches[i].bins[cls].cap = bin_cap((size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES);
+			slots += caches[i].bins[cls].cap;
+		}
+	}
 	pcpu_cache_enabled = true;
 }
 

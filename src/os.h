@@ -143,6 +143,17 @@ int os_unmap_rw(void *addr, size_t len, struct os_syscalls *sc);
  */
 int os_bind_node(void *addr, size_t size, int node);
 
+/*
+ * The allocator's own metadata of a page or more (maps, per-CPU cache
+ * bins): zeroed read-write memory straight from the kernel, resident only
+ * where touched, and given back to it by os_meta_free whatever the
+ * program's malloc does with freed memory.  Not subject to fault injection
+ * (the operations above are the ones tests make fail).  NULL + errno
+ * ENOMEM (EINVAL for size 0).
+ */
+void *os_meta_alloc(size_t size);
+void os_meta_free(void *addr, size_t size);
+
 /* ---- loaded modules ---------------------------------------------------- */
 
 /* True if addr lies in a loadable segment of the main program. */

@@ -94,6 +94,29 @@ int os_unreserve(void *addr, size_t size)
 	return munmap(addr, len);
 }
 
+void *os_meta_alloc(size_t size)
+{
+	size_t len = page_round(size);
+	void *p;
+
+	if (!len) {
+		errno = size ? ENOMEM : EINVAL;
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+void os_meta_free(void *addr, size_t size)
+{
+	if (addr)
+		munmap(addr, page_round(size));
+}
+
 /* Check addr/size for populate and depopulate; returns the length or 0. */
 static size_t range_len(void *addr, size_t size)
 {

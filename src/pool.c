@@ -193,15 +193,16 @@ bool pool_area_is_zero(struct pcpu_chunk *ch, int off, int bits)
 	return zero;
 }
 
-/* Pages of [off, off + bits) that a free just emptied start their decay now. */
-static void note_emptied(struct pcpu_chunk *ch, int off, int bits)
+/* The pages of [off, off + bits) were in use until `when` (or later). */
+static void note_freed(struct pcpu_chunk *ch, int off, int bits, int64_t when)
 {
 	const struct chunk *c = ch->map;
-	int64_t now = pool_now_ms();
 
+	if (when == POOL_NOW)
+		when = pool_now_ms();
 	for (int p = off >> c->block_shift; p <= (off + bits - 1) >> c->block_shift; p++)
-		if (c->md[p].contig == c->block_bits)
-			ch->empty_since[p] = now;
+		if (ch->empty_since[p] < when)
+			ch->empty_since[p] = when;
 }
 
 bool pool_free_wants_reclaim(const struct pcpu_chunk *ch)
@@ -277,15 +278,13 @@ struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)
 	return rc;
 }
 
-void pool_free_area(struct pcpu_chunk *ch, int off, int bits)
+void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since)
 {
 	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
-	int empty_before = ch->map->nr_empty_pages;
 
 	pcpu_assert_held(&pcpu_pool.lock);
 	chunk_free_area(ch->map, off, bits);
-	if (ch->map->nr_empty_pages != empty_before)
-		note_emptied(ch, off, bits);
+	note_freed(ch, off, bits, unused_since);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pool_chunk_relocate(ch, oslot);
@@ -354,11 +353,14 @@ void pool_census(struct pool_census *acc, bool quiesced)
 		pool_quiesce(false);
 }
 
-void pool_drain_clients(bool all)
+bool pool_drain_clients(bool all, long idle_ms)
 {
+	bool holds = false;
+
 	pool_for_each_client(c)
 		if (c->drain)
-			c->drain(all);
+			holds |= c->drain(all, idle_ms);
+	return holds;
 }
 
 void pool_kick_balance(unsigned why)

@@ -62,10 +62,13 @@
 
 /*
  * Reclaim and zeroing state, per page of a chunk (under `lock`):
- *   empty_since[p]  pool clock (ms) when page p last became empty (a free
- *                   emptied it, or it was populated or created empty);
- *                   meaningful while the page is empty.  An empty populated
- *                   page is given back once it has been empty for the decay.
+ *   empty_since[p]  pool clock (ms) when page p was last in use: the
+ *                   latest time an area on it fell out of use (freed by
+ *                   the user, or idle in a per-CPU cache since then), or
+ *                   when it was populated or created; meaningful while
+ *                   the page is empty, which it has been since then.  An
+ *                   empty populated page is given back once it has been
+ *                   empty for the decay.
  *   zero_from[p]    bits [p * block_bits + zero_from[p], (p + 1) * block_bits)
  *                   read as zero in every unit and have not been handed out
  *                   since they were last known zero; this holds whether the
@@ -222,8 +225,10 @@ struct pool_client {
 	 * the chunks: 0, or -1 with the first broken invariant in msg. */
 	int (*verify)(char *msg, size_t msglen);
 	/* Give held objects back to the chunks: all of them, or those of
-	 * holders idle since the last call.  No pool lock held. */
-	void (*drain)(bool all);
+	 * holders idle for idle_ms (the pool clock).  Returns whether it may
+	 * still hold objects.  No pool lock held; idle sweeps (!all) come
+	 * from one thread, the balancer. */
+	bool (*drain)(bool all, long idle_ms);
 	/* fork: `outer` runs before the pool's locks are taken (after
 	 * init_mutex), `inner` after them; parent and child undo in reverse. */
 	void (*fork_outer)(void), (*fork_inner)(void);
@@ -237,7 +242,7 @@ void pool_add_client(struct pool_client *c);
  * client drained (no lock held). */
 void pool_quiesce(bool on);
 void pool_census(struct pool_census *acc, bool quiesced);
-void pool_drain_clients(bool all);
+bool pool_drain_clients(bool all, long idle_ms);
 /* Walk the clients (no lock needed). */
 struct pool_client *pool_first_client(void);
 struct pool_client *pool_next_client(const struct pool_client *c);
@@ -320,8 +325,10 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 /* The same in the reserved chunk (PCPU_RESERVED, libraries' variables). */
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
 /* Free an area, keeping the empty-page count and the chunk's slot right,
- * and noting when pages became empty.  `lock` held. */
-void pool_free_area(struct pcpu_chunk *ch, int off, int bits);
+ * and noting that its pages were in use until `unused_since` (pool clock;
+ * POOL_NOW: now).  `lock` held. */
+#define POOL_NOW ((int64_t)-1)
+void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since);
 /*
  * nr_live may be a new peak: add what the clients have not told yet (read
  * without their locks: exact when they are quiet) and keep the maximum.

@@ -402,7 +402,7 @@ struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bo
 		else
 			pcpu_pool.nr_static_blocks--;
 		memcheck_free(ch, *off, bits);
-		pool_free_area(ch, *off, bits);
+		pool_free_area(ch, *off, bits, POOL_NOW);
 		pool_unaccount_alloc(size);
 		pcpu_unlock(&pcpu_pool.lock);
 		pcpu_unlock(&pcpu_pool.pop_mutex);

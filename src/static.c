@@ -370,7 +370,7 @@ PCPU_PUBLIC void pcpu_module_unregister(struct pcpu_module *mod)
 
 		pcpu_lock(&pcpu_pool.lock);
 		memcheck_free(rec->chunk, rec->bit_off, rec->bits);
-		pool_free_area(rec->chunk, rec->bit_off, rec->bits);
+		pool_free_area(rec->chunk, rec->bit_off, rec->bits, POOL_NOW);
 		pool_account_free();
 		pcpu_pool.nr_static_blocks--;
 		/* A dynamic chunk left fully free beside another: the balancer

@@ -120,11 +120,21 @@ static int child_einval(long arg)
 			err_since(m, buf, sizeof(buf));
 			CHECK(!p && e == EINVAL, "row %zu (size %zu align %zu flags %#x): %p errno %d", i,
 			      bad[i].size, bad[i].align, fl, p, e);
-			if (nowarn)
+			if (nowarn) {
 				CHECK(buf[0] == 0, "row %zu: PCPU_NOWARN but stderr says \"%s\"", i, buf);
-			else
+			} else if (fl & PCPU_ATOMIC) {
+				/* No system call on the atomic path: the warning waits
+				 * for the next blocking call (pcpu_balance flushes it). */
+				CHECK(buf[0] == 0, "row %zu: atomic, but stderr says \"%s\" at once", i, buf);
+				m = err_mark();
+				pcpu_balance();
+				err_since(m, buf, sizeof(buf));
+				CHECK(count_lines(buf) == 1 && strstr(buf, "PCPU_ATOMIC"),
+				      "row %zu: want the deferred line after pcpu_balance, got \"%s\"", i, buf);
+			} else {
 				CHECK(count_lines(buf) == 1 && strstr(buf, "libpercpu"),
 				      "row %zu: want one line on stderr, got \"%s\"", i, buf);
+			}
 		}
 	}
 	pcpu_free(NULL);

@@ -366,7 +366,7 @@ static void check_report(bool exact_max)
 
 	/* Cached objects sit in the chunks' maps; the model knows only live
 	 * ones: give them back first (nothing a user sees changes). */
-	pool_drain_clients(true);
+	pool_drain_clients(true, 0);
 	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
 	CHECK(st.nr_cached == 0 && st.cached_bytes == 0, "caches drained");
 	CHECK(st.cache_limit_bytes == (caches_on ? 4ull * (32 << 10) : 0), "cache limit %llu",
