@@ -302,6 +302,8 @@ void chunk_destroy(struct chunk *c)
 
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 {
+	if (c->nofit_pop)
+		c->nofit_bits = 0;
 	for (int p = page_start; p < page_end; p++) {
 		if (page_populated(c, p))
 			continue;
@@ -346,10 +348,40 @@ static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 
 /* ---- finding a fit ---------------------------------------------------- */
 
-int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_only)
+/* Does the remembered failure (nofit, chunk.h) cover this request? */
+static inline bool nofit_covers(const struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	return c->nofit_bits && bits >= c->nofit_bits && align_bits >= c->nofit_align &&
+	       (pop_only || !c->nofit_pop);
+}
+
+/*
+ * The fallback: blocks from b on whose longest run holds `bits` bits but
+ * not at align_bits were passed over by the hint walk.  Scan the bitmap of
+ * each such block for an aligned fit inside it; runs crossing block edges
+ * were judged exactly by the walk already.  O(bits in the chunk) at most.
+ */
+static int fit_in_blocks(const struct chunk *c, int b, int bits, int align_bits, bool pop_only)
+{
+	for (; b < c->nr_pages; b++) {
+		const struct block_md *md = &c->md[b];
+		size_t base = (size_t)b << c->block_shift, end = base + (size_t)c->block_bits;
+		size_t off;
+
+		if (md->contig < bits || (pop_only && !page_populated(c, b)))
+			continue;
+		off = bitmap_find_zero_area(c->alloc_map, end, base + (size_t)md->first_free, (size_t)bits,
+					    (size_t)align_bits - 1);
+		if (off < end)
+			return (int)off;
+	}
+	return -1;
+}
+
+int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 {
 	int bb = c->block_bits;
-	int carry_start = -1, carry_len = 0;
+	int carry_start = -1, carry_len = 0, misfit = -1;
 	int ff = c->chunk_md.first_free;
 
 	/* The first free bit starts the longest run and is aligned: first fit. */
@@ -357,14 +389,10 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 	    (!pop_only || chunk_range_populated(c, ff, bits)))
 		return ff;
 
-	/* The longest run must hold the request at its own alignment; a run of
-	 * bits + align_bits - 1 always does, so no guaranteed fit is lost. */
-	if (c->chunk_md.contig < bits ||
-	    PCPU_ALIGN_UP(c->chunk_md.contig_start, align_bits) - c->chunk_md.contig_start + bits >
-		    c->chunk_md.contig)
+	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
 		return -1;
 
-	for (int b = c->chunk_md.first_free >> c->block_shift; b < c->nr_pages; b++) {
+	for (int b = ff >> c->block_shift; b < c->nr_pages; b++) {
 		const struct block_md *md = &c->md[b];
 		int base = b << c->block_shift;
 
@@ -389,12 +417,23 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 				return base + md->scan_start + md->scan;
 			return base + md->first_free;
 		}
+		if (md->contig >= bits && misfit < 0)
+			misfit = b;     /* passed over for alignment alone */
 		/* The run touching the block's end may continue in the next. */
 		if (md->right_free) {
 			carry_start = PCPU_ALIGN_UP(base + bb - md->right_free, align_bits);
 			carry_len = base + bb - carry_start;
 		}
 	}
+	if (misfit >= 0) {
+		int off = fit_in_blocks(c, misfit, bits, align_bits, pop_only);
+
+		if (off >= 0)
+			return off;
+	}
+	c->nofit_bits = bits;
+	c->nofit_align = align_bits;
+	c->nofit_pop = pop_only;
 	return -1;
 }
 
@@ -498,6 +537,7 @@ int chunk_free_area(struct chunk *c, int bit_off, int bits)
 	bitmap_clear_range(c->alloc_map, (size_t)bit_off, (size_t)bits);
 	c->free_bytes += bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc--;
+	c->nofit_bits = 0;
 	if (bit_off < c->chunk_md.first_free)
 		c->chunk_md.first_free = bit_off;
 

@@ -23,7 +23,11 @@
  *   chunk_md    the chunk-wide hints: contig, contig_start, first_free,
  *               left_free (the run from bit 0), right_free (the run to the
  *               end).  Exact after every allocation and every free.
- *   populated   one bit per page, 1 = backed by memory in every unit.
+ *   populated   one bit per page, 1 = backed by memory in every unit;
+ *   nofit       a remembered failure: when nofit_bits > 0, no free run (on
+ *               populated pages when nofit_pop) holds nofit_bits bits at
+ *               alignment nofit_align.  Allocations keep it true; a free, or
+ *               populating a page while nofit_pop, forgets it.
  *
  * A hidden head [0, start_bits) and tail [end_bits, nr_bits) are marked in
  * use without boundaries: the first chunk hides its static area and any
@@ -70,6 +74,10 @@ struct chunk {
 	int nr_populated;       /* populated pages */
 	int nr_empty_pages;     /* blocks with no bit in use */
 	int nr_empty_pop_pages; /* blocks with no bit in use, populated */
+
+	int nofit_bits;         /* 0, or a request known to fail (see above) */
+	int nofit_align;
+	bool nofit_pop;
 };
 
 /*
@@ -83,14 +91,18 @@ void chunk_destroy(struct chunk *c);
 /*
  * Find where to start looking for `bits` free bits aligned to align_bits
  * (a power of two, at most block_bits).  Consults chunk_md first, then walks
- * block hints; never reads the bitmaps.  With pop_only, only populated pages
- * are considered.  Returns a bit offset to hand to chunk_alloc_area, or -1.
+ * block hints without reading the bitmaps.  Only when that walk fails and
+ * some block was passed over for alignment alone (its longest run holds
+ * `bits` bits, but not at align_bits) are those blocks' bitmaps scanned;
+ * a failure after that is remembered (nofit) until the next free.  With
+ * pop_only, only populated pages are considered.  Returns a bit offset to
+ * hand to chunk_alloc_area, or -1.
  *
- * Guarantee: if some free run (on populated pages when pop_only) has at
- * least bits + align_bits - 1 free bits, the result is not -1; with
- * align_bits == 1 any run of `bits` free bits is found.
+ * Guarantee (exact): chunk_find_fit returns -1 only if no free run (on
+ * populated pages when pop_only) holds `bits` bits at alignment align_bits;
+ * otherwise chunk_alloc_area from the result succeeds.
  */
-int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_only);
+int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only);
 
 /*
  * Allocate `bits` at alignment align_bits, scanning the allocation map from
