@@ -12,14 +12,19 @@
  *               starts and where it ends (one past its last fragment).  Inside
  *               a live allocation only its start bit is set, so a free needs
  *               no per-object record and bound[off] && alloc[off] is exactly
- *               "off starts a live allocation";
+ *               "off starts a live allocation"; no bit after bound_clean is
+ *               set, so an allocation there only sets its two ends; the
+ *               words after the one holding bit bound_clean are not written
+ *               yet (nothing reads them: every read is of a live
+ *               allocation's bits) and are zeroed as allocations reach them;
  *   md          one block_md per page (block.h);
  *   tree        a max-run summary over blocks (prefix, suffix and longest
  *               free run per node), giving the chunk's longest free run --
  *               runs may span blocks -- in O(log nr_blocks).  Leaves are
  *               refreshed lazily (the `dirty` bitmap): allocations and frees
  *               whose effect on the longest run is known locally (it was not
- *               cut, or the merged run's ends are known) skip the tree;
+ *               cut, or the merged run's ends are known) skip the tree.  A
+ *               chunk created with nothing hidden builds it on first use;
  *   chunk_md    the chunk-wide hints: contig, contig_start, first_free,
  *               left_free (the run from bit 0), right_free (the run to the
  *               end).  Exact after every allocation and every free.
@@ -67,6 +72,7 @@ struct chunk {
 
 	int tree_leaves;        /* power of two >= nr_pages */
 	struct run_node *tree;  /* 2 * tree_leaves nodes, root at 1 */
+	bool tree_built;        /* false: not built yet (a new chunk, nothing hidden) */
 	unsigned long *dirty;   /* blocks whose tree leaf is stale */
 
 	int free_bytes;         /* free bytes in [start_bits, end_bits) */
@@ -74,6 +80,9 @@ struct chunk {
 	int nr_populated;       /* populated pages */
 	int nr_empty_pages;     /* blocks with no bit in use */
 	int nr_empty_pop_pages; /* blocks with no bit in use, populated */
+
+	int bound_clean;        /* no bound_map bit after this index is set; words
+				   after the one holding it are not written yet */
 
 	int nofit_bits;         /* 0, or a request known to fail (see above) */
 	int nofit_align;

@@ -148,6 +148,14 @@ static int check_bounds(const struct chunk *c, char *msg, size_t msglen)
 	}
 	if (c->nr_alloc != nr_alloc)
 		FAIL("nr_alloc %d != %d allocations found in the boundary map", c->nr_alloc, nr_alloc);
+	/* Only the written words: those up to the one holding bit bound_clean. */
+	size_t written = ((size_t)c->bound_clean / BITS_PER_LONG + 1) * BITS_PER_LONG;
+
+	if (written > (size_t)c->nr_bits + 1)
+		written = (size_t)c->nr_bits + 1;
+	s = bitmap_next_set(c->bound_map, written, (size_t)c->bound_clean + 1);
+	if (c->bound_clean < 0 || c->bound_clean > c->nr_bits || s < written)
+		FAIL("bound: bit %zu set after bound_clean %d", s, c->bound_clean);
 	return 0;
 }
 
