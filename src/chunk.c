@@ -273,9 +273,24 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	while (leaves < nr_pages)
 		leaves *= 2;
 
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	/*
+	 * One allocation: the struct, the allocation map and the populated and
+	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
+	 * the rest as allocations reach it, see bound_open), the block hints
+	 * and the tree (written below or when first needed).
+	 */
+	size_t head = (sizeof(*c) + 63) & ~(size_t)63;
+	size_t map_words = BITS_TO_LONGS(nr_bits), bound_words = BITS_TO_LONGS(nr_bits + 1);
+	size_t page_words = BITS_TO_LONGS(nr_pages), zeroed = map_words + 2 * page_words;
+	char *mem = malloc(head + (zeroed + bound_words) * sizeof(long) + (size_t)nr_pages * sizeof(*c->md) +
+			   2 * (size_t)leaves * sizeof(*c->tree));
+
+	if (!mem) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	c = (struct chunk *)mem;
+	memset(c, 0, sizeof(*c));
 	c->nr_pages = nr_pages;
 	c->block_bits = block_bits;
 	c->block_shift = shift;
@@ -283,24 +298,11 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	c->start_bits = (int)(head_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->end_bits = nr_bits - (int)(tail_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->tree_leaves = leaves;
-
-	/* Two allocations: the allocation map, populated and dirty bitmaps
-	 * (zeroed); then the boundary map (its first word zeroed, the rest as
-	 * allocations reach it, see bound_open), the block hints and the tree
-	 * (written below). */
-	size_t map_words = BITS_TO_LONGS(nr_bits), bound_words = BITS_TO_LONGS(nr_bits + 1);
-	size_t page_words = BITS_TO_LONGS(nr_pages);
-
-	c->alloc_map = calloc(map_words + 2 * page_words, sizeof(long));
-	c->bound_map = malloc(bound_words * sizeof(long) + (size_t)nr_pages * sizeof(*c->md) +
-			      2 * (size_t)leaves * sizeof(*c->tree));
-	if (!c->alloc_map || !c->bound_map) {
-		chunk_destroy(c);
-		errno = ENOMEM;
-		return NULL;
-	}
+	c->alloc_map = (unsigned long *)(mem + head);
+	memset(c->alloc_map, 0, zeroed * sizeof(long));
 	c->populated = c->alloc_map + map_words;
 	c->dirty = c->populated + page_words;
+	c->bound_map = c->dirty + page_words;
 	c->bound_map[0] = 0;
 	c->md = (struct block_md *)(c->bound_map + bound_words);
 	c->tree = (struct run_node *)(c->md + nr_pages);
@@ -335,9 +337,7 @@ void chunk_destroy(struct chunk *c)
 {
 	if (!c)
 		return;
-	free(c->alloc_map);     /* and the populated and dirty bitmaps */
-	free(c->bound_map);     /* and the block hints and the tree */
-	free(c);
+	free(c);                /* every array lives in the same allocation */
 }
 
 /* ---- population bookkeeping ------------------------------------------ */
@@ -573,20 +573,37 @@ static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int
 {
 	unsigned sh = (unsigned)off % BITS_PER_LONG;
 	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
+	size_t cw = (size_t)c->bound_clean / BITS_PER_LONG, ew = end / BITS_PER_LONG;
+	unsigned long end_bit = 1UL << (end % BITS_PER_LONG), *bm = c->bound_map;
 
-	if (end / BITS_PER_LONG > (size_t)c->bound_clean / BITS_PER_LONG)
-		bound_open(c, end);
 	if (off >= c->bound_clean) {
-		/* No boundary bit after bound_clean: only the two ends to set. */
+		/* No boundary bit after bound_clean: set the two ends, storing
+		 * (not merging) into words past the one holding bound_clean. */
+		if (w == ew) {
+			if (w > cw)
+				bm[w] = 1UL << sh | end_bit;
+			else
+				bm[w] |= 1UL << sh | end_bit;
+		} else {
+			if (w > cw)
+				bm[w] = 1UL << sh;
+			else
+				bm[w] |= 1UL << sh;
+			for (size_t x = w + 1; x < ew; x++) {
+				__asm__("" : "+r"(x));  /* a loop, not a memset call */
+				bm[x] = 0;
+			}
+			bm[ew] = end_bit;
+		}
 		c->bound_clean = (int)end;
-		bit_set(c->bound_map, (size_t)off);
-		bit_set(c->bound_map, end);
 		if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
 			c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
 		else
 			alloc_bits_words(c->alloc_map, (size_t)off, end);
 		return;
 	}
+	if (ew > cw)
+		bound_open(c, end);
 	if ((int)end > c->bound_clean)
 		c->bound_clean = (int)end;
 	if (sh + (unsigned)bits >= (unsigned)BITS_PER_LONG)
@@ -595,7 +612,7 @@ static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int
 	unsigned long m = ((1UL << bits) - 1) << sh;
 
 	c->alloc_map[w] |= m;
-	c->bound_map[w] = (c->bound_map[w] & ~m) | 1UL << sh | 1UL << (sh + (unsigned)bits);
+	bm[w] = (bm[w] & ~m) | 1UL << sh | end_bit;
 }
 
 /*
@@ -641,7 +658,7 @@ static void bump_blocks(struct chunk *c, int off, int end)
  * moves that block's run start; otherwise bump_blocks.  The chunk's only
  * run shrinks from its start.  Every hint stays exact.
  */
-static inline __attribute__((always_inline)) int chunk_bump(struct chunk *c, int bits)
+static int chunk_bump(struct chunk *c, int bits)
 {
 	struct block_md *cm = &c->chunk_md;
 	int off = cm->first_free, end = off + bits, b = off >> c->block_shift;
@@ -700,6 +717,58 @@ static int alloc_at(struct chunk *c, int off, int bits)
 	return off;
 }
 
+/*
+ * The bump path's common case, done in a few stores: first_free is
+ * bound_clean (so its boundary bit, the previous allocation's end, is set,
+ * and the boundary words after its word are unwritten), not 0, and the
+ * allocation stays inside first_free's block, leaving free bits after it.
+ * False when that is not the case.
+ */
+static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, int off, int bits)
+{
+	struct block_md *cm = &c->chunk_md, *md = &c->md[off >> c->block_shift];
+	unsigned sh = (unsigned)off % BITS_PER_LONG;
+	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
+	size_t ew = end / BITS_PER_LONG;
+	unsigned long *bm = c->bound_map;
+
+	if (off != c->bound_clean || !off || bits >= md->contig)
+		return false;
+	if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
+		c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
+	else
+		alloc_bits_words(c->alloc_map, (size_t)off, end);
+	if (ew == w) {
+		bm[w] |= 1UL << (end % BITS_PER_LONG);
+	} else {
+		for (size_t x = w + 1; x < ew; x++) {
+			__asm__("" : "+r"(x));          /* a loop, not a memset call */
+			bm[x] = 0;
+		}
+		bm[ew] = 1UL << (end % BITS_PER_LONG);
+	}
+	c->bound_clean = (int)end;
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
+	if (md->contig == c->block_bits) {
+		c->nr_empty_pages--;
+		c->nr_empty_pop_pages -= page_populated(c, off >> c->block_shift);
+	}
+	md->contig -= bits;
+	md->free -= bits;
+	md->contig_start += bits;
+	md->first_free += bits;
+	md->left_free = 0;
+	if (md->right_free)
+		md->right_free = md->contig;
+	bit_set(c->dirty, (size_t)off >> c->block_shift);
+	cm->contig -= bits;
+	cm->contig_start = cm->first_free = (int)end;
+	if (cm->right_free)
+		cm->right_free = cm->contig;
+	return true;
+}
+
 int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 {
 	int end = start + bits + c->block_bits, off;
@@ -753,8 +822,13 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
 	if (align_bits & (align_bits - 1) || align_bits > c->block_bits)
 		return -1;
-	if (bump_fits(c, bits, align_bits, pop_only))
+	if (bump_fits(c, bits, align_bits, pop_only)) {
+		int off = c->chunk_md.first_free;
+
+		if (bump_small(c, off, bits))
+			return off * PCPU_MIN_ALLOC_BYTES;
 		return chunk_bump(c, bits) * PCPU_MIN_ALLOC_BYTES;
+	}
 	return chunk_alloc_fit(c, bits, align_bits, pop_only);
 }
 

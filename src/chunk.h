@@ -13,7 +13,8 @@
  *               a live allocation only its start bit is set, so a free needs
  *               no per-object record and bound[off] && alloc[off] is exactly
  *               "off starts a live allocation"; no bit after bound_clean is
- *               set, so an allocation there only sets its two ends; the
+ *               set and bit bound_clean is (the last end written; unless 0),
+ *               so an allocation from there only sets its end; the
  *               words after the one holding bit bound_clean are not written
  *               yet (nothing reads them: every read is of a live
  *               allocation's bits) and are zeroed as allocations reach them;
@@ -81,8 +82,9 @@ struct chunk {
 	int nr_empty_pages;     /* blocks with no bit in use */
 	int nr_empty_pop_pages; /* blocks with no bit in use, populated */
 
-	int bound_clean;        /* no bound_map bit after this index is set; words
-				   after the one holding it are not written yet */
+	int bound_clean;        /* no bound_map bit after this index is set, this
+				   one is (but at 0); words after the one holding
+				   it are not written yet */
 
 	int nofit_bits;         /* 0, or a request known to fail (see above) */
 	int nofit_align;

@@ -156,6 +156,8 @@ static int check_bounds(const struct chunk *c, char *msg, size_t msglen)
 	s = bitmap_next_set(c->bound_map, written, (size_t)c->bound_clean + 1);
 	if (c->bound_clean < 0 || c->bound_clean > c->nr_bits || s < written)
 		FAIL("bound: bit %zu set after bound_clean %d", s, c->bound_clean);
+	if (c->bound_clean && !bit_test(c->bound_map, (size_t)c->bound_clean))
+		FAIL("bound: bit bound_clean %d is clear", c->bound_clean);
 	return 0;
 }
 

@@ -1,7 +1,8 @@
 /*
  * test_chunk.c - the in-chunk bitmap allocator: directed cases for every
- * hint transition, then a randomised model test against a plain array of
- * used bits, with chunk_verify after every step.
+ * hint transition, aligned fits, the bump path, then a randomised model
+ * test against a plain array of used bits (which knows every free run),
+ * with chunk_verify after every step.
  *
  * Usage: test_chunk [seed [steps]]   (defaults: random seed, 200000 steps)
  */
@@ -202,6 +203,60 @@ static void test_aligned_fit(void)
 	chunk_destroy(c);
 }
 
+/*
+ * The bump path: a chunk whose only free run is its tail takes allocations
+ * of every size at its first free bit, inside a block, across block edges,
+ * filling blocks and the chunk, with hidden heads and tails; every hint is
+ * exact after each step (chunk_verify recomputes them all from the maps).
+ * Then everything is freed and the chunk is filled again, now over the
+ * boundary bits the first round left behind.
+ */
+static void test_bump(void)
+{
+	static const struct { int pages; size_t page, head, tail; } shapes[] = {
+		{ 4, 256, 0, 0 }, { 8, 4096, 0, 0 }, { 3, 4096, 1000, 2000 }, { 5, 256, 4, 96 },
+		{ 1, 256, 0, 0 }, { 16, 1024, 256, 0 },
+	};
+
+	for (size_t k = 0; k < sizeof(shapes) / sizeof(shapes[0]); k++) {
+		struct chunk *c = chunk_create(shapes[k].pages, shapes[k].page, shapes[k].head, shapes[k].tail);
+		int *offs = malloc(sizeof(int) * (size_t)c->nr_bits), n;
+
+		REQUIRE(c && offs, "create");
+		chunk_mark_populated(c, 0, c->nr_pages);
+		for (int round = 0; round < 2; round++) {
+			int next = c->start_bits;
+
+			for (n = 0;; n++) {
+				int left = c->end_bits - next;
+				int bits = 1 + (int)rng_below(rng_below(4) ? 70 : (uint64_t)2 * c->block_bits + 1);
+				int off;
+
+				if (bits > left)
+					bits = left;
+				if (!bits)
+					break;
+				off = chunk_alloc(c, (size_t)bits * 4, 4, rng_below(2));
+				REQUIRE(off == next * 4, "shape %zu round %d: %d bits at bit %d, got byte %d", k,
+					round, bits, next, off);
+				offs[n] = off;
+				next += bits;
+				verify(c, "bump step");
+				REQUIRE(c->chunk_md.first_free == (next < c->end_bits ? next : c->nr_bits) &&
+					c->chunk_md.contig == c->end_bits - next, "shape %zu: chunk hints after "
+					"bump to %d", k, next);
+			}
+			CHECK(chunk_alloc(c, 4, 4, false) == -1 && c->free_bytes == 0, "shape %zu: full", k);
+			while (n--)
+				REQUIRE(chunk_free(c, offs[n]) > 0, "shape %zu: free", k);
+			verify(c, "bump drained");
+			CHECK(chunk_is_empty(c), "shape %zu round %d: empty again", k, round);
+		}
+		free(offs);
+		chunk_destroy(c);
+	}
+}
+
 /* ---- the randomised model test ------------------------------------------ */
 
 struct live { int off, bits; };
@@ -371,6 +426,7 @@ int main(int argc, char **argv)
 	test_full_roundtrip(4096, 3, 1000, 2000);
 	test_full_roundtrip(256, 1, 0, 0);
 	test_aligned_fit();
+	test_bump();
 	test_model(steps);
 	TEST_DONE();
 }

@@ -18,8 +18,10 @@
  * measured phases, and their wall-clock time (for a quick look only: the
  * benchmark is pcpu-bench).  Environment: CHUNK_INSNS_POOL=1 resident
  * chunk memory; CHUNK_INSNS_FIXED=1 pcpu-bench's fixed malloc conditions;
- * CHUNK_INSNS_ROUNDS=R measurements each ("both": the sides alternate).
+ * CHUNK_INSNS_ROUNDS=R measurements each ("both": the sides alternate);
+ * CHUNK_INSNS_ORDER=alternating|reverse the free order (default: in order).
  */
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -90,11 +92,19 @@ static int __attribute__((noinline)) alloc_phase(struct driver *d, long *h, long
 	return 0;
 }
 
+/* Frees in order, or as CHUNK_INSNS_ORDER says: alternating (even indexes,
+ * then odd) or reverse. */
 static int __attribute__((noinline)) free_phase(struct driver *d, const long *h, long n)
 {
-	for (long i = 0; i < n; i++)
+	const char *order = getenv("CHUNK_INSNS_ORDER");
+	bool alt = order && !strcmp(order, "alternating"), rev = order && !strcmp(order, "reverse");
+
+	for (long k = 0; k < n; k++) {
+		long i = rev ? n - 1 - k : !alt ? k : k < (n + 1) / 2 ? 2 * k : 2 * (k - (n + 1) / 2) + 1;
+
 		if (driver_free(d, h[i]) < 0)
 			return fprintf(stderr, "free %ld failed\n", i), 1;
+	}
 	return 0;
 }
 
