@@ -721,8 +721,8 @@ static int alloc_at(struct chunk *c, int off, int bits)
  * The bump path's common case, done in a few stores: first_free is
  * bound_clean (so its boundary bit, the previous allocation's end, is set,
  * and the boundary words after its word are unwritten), not 0, and the
- * allocation stays inside first_free's block, leaving free bits after it.
- * False when that is not the case.
+ * allocation stays inside first_free's block.  False when that is not the
+ * case.
  */
 static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, int off, int bits)
 {
@@ -732,7 +732,7 @@ static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, in
 	size_t ew = end / BITS_PER_LONG;
 	unsigned long *bm = c->bound_map;
 
-	if (off != c->bound_clean || !off || bits >= md->contig)
+	if (off != c->bound_clean || !off || bits > md->contig)
 		return false;
 	if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
 		c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
@@ -754,16 +754,21 @@ static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, in
 		c->nr_empty_pages--;
 		c->nr_empty_pop_pages -= page_populated(c, off >> c->block_shift);
 	}
-	md->contig -= bits;
-	md->free -= bits;
-	md->contig_start += bits;
-	md->first_free += bits;
-	md->left_free = 0;
-	if (md->right_free)
-		md->right_free = md->contig;
+	if (bits < md->contig) {
+		md->contig -= bits;
+		md->free -= bits;
+		md->contig_start += bits;
+		md->first_free += bits;
+		md->left_free = 0;
+		if (md->right_free)
+			md->right_free = md->contig;
+	} else {
+		block_init_full(md, c->block_bits);     /* it took the block's last bits */
+	}
 	bit_set(c->dirty, (size_t)off >> c->block_shift);
 	cm->contig -= bits;
-	cm->contig_start = cm->first_free = (int)end;
+	cm->contig_start = cm->contig ? (int)end : 0;
+	cm->first_free = cm->contig ? (int)end : c->nr_bits;
 	if (cm->right_free)
 		cm->right_free = cm->contig;
 	return true;
