@@ -472,11 +472,27 @@ static void report_sizes(const char *eval, const char *what, const struct size_f
 	}
 }
 
+/*
+ * Evaluations 1 to 3 measure in this process under the fixed conditions of
+ * the forked evaluations (bench_fixed_conditions): without them, freeing
+ * one measurement's driver lets glibc trim the heap, and the next one pays
+ * page faults for the chunks' metadata (the bitmap's two maps and hints, 20
+ * KiB per 256 KiB chunk) that have nothing to do with either allocator --
+ * the same reason the chunks' memory comes from a resident pool.
+ */
+static void chunk_conditions(void)
+{
+	bench_fixed_conditions();
+	printf("  Conditions: %s\n  (in this process: metadata a measurement frees stays resident for the next).\n\n",
+	       bench_conditions_str());
+}
+
 static int eval1_run(void)
 {
 	struct size_figures fig[NR_SIZES];
 	char nb[32], where[200];
 
+	chunk_conditions();
 	if (run_sizes("eval1", false, NR_ORDERS, fig))
 		return -1;
 	printf("  %s objects per size, allocated in order, then freed in order, alternating and\n"
@@ -506,6 +522,7 @@ static int eval2_run(void)
 	struct size_figures fig[NR_SIZES];
 	char nb[32];
 
+	chunk_conditions();
 	if (run_sizes("eval2", true, 1, fig))
 		return -1;
 	printf("  Pre-fill: each page's second half holds objects of the measured size (per page,\n"
@@ -644,6 +661,7 @@ static int eval3_run(void)
 	long n_old, n_new;
 	char where[160], note[240], nb[32];
 
+	chunk_conditions();
 	printf("  N objects of 4 B at 8 B alignment (every allocation leaves a 4 B hole).\n"
 	       "  The seed: 2^20 objects, area map 52 min (%.0f ms), bitmap ~16 s (%.0f ms) = %.0fx.\n\n",
 	       SEED3_AREA_MS, SEED3_BITMAP_MS, SEED3_AREA_MS / SEED3_BITMAP_MS);

@@ -15,7 +15,7 @@ void block_init_empty(struct block_md *md, int nr_bits)
 	*md = (struct block_md){
 		.contig = nr_bits, .contig_start = 0, .scan = 0, .scan_start = 0,
 		.left_free = nr_bits, .right_free = nr_bits, .first_free = 0,
-		.nr_bits = nr_bits,
+		.free = nr_bits, .nr_bits = nr_bits,
 	};
 }
 
@@ -108,20 +108,23 @@ void block_note_alloc(struct block_md *md, const unsigned long *map, int start, 
 {
 	int nb = md->nr_bits;
 
-	/*
-	 * First-fit into a block whose only run is the one reaching its end
-	 * (no free bit before it, none after): the rest of that run is the
-	 * new longest, no scan needed.
-	 */
-	if (start == md->contig_start && start == md->first_free &&
-	    md->contig_start + md->contig == nb) {
-		md->contig -= end - start;
-		md->contig_start = md->contig ? end : 0;
-		md->first_free = md->contig ? end : nb;
-		md->right_free = md->contig;
-		if (start == 0)
-			md->left_free = 0;
-		md->scan = 0;
+	md->free -= end - start;
+	if (md->free + (end - start) == md->contig) {
+		/* The block's only free run was cut: what is free is its two
+		 * pieces [cs, start) and [end, ce); no scan needed. */
+		int cs = md->contig_start, ce = cs + md->contig;
+		int lo = start - cs, hi = ce - end;
+
+		md->first_free = lo ? cs : hi ? end : nb;
+		if (cs == 0)
+			md->left_free = lo;
+		if (ce == nb)
+			md->right_free = hi;
+		md->contig = lo >= hi ? lo : hi;
+		md->contig_start = !md->contig ? 0 : lo >= hi ? cs : end;
+		/* a shorter left piece is the only run before the contig run */
+		md->scan = lo < hi ? lo : 0;
+		md->scan_start = lo < hi ? cs : 0;
 		return;
 	}
 
@@ -142,8 +145,10 @@ void block_rebuild(struct block_md *md, const unsigned long *map)
 	size_t s, e;
 
 	block_init_full(md, md->nr_bits);
-	for (s = 0; bitmap_next_clear_run(map, (size_t)md->nr_bits, &s, &e); s = e)
+	for (s = 0; bitmap_next_clear_run(map, (size_t)md->nr_bits, &s, &e); s = e) {
 		block_note_run(md, (int)s, (int)e);
+		md->free += (int)(e - s);
+	}
 }
 
 /* Is [start, start + len) a maximal run of clear bits in a block of nb bits? */
@@ -164,11 +169,12 @@ int block_check(const struct block_md *md, const unsigned long *map, char *msg, 
 {
 	size_t nb = (size_t)md->nr_bits, s, e;
 	int first = (int)bitmap_next_clear(map, nb, 0);
-	int left = 0, right = 0, longest = 0, longest_before_scan = 0;
+	int left = 0, right = 0, longest = 0, longest_before_scan = 0, free = 0;
 
 	for (s = 0; bitmap_next_clear_run(map, nb, &s, &e); s = e) {
 		int len = (int)(e - s);
 
+		free += len;
 		if (s == 0)
 			left = len;
 		if (e == nb)
@@ -186,6 +192,8 @@ int block_check(const struct block_md *md, const unsigned long *map, char *msg, 
 		FAIL("right_free %d != %d", md->right_free, right);
 	if (md->contig != longest)
 		FAIL("contig %d != %d", md->contig, longest);
+	if (md->free != free)
+		FAIL("free %d != %d", md->free, free);
 	if (longest && !is_maximal_run(map, md->nr_bits, md->contig_start, md->contig))
 		FAIL("contig run at %d len %d is not a maximal free run", md->contig_start, md->contig);
 	if (md->scan < 0)

@@ -16,7 +16,8 @@
  *   scan        0, or the length of a run starting at scan_start that ends
  *               before contig_start, such that no run starting before
  *               scan_start is longer than scan.  A search for more than scan
- *               bits may therefore start at scan_start + scan.
+ *               bits may therefore start at scan_start + scan;
+ *   free        the number of free bits (free == contig: one run, or none).
  * All of these are exact after every allocation and every free.
  */
 #ifndef PCPU_BLOCK_H
@@ -30,6 +31,7 @@ struct block_md {
 	int left_free;
 	int right_free;
 	int first_free;
+	int free;
 	int nr_bits;
 };
 
@@ -41,14 +43,16 @@ void block_init_full(struct block_md *md, int nr_bits);
 /*
  * Record that [start, end) is a maximal run (both neighbours used or block
  * edges) that is new or has grown: used on the free path and while
- * rebuilding hints.  Runs not passed keep their previous status.
+ * rebuilding hints.  Runs not passed keep their previous status; `free` is
+ * the caller's to count.
  */
 void block_note_run(struct block_md *md, int start, int end);
 
 /*
  * Update hints after bits [start, end) of this block were allocated, where
  * the allocation map (map, covering this block only) already has them set.
- * Rescans at most this block's bits, and only when the contig run broke.
+ * O(1) when the block had one free run; otherwise rescans at most this
+ * block's bits, and only when the contig run broke.
  */
 void block_note_alloc(struct block_md *md, const unsigned long *map, int start, int end);
 

@@ -18,6 +18,7 @@
 
 #include "bitops.h"
 #include "chunk.h"
+#include "chunk_hints.h"
 #include "util.h"
 
 static inline unsigned long *block_map(const struct chunk *c, int b)
@@ -25,204 +26,16 @@ static inline unsigned long *block_map(const struct chunk *c, int b)
 	return c->alloc_map + ((size_t)b << c->block_shift) / BITS_PER_LONG;
 }
 
+/* Every write to the boundary map is a relaxed atomic word store: an
+ * allocation's owner may read its size without the lock (chunk.h). */
+static inline void bound_store(unsigned long *bm, size_t w, unsigned long v)
+{
+	bitmap_word_store_shared(bm, w, v);
+}
+
 static inline bool page_populated(const struct chunk *c, int p)
 {
 	return bit_test(c->populated, (size_t)p);
-}
-
-/* ---- the run tree ---------------------------------------------------- */
-
-/*
- * Combine two children, each covering w bits, into their parent; the right
- * child starts at bit rstart.  Leaves past the last block are padding: a
- * right child made only of padding is ignored, one partly made of it counts
- * its real length.  Ties keep the leftmost run.  Returns whether the parent
- * changed.
- */
-static inline bool tree_combine(const struct chunk *c, struct run_node *out, const struct run_node *l,
-				const struct run_node *r, int w, int rstart)
-{
-	int rlen = c->nr_bits - rstart;
-	struct run_node n = *l;
-
-	if (rlen > 0) {
-		int mid = l->suf + r->pre;
-
-		if (rlen > w)
-			rlen = w;
-		if (n.pre == w)
-			n.pre += r->pre;
-		n.suf = r->suf == rlen ? rlen + l->suf : r->suf;
-		if (mid > n.best) {
-			n.best = mid;
-			n.best_start = rstart - l->suf;
-		}
-		if (r->best > n.best) {
-			n.best = r->best;
-			n.best_start = r->best_start;
-		}
-	}
-	if (n.pre == out->pre && n.suf == out->suf && n.best == out->best &&
-	    n.best_start == out->best_start)
-		return false;
-	*out = n;
-	return true;
-}
-
-/* chunk_md's contig and edge runs, read from the tree's root. */
-static void chunk_md_from_root(struct chunk *c)
-{
-	c->chunk_md.contig = c->tree[1].best;
-	c->chunk_md.contig_start = c->tree[1].best ? c->tree[1].best_start : 0;
-	c->chunk_md.left_free = c->tree[1].pre;
-	c->chunk_md.right_free = c->tree[1].suf;
-}
-
-/*
- * Bring the tree up to date: re-summarise every dirty leaf and walk its
- * path towards the root, stopping where a node comes out unchanged.  Node
- * j of a level of N nodes covers w = total / N bits starting at
- * j * w - total (total = tree_leaves * block_bits).  Then chunk_md's
- * contig and edge runs are read from the root.
- */
-static void tree_flush(struct chunk *c)
-{
-	int total = c->tree_leaves << c->block_shift;
-	size_t b = 0;
-
-	while ((b = bitmap_next_set(c->dirty, (size_t)c->nr_pages, b)) < (size_t)c->nr_pages) {
-		const struct block_md *md = &c->md[b];
-		int i = c->tree_leaves + (int)b;
-
-		bit_clear(c->dirty, b);
-		c->tree[i] = (struct run_node){ md->left_free, md->right_free, md->contig,
-						((int)b << c->block_shift) + md->contig_start };
-		for (int w = c->block_bits; i > 1; i >>= 1, w *= 2) {
-			int p = i >> 1;
-
-			if (!tree_combine(c, &c->tree[p], &c->tree[2 * p], &c->tree[2 * p + 1], w,
-					  (2 * p + 1) * w - total))
-				break;
-		}
-		b++;
-	}
-	chunk_md_from_root(c);
-}
-
-/* Build the whole tree bottom up (creation): one combine per inner node. */
-static void tree_build(struct chunk *c)
-{
-	int total = c->tree_leaves << c->block_shift;
-
-	for (int b = 0; b < c->nr_pages; b++) {
-		const struct block_md *md = &c->md[b];
-
-		c->tree[c->tree_leaves + b] = (struct run_node){
-			md->left_free, md->right_free, md->contig, (b << c->block_shift) + md->contig_start };
-	}
-	for (int i = c->tree_leaves - 1, w = c->block_bits; i >= 1; i--) {
-		if (i < c->tree_leaves && (i & (i + 1)) == 0 && i != c->tree_leaves - 1)
-			w *= 2;     /* i = 2^k - 1: the level above starts here */
-		c->tree[i].pre = -1;
-		tree_combine(c, &c->tree[i], &c->tree[2 * i], &c->tree[2 * i + 1], w,
-			     (2 * i + 1) * w - total);
-	}
-	chunk_md_from_root(c);
-}
-
-static inline void mark_dirty(struct chunk *c, int b0, int b1)
-{
-	if (b0 == b1)
-		bit_set(c->dirty, (size_t)b0);
-	else
-		bitmap_set_range(c->dirty, (size_t)b0, (size_t)(b1 - b0 + 1));
-}
-
-/*
- * Chunk hints after allocating [off, off + bits).  Runs only shrink, so the
- * longest run is unchanged unless the allocation cut it; when it cut the
- * chunk's only run (nothing free before it, nothing after) the rest of that
- * run is the answer.  Otherwise the tree decides.
- */
-static void chunk_hints_alloc(struct chunk *c, int off, int bits, int old_first_free)
-{
-	struct block_md *cm = &c->chunk_md;
-	int end = off + bits;
-
-	if (off < cm->left_free)
-		cm->left_free = off;
-	if (end > c->nr_bits - cm->right_free)
-		cm->right_free = c->nr_bits - end;
-	if (!cm->contig || off >= cm->contig_start + cm->contig || end <= cm->contig_start)
-		return;
-	if (off == cm->contig_start && off == old_first_free &&
-	    cm->contig_start + cm->contig == c->end_bits) {
-		cm->contig -= bits;
-		cm->contig_start = cm->contig ? end : 0;
-		return;
-	}
-	tree_flush(c);
-}
-
-/*
- * Chunk hints after a free merged into the run whose part in the first
- * block starts at block offset `start` of block sb and whose part in the
- * last block ends at `end` of block eb.  The run's chunk-wide ends are
- * known when it stops inside those blocks or inside their neighbours, or
- * when it joins the chunk's leading or trailing run; then the run's length
- * updates the hints in O(1).  Otherwise (a fully free neighbour block in
- * the middle of the chunk) the tree decides.
- */
-static void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
-{
-	struct block_md *cm = &c->chunk_md;
-	int lo, hi;
-
-	if (start > 0)
-		lo = (sb << c->block_shift) + start;
-	else if (sb == 0 || cm->left_free >= sb << c->block_shift)
-		lo = 0;
-	else if (c->md[sb - 1].right_free < c->block_bits)
-		lo = (sb << c->block_shift) - c->md[sb - 1].right_free;
-	else
-		return tree_flush(c);
-	if (end < c->block_bits)
-		hi = (eb << c->block_shift) + end;
-	else if (eb + 1 == c->nr_pages || c->nr_bits - cm->right_free <= (eb + 1) << c->block_shift)
-		hi = c->nr_bits;
-	else if (c->md[eb + 1].left_free < c->block_bits)
-		hi = ((eb + 1) << c->block_shift) + c->md[eb + 1].left_free;
-	else
-		return tree_flush(c);
-
-	if (lo == 0)
-		cm->left_free = hi;
-	if (hi == c->nr_bits)
-		cm->right_free = hi - lo;
-	if (hi - lo > cm->contig) {
-		cm->contig = hi - lo;
-		cm->contig_start = lo;
-	}
-}
-
-void chunk_sync(struct chunk *c)
-{
-	tree_flush(c);
-}
-
-/* What inner node i (1 <= i < tree_leaves) should hold, from its children. */
-struct run_node chunk_tree_expected(const struct chunk *c, int i)
-{
-	int level_nodes = 1, w;
-	struct run_node out = c->tree[i];
-
-	while (level_nodes * 2 <= i)
-		level_nodes *= 2;
-	w = (c->tree_leaves / level_nodes / 2) << c->block_shift;   /* child width */
-	out.pre = -1;                                                 /* force a write */
-	tree_combine(c, &out, &c->tree[2 * i], &c->tree[2 * i + 1], w,
-		     (2 * i + 1) * w - (c->tree_leaves << c->block_shift));
-	return out;
 }
 
 /* ---- creation -------------------------------------------------------- */
@@ -248,9 +61,24 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	while (leaves < nr_pages)
 		leaves *= 2;
 
-	c = calloc(1, sizeof(*c));
-	if (!c)
+	/*
+	 * One allocation: the struct, the allocation map and the populated and
+	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
+	 * the rest as allocations reach it, see bound_open), the block hints
+	 * and the tree (written below or when first needed).
+	 */
+	size_t head = (sizeof(*c) + 63) & ~(size_t)63;
+	size_t map_words = BITS_TO_LONGS(nr_bits), bound_words = BITS_TO_LONGS(nr_bits + 1);
+	size_t page_words = BITS_TO_LONGS(nr_pages), zeroed = map_words + 2 * page_words;
+	char *mem = malloc(head + (zeroed + bound_words) * sizeof(long) + (size_t)nr_pages * sizeof(*c->md) +
+			   2 * (size_t)leaves * sizeof(*c->tree));
+
+	if (!mem) {
+		errno = ENOMEM;
 		return NULL;
+	}
+	c = (struct chunk *)mem;
+	memset(c, 0, sizeof(*c));
 	c->nr_pages = nr_pages;
 	c->block_bits = block_bits;
 	c->block_shift = shift;
@@ -258,30 +86,38 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 	c->start_bits = (int)(head_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->end_bits = nr_bits - (int)(tail_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->tree_leaves = leaves;
-	c->alloc_map = calloc(BITS_TO_LONGS(nr_bits), sizeof(unsigned long));
-	c->bound_map = calloc(BITS_TO_LONGS(nr_bits + 1), sizeof(unsigned long));
-	c->populated = calloc(BITS_TO_LONGS(nr_pages), sizeof(unsigned long));
-	c->md = calloc((size_t)nr_pages, sizeof(*c->md));
-	c->tree = calloc(2 * (size_t)leaves, sizeof(*c->tree));
-	c->dirty = calloc(BITS_TO_LONGS(nr_pages), sizeof(unsigned long));
-	if (!c->alloc_map || !c->bound_map || !c->populated || !c->md || !c->tree || !c->dirty) {
-		chunk_destroy(c);
-		errno = ENOMEM;
-		return NULL;
-	}
+	c->alloc_map = (unsigned long *)(mem + head);
+	memset(c->alloc_map, 0, zeroed * sizeof(long));
+	c->populated = c->alloc_map + map_words;
+	c->dirty = c->populated + page_words;
+	c->bound_map = c->dirty + page_words;
+	bound_store(c->bound_map, 0, 0);
+	c->md = (struct block_md *)(c->bound_map + bound_words);
+	c->tree = (struct run_node *)(c->md + nr_pages);
 
-	bitmap_set_range(c->alloc_map, 0, (size_t)c->start_bits);
-	bitmap_set_range(c->alloc_map, (size_t)c->end_bits, (size_t)(nr_bits - c->end_bits));
-	for (int b = 0; b < nr_pages; b++) {
-		c->md[b].nr_bits = block_bits;
-		block_rebuild(&c->md[b], block_map(c, b));
-		if (c->md[b].contig == block_bits)
-			c->nr_empty_pages++;
+	if (!c->start_bits && c->end_bits == nr_bits) {
+		/* Nothing hidden: every block is one free run, so is the chunk;
+		 * the tree is built when first needed (tree_flush). */
+		block_init_empty(&c->md[0], block_bits);
+		for (int b = 1; b < nr_pages; b++)
+			c->md[b] = c->md[0];
+		c->nr_empty_pages = nr_pages;
+		c->chunk_md.contig = c->chunk_md.left_free = c->chunk_md.right_free = nr_bits;
+	} else {
+		bitmap_set_range(c->alloc_map, 0, (size_t)c->start_bits);
+		bitmap_set_range(c->alloc_map, (size_t)c->end_bits, (size_t)(nr_bits - c->end_bits));
+		for (int b = 0; b < nr_pages; b++) {
+			c->md[b].nr_bits = block_bits;
+			block_rebuild(&c->md[b], block_map(c, b));
+			if (c->md[b].contig == block_bits)
+				c->nr_empty_pages++;
+		}
+		chunk_tree_build(c);
+		c->tree_built = true;
 	}
 	c->chunk_md.nr_bits = nr_bits;
 	c->chunk_md.first_free = c->start_bits;
 	c->free_bytes = (c->end_bits - c->start_bits) * PCPU_MIN_ALLOC_BYTES;
-	tree_build(c);
 	return c;
 }
 
@@ -289,19 +125,15 @@ void chunk_destroy(struct chunk *c)
 {
 	if (!c)
 		return;
-	free(c->alloc_map);
-	free(c->bound_map);
-	free(c->populated);
-	free(c->md);
-	free(c->tree);
-	free(c->dirty);
-	free(c);
+	free(c);                /* every array lives in the same allocation */
 }
 
 /* ---- population bookkeeping ------------------------------------------ */
 
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 {
+	if (c->nofit_pop)
+		c->nofit_bits = 0;
 	for (int p = page_start; p < page_end; p++) {
 		if (page_populated(c, p))
 			continue;
@@ -346,10 +178,40 @@ static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 
 /* ---- finding a fit ---------------------------------------------------- */
 
-int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_only)
+/* Does the remembered failure (nofit, chunk.h) cover this request? */
+static inline bool nofit_covers(const struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	return c->nofit_bits && bits >= c->nofit_bits && align_bits >= c->nofit_align &&
+	       (pop_only || !c->nofit_pop);
+}
+
+/*
+ * The fallback: blocks from b on whose longest run holds `bits` bits but
+ * not at align_bits were passed over by the hint walk.  Scan the bitmap of
+ * each such block for an aligned fit inside it; runs crossing block edges
+ * were judged exactly by the walk already.  O(bits in the chunk) at most.
+ */
+static int fit_in_blocks(const struct chunk *c, int b, int bits, int align_bits, bool pop_only)
+{
+	for (; b < c->nr_pages; b++) {
+		const struct block_md *md = &c->md[b];
+		size_t base = (size_t)b << c->block_shift, end = base + (size_t)c->block_bits;
+		size_t off;
+
+		if (md->contig < bits || (pop_only && !page_populated(c, b)))
+			continue;
+		off = bitmap_find_zero_area(c->alloc_map, end, base + (size_t)md->first_free, (size_t)bits,
+					    (size_t)align_bits - 1);
+		if (off < end)
+			return (int)off;
+	}
+	return -1;
+}
+
+int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 {
 	int bb = c->block_bits;
-	int carry_start = -1, carry_len = 0;
+	int carry_start = -1, carry_len = 0, misfit = -1;
 	int ff = c->chunk_md.first_free;
 
 	/* The first free bit starts the longest run and is aligned: first fit. */
@@ -357,14 +219,10 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 	    (!pop_only || chunk_range_populated(c, ff, bits)))
 		return ff;
 
-	/* The longest run must hold the request at its own alignment; a run of
-	 * bits + align_bits - 1 always does, so no guaranteed fit is lost. */
-	if (c->chunk_md.contig < bits ||
-	    PCPU_ALIGN_UP(c->chunk_md.contig_start, align_bits) - c->chunk_md.contig_start + bits >
-		    c->chunk_md.contig)
+	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
 		return -1;
 
-	for (int b = c->chunk_md.first_free >> c->block_shift; b < c->nr_pages; b++) {
+	for (int b = ff >> c->block_shift; b < c->nr_pages; b++) {
 		const struct block_md *md = &c->md[b];
 		int base = b << c->block_shift;
 
@@ -389,58 +247,248 @@ int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_onl
 				return base + md->scan_start + md->scan;
 			return base + md->first_free;
 		}
+		if (md->contig >= bits && misfit < 0)
+			misfit = b;     /* passed over for alignment alone */
 		/* The run touching the block's end may continue in the next. */
 		if (md->right_free) {
 			carry_start = PCPU_ALIGN_UP(base + bb - md->right_free, align_bits);
 			carry_len = base + bb - carry_start;
 		}
 	}
+	if (misfit >= 0) {
+		int off = fit_in_blocks(c, misfit, bits, align_bits, pop_only);
+
+		if (off >= 0)
+			return off;
+	}
+	c->nofit_bits = bits;
+	c->nofit_align = align_bits;
+	c->nofit_pop = pop_only;
 	return -1;
 }
 
 /* ---- allocation ------------------------------------------------------- */
 
-/* First free bit at or after bit `from` (all bits before `from` are used). */
-static inline int next_free_from(const struct chunk *c, int from)
+/*
+ * The chunk's first free bit after an allocation that started at the old
+ * one and ended in block eb: every bit before the allocation's end is used,
+ * so it is the first free bit of block eb or of a block after it.
+ */
+static inline int first_free_after(const struct chunk *c, int eb)
 {
-	for (int b = from >> c->block_shift; b < c->nr_pages; b++) {
-		int in_block = b == from >> c->block_shift ? from & (c->block_bits - 1) : 0;
-
-		if (c->md[b].first_free < c->block_bits) {
-			int f = c->md[b].first_free;
-
-			return (b << c->block_shift) + (f > in_block ? f : in_block);
-		}
-	}
+	for (int b = eb; b < c->nr_pages; b++)
+		if (c->md[b].first_free < c->block_bits)
+			return (b << c->block_shift) + c->md[b].first_free;
 	return c->nr_bits;
 }
 
-int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
+/*
+ * Mark [off, off + bits) in use in both maps, one pass over the words:
+ * allocation bits set; boundary bits cleared inside, set at the start and
+ * one past the end (bound_map has nr_bits + 1 bits).  Whole words are
+ * stored without being read (no wait for a cold line); partial words are
+ * merged.
+ */
+static void maps_take_words(struct chunk *c, int off, int bits)
 {
-	int end = start + bits + c->block_bits;
-	int off, sb, eb, bmask = c->block_bits - 1;
+	size_t end = (size_t)off + (size_t)bits, w = (size_t)off / BITS_PER_LONG;
+	size_t we = (end - 1) / BITS_PER_LONG;
+	unsigned sh = (unsigned)off % BITS_PER_LONG, eh = (unsigned)end % BITS_PER_LONG;
+	unsigned long first = ~0UL << sh, last = eh ? ~(~0UL << eh) : ~0UL;
+	unsigned long end_bit = eh ? 1UL << eh : 0;     /* the end boundary, when in word we */
+	unsigned long *am = c->alloc_map, *bm = c->bound_map;
 
-	if (end > c->nr_bits)
-		end = c->nr_bits;
-	if (start == c->chunk_md.first_free && start == c->chunk_md.contig_start &&
-	    !(start & (align_bits - 1)) && c->chunk_md.contig >= bits) {
-		off = start;    /* the first free bit starts the longest run: no scan */
+	if (w == we) {
+		unsigned long m = first & last;
+
+		if (m == ~0UL) {
+			am[w] = ~0UL;
+			bound_store(bm, w, 1UL);
+		} else {
+			am[w] |= m;
+			bound_store(bm, w, (bm[w] & ~m) | 1UL << sh | end_bit);
+		}
 	} else {
-		off = (int)bitmap_find_zero_area(c->alloc_map, (size_t)end, (size_t)start,
-						 (size_t)bits, (size_t)align_bits - 1);
-		if (off >= end)
-			return -1;
+		if (first == ~0UL) {
+			am[w] = ~0UL;
+			bound_store(bm, w, 1UL);
+		} else {
+			am[w] |= first;
+			bound_store(bm, w, (bm[w] & ~first) | 1UL << sh);
+		}
+		for (w++; w < we; w++) {
+			__asm__("" : "+r"(w));  /* a loop, not a pair of memset calls */
+			am[w] = ~0UL;
+			bound_store(bm, w, 0);
+		}
+		if (last == ~0UL) {
+			am[we] = ~0UL;
+			bound_store(bm, we, 0);
+		} else {
+			am[we] |= last;
+			bound_store(bm, we, (bm[we] & ~last) | end_bit);
+		}
 	}
+	if (!eh)
+		bound_store(bm, we + 1, bm[we + 1] | 1UL);      /* the end boundary opens the next word */
+}
 
-	bitmap_set_range(c->alloc_map, (size_t)off, (size_t)bits);
-	bit_set_shared(c->bound_map, (size_t)off);
-	bitmap_clear_range_shared(c->bound_map, (size_t)off + 1, (size_t)bits - 1);
-	bit_set_shared(c->bound_map, (size_t)(off + bits));
+/* Set allocation bits [off, end), end - off > 64 - off % 64 (several words). */
+static void alloc_bits_words(unsigned long *am, size_t off, size_t end)
+{
+	size_t w = off / BITS_PER_LONG, we = (end - 1) / BITS_PER_LONG;
+	unsigned eh = (unsigned)end % BITS_PER_LONG;
+
+	if (off % BITS_PER_LONG)
+		am[w++] |= ~0UL << (off % BITS_PER_LONG);
+	for (; w < we; w++) {
+		__asm__("" : "+r"(w));          /* a loop, not a memset call */
+		am[w] = ~0UL;
+	}
+	am[we] = eh ? am[we] | ~(~0UL << eh) : ~0UL;
+}
+
+/* Zero the boundary map's unwritten words up to the one holding bit `bit`. */
+static void bound_open(struct chunk *c, size_t bit)
+{
+	for (size_t w = (size_t)c->bound_clean / BITS_PER_LONG + 1; w <= bit / BITS_PER_LONG; w++) {
+		__asm__("" : "+r"(w));          /* a loop, not a memset call */
+		bound_store(c->bound_map, w, 0);
+	}
+}
+
+static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int off, int bits)
+{
+	unsigned sh = (unsigned)off % BITS_PER_LONG;
+	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
+	size_t cw = (size_t)c->bound_clean / BITS_PER_LONG, ew = end / BITS_PER_LONG;
+	unsigned long end_bit = 1UL << (end % BITS_PER_LONG), *bm = c->bound_map;
+
+	if (off >= c->bound_clean) {
+		/* No boundary bit after bound_clean: set the two ends, storing
+		 * (not merging) into words past the one holding bound_clean. */
+		if (w == ew) {
+			if (w > cw)
+				bound_store(bm, w, 1UL << sh | end_bit);
+			else
+				bound_store(bm, w, bm[w] | 1UL << sh | end_bit);
+		} else {
+			if (w > cw)
+				bound_store(bm, w, 1UL << sh);
+			else
+				bound_store(bm, w, bm[w] | 1UL << sh);
+			for (size_t x = w + 1; x < ew; x++) {
+				__asm__("" : "+r"(x));  /* a loop, not a memset call */
+				bound_store(bm, x, 0);
+			}
+			bound_store(bm, ew, end_bit);
+		}
+		c->bound_clean = (int)end;
+		if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
+			c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
+		else
+			alloc_bits_words(c->alloc_map, (size_t)off, end);
+		return;
+	}
+	if (ew > cw)
+		bound_open(c, end);
+	if ((int)end > c->bound_clean)
+		c->bound_clean = (int)end;
+	if (sh + (unsigned)bits >= (unsigned)BITS_PER_LONG)
+		return maps_take_words(c, off, bits);
+	/* the area and its end boundary in one word */
+	unsigned long m = ((1UL << bits) - 1) << sh;
+
+	c->alloc_map[w] |= m;
+	bound_store(bm, w, (bm[w] & ~m) | 1UL << sh | end_bit);
+}
+
+/*
+ * Is the chunk in bump state for this request: its only free run is its
+ * tail [first_free, end_bits), and the request fits at first_free?
+ */
+static inline bool bump_fits(const struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	const struct block_md *cm = &c->chunk_md;
+	int ff = cm->first_free;
+
+	return ff == cm->contig_start && ff + cm->contig == c->end_bits && cm->contig >= bits &&
+	       !(ff & (align_bits - 1)) && (!pop_only || chunk_range_populated(c, ff, bits));
+}
+
+/*
+ * The bump path's blocks when the allocation [off, end) fills its first
+ * block or crosses into others: every block before the last is now full,
+ * the last one's only free run is what is left of the tail in it.
+ */
+static void bump_blocks(struct chunk *c, int off, int end)
+{
+	int bb = c->block_bits, sb = off >> c->block_shift, eb = (end - 1) >> c->block_shift;
+	int base = eb << c->block_shift, e = end - base;
+	int r = c->end_bits - base < bb ? c->end_bits - base : bb;
+
+	count_empty(c, sb, eb, -1);
+	for (int b = sb; b < eb; b++)
+		block_init_full(&c->md[b], bb);
+	if (e < r)
+		c->md[eb] = (struct block_md){ .contig = r - e, .contig_start = e,
+					       .right_free = r == bb ? r - e : 0, .first_free = e,
+					       .free = r - e, .nr_bits = bb };
+	else
+		block_init_full(&c->md[eb], bb);
+	chunk_mark_dirty(c, sb, eb);
+}
+
+/*
+ * The bump path (bump_fits holds): allocate at first_free.  In bump state
+ * every block's only free run is its part of the chunk's tail run, so an
+ * allocation that stays inside one block and leaves some of it free just
+ * moves that block's run start; otherwise bump_blocks.  The chunk's only
+ * run shrinks from its start.  Every hint stays exact.
+ */
+static int chunk_bump(struct chunk *c, int bits)
+{
+	struct block_md *cm = &c->chunk_md;
+	int off = cm->first_free, end = off + bits, b = off >> c->block_shift;
+	struct block_md *md = &c->md[b];
+
+	maps_take(c, off, bits);
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
+	if (bits < md->contig) {
+		if (md->contig == c->block_bits) {
+			c->nr_empty_pages--;
+			c->nr_empty_pop_pages -= page_populated(c, b);
+		}
+		md->contig -= bits;
+		md->free -= bits;
+		md->contig_start += bits;
+		md->first_free += bits;
+		md->left_free = 0;
+		if (md->right_free)
+			md->right_free = md->contig;
+		bit_set(c->dirty, (size_t)b);
+	} else {
+		bump_blocks(c, off, end);
+	}
+	cm->contig -= bits;
+	cm->contig_start = cm->contig ? end : 0;
+	cm->first_free = cm->contig ? end : c->nr_bits;
+	cm->left_free = 0;
+	if (cm->right_free)
+		cm->right_free = cm->contig;
+	return off;
+}
 
-	sb = off >> c->block_shift;
-	eb = (off + bits - 1) >> c->block_shift;
+/* Allocate [off, off + bits), known to be free: maps, counters, every hint. */
+static int alloc_at(struct chunk *c, int off, int bits)
+{
+	int bmask = c->block_bits - 1;
+	int sb = off >> c->block_shift, eb = (off + bits - 1) >> c->block_shift;
+
+	maps_take(c, off, bits);
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
 	count_empty(c, sb, eb, -1);
 	if (sb == eb) {
 		block_note_alloc(&c->md[sb], block_map(c, sb), off & bmask, ((off + bits - 1) & bmask) + 1);
@@ -450,18 +498,116 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 			block_init_full(&c->md[b], c->block_bits);
 		block_note_alloc(&c->md[eb], block_map(c, eb), 0, ((off + bits - 1) & bmask) + 1);
 	}
-	mark_dirty(c, sb, eb);
-	int old_first_free = c->chunk_md.first_free;
-
-	if (off == old_first_free)
-		c->chunk_md.first_free = next_free_from(c, off + bits);
-	chunk_hints_alloc(c, off, bits, old_first_free);
+	chunk_mark_dirty(c, sb, eb);
+	if (off == c->chunk_md.first_free)
+		c->chunk_md.first_free = first_free_after(c, eb);
+	chunk_hints_alloc(c, off, bits);
 	return off;
+}
+
+/*
+ * The bump path's common case, done in a few stores: first_free is
+ * bound_clean (so its boundary bit, the previous allocation's end, is set,
+ * and the boundary words after its word are unwritten), not 0, and the
+ * allocation stays inside first_free's block.  False when that is not the
+ * case.
+ */
+static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, int off, int bits)
+{
+	struct block_md *cm = &c->chunk_md, *md = &c->md[off >> c->block_shift];
+	unsigned sh = (unsigned)off % BITS_PER_LONG;
+	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
+	size_t ew = end / BITS_PER_LONG;
+	unsigned long *bm = c->bound_map;
+
+	if (off != c->bound_clean || !off || bits > md->contig)
+		return false;
+	if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
+		c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
+	else
+		alloc_bits_words(c->alloc_map, (size_t)off, end);
+	if (ew == w) {
+		bound_store(bm, w, bm[w] | 1UL << (end % BITS_PER_LONG));
+	} else {
+		for (size_t x = w + 1; x < ew; x++) {
+			__asm__("" : "+r"(x));          /* a loop, not a memset call */
+			bound_store(bm, x, 0);
+		}
+		bound_store(bm, ew, 1UL << (end % BITS_PER_LONG));
+	}
+	c->bound_clean = (int)end;
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
+	if (md->contig == c->block_bits) {
+		c->nr_empty_pages--;
+		c->nr_empty_pop_pages -= page_populated(c, off >> c->block_shift);
+	}
+	if (bits < md->contig) {
+		md->contig -= bits;
+		md->free -= bits;
+		md->contig_start += bits;
+		md->first_free += bits;
+		md->left_free = 0;
+		if (md->right_free)
+			md->right_free = md->contig;
+	} else {
+		block_init_full(md, c->block_bits);     /* it took the block's last bits */
+	}
+	bit_set(c->dirty, (size_t)off >> c->block_shift);
+	cm->contig -= bits;
+	cm->contig_start = cm->contig ? (int)end : 0;
+	cm->first_free = cm->contig ? (int)end : c->nr_bits;
+	if (cm->right_free)
+		cm->right_free = cm->contig;
+	return true;
+}
+
+int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
+{
+	int end = start + bits + c->block_bits, off;
+	const struct block_md *smd = &c->md[start >> c->block_shift];
+
+	if (start == c->chunk_md.first_free && bump_fits(c, bits, align_bits, false))
+		return bump_small(c, start, bits) ? start : chunk_bump(c, bits);
+	if (!(start & (align_bits - 1)) &&
+	    (((start & (c->block_bits - 1)) == smd->contig_start && smd->contig >= bits) ||
+	     (start == c->chunk_md.contig_start && c->chunk_md.contig >= bits)))
+		return alloc_at(c, start, bits);  /* start opens a run known to be long enough */
+	if (end > c->nr_bits)
+		end = c->nr_bits;
+	off = (int)bitmap_find_zero_area(c->alloc_map, (size_t)end, (size_t)start, (size_t)bits,
+					 (size_t)align_bits - 1);
+	return off < end ? alloc_at(c, off, bits) : -1;
+}
+
+/*
+ * chunk_alloc past the bump path: first fit at first_free when its block's
+ * longest run starts there and holds the request; else find a fit and
+ * allocate there.  Bytes or -1.
+ */
+static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, int align_bits,
+						     bool pop_only)
+{
+	int ff = c->chunk_md.first_free, start, off;
+
+	if (ff < c->nr_bits && !(ff & (align_bits - 1))) {
+		const struct block_md *md = &c->md[ff >> c->block_shift];
+
+		if ((ff & (c->block_bits - 1)) == md->contig_start && md->contig >= bits &&
+		    (!pop_only || page_populated(c, ff >> c->block_shift)))
+			return alloc_at(c, ff, bits) * PCPU_MIN_ALLOC_BYTES;
+	}
+	start = chunk_find_fit(c, bits, align_bits, pop_only);
+
+	if (start < 0)
+		return -1;
+	off = chunk_alloc_area(c, bits, align_bits, start);
+	return off < 0 ? -1 : off * PCPU_MIN_ALLOC_BYTES;
 }
 
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 {
-	int bits, align_bits, start, off;
+	int bits, align_bits;
 
 	if (!size || size > (size_t)c->nr_bits * PCPU_MIN_ALLOC_BYTES)
 		return -1;
@@ -469,11 +615,14 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
 	if (align_bits & (align_bits - 1) || align_bits > c->block_bits)
 		return -1;
-	start = chunk_find_fit(c, bits, align_bits, pop_only);
-	if (start < 0)
-		return -1;
-	off = chunk_alloc_area(c, bits, align_bits, start);
-	return off < 0 ? -1 : off * PCPU_MIN_ALLOC_BYTES;
+	if (bump_fits(c, bits, align_bits, pop_only)) {
+		int off = c->chunk_md.first_free;
+
+		if (bump_small(c, off, bits))
+			return off * PCPU_MIN_ALLOC_BYTES;
+		return chunk_bump(c, bits) * PCPU_MIN_ALLOC_BYTES;
+	}
+	return chunk_alloc_fit(c, bits, align_bits, pop_only);
 }
 
 /* ---- free ------------------------------------------------------------- */
@@ -498,6 +647,7 @@ int chunk_free_area(struct chunk *c, int bit_off, int bits)
 	bitmap_clear_range(c->alloc_map, (size_t)bit_off, (size_t)bits);
 	c->free_bytes += bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc--;
+	c->nofit_bits = 0;
 	if (bit_off < c->chunk_md.first_free)
 		c->chunk_md.first_free = bit_off;
 
@@ -513,15 +663,18 @@ int chunk_free_area(struct chunk *c, int bit_off, int bits)
 		end = (int)bitmap_next_set(block_map(c, eb), (size_t)c->block_bits, (size_t)e_off);
 
 	if (sb == eb) {
+		smd->free += bits;
 		block_note_run(smd, start, end);
 	} else {
+		smd->free += c->block_bits - s_off;
+		emd->free += e_off;
 		block_note_run(smd, start, c->block_bits);
 		for (int b = sb + 1; b < eb; b++)
 			block_init_empty(&c->md[b], c->block_bits);
 		block_note_run(emd, 0, end);
 	}
 	count_empty(c, sb, eb, +1);
-	mark_dirty(c, sb, eb);
+	chunk_mark_dirty(c, sb, eb);
 	chunk_hints_free(c, sb, start, eb, end);
 	return bits;
 }

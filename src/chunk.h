@@ -12,20 +12,31 @@
  *               starts and where it ends (one past its last fragment).  Inside
  *               a live allocation only its start bit is set, so a free needs
  *               no per-object record and bound[off] && alloc[off] is exactly
- *               "off starts a live allocation".  The owner of an allocation
- *               may read its size without the lock (chunk_area_bits_shared),
- *               so every write to it is a relaxed atomic word store;
+ *               "off starts a live allocation"; no bit after bound_clean is
+ *               set and bit bound_clean is (the last end written; unless 0),
+ *               so an allocation from there only sets its end; the
+ *               words after the one holding bit bound_clean are not written
+ *               yet (nothing reads them: every read is of a live
+ *               allocation's bits) and are zeroed as allocations reach them.
+ *               The owner of an allocation may read its size without the
+ *               lock (chunk_area_bits_shared), so every write to it is a
+ *               relaxed atomic word store;
  *   md          one block_md per page (block.h);
  *   tree        a max-run summary over blocks (prefix, suffix and longest
  *               free run per node), giving the chunk's longest free run --
  *               runs may span blocks -- in O(log nr_blocks).  Leaves are
  *               refreshed lazily (the `dirty` bitmap): allocations and frees
  *               whose effect on the longest run is known locally (it was not
- *               cut, or the merged run's ends are known) skip the tree;
+ *               cut, or the merged run's ends are known) skip the tree.  A
+ *               chunk created with nothing hidden builds it on first use;
  *   chunk_md    the chunk-wide hints: contig, contig_start, first_free,
  *               left_free (the run from bit 0), right_free (the run to the
  *               end).  Exact after every allocation and every free.
- *   populated   one bit per page, 1 = backed by memory in every unit.
+ *   populated   one bit per page, 1 = backed by memory in every unit;
+ *   nofit       a remembered failure: when nofit_bits > 0, no free run (on
+ *               populated pages when nofit_pop) holds nofit_bits bits at
+ *               alignment nofit_align.  Allocations keep it true; a free, or
+ *               populating a page while nofit_pop, forgets it.
  *
  * A hidden head [0, start_bits) and tail [end_bits, nr_bits) are marked in
  * use without boundaries: the first chunk hides its static area and any
@@ -66,6 +77,7 @@ struct chunk {
 
 	int tree_leaves;        /* power of two >= nr_pages */
 	struct run_node *tree;  /* 2 * tree_leaves nodes, root at 1 */
+	bool tree_built;        /* false: not built yet (a new chunk, nothing hidden) */
 	unsigned long *dirty;   /* blocks whose tree leaf is stale */
 
 	int free_bytes;         /* free bytes in [start_bits, end_bits) */
@@ -73,6 +85,14 @@ struct chunk {
 	int nr_populated;       /* populated pages */
 	int nr_empty_pages;     /* blocks with no bit in use */
 	int nr_empty_pop_pages; /* blocks with no bit in use, populated */
+
+	int bound_clean;        /* no bound_map bit after this index is set, this
+				   one is (but at 0); words after the one holding
+				   it are not written yet */
+
+	int nofit_bits;         /* 0, or a request known to fail (see above) */
+	int nofit_align;
+	bool nofit_pop;
 };
 
 /*
@@ -86,14 +106,18 @@ void chunk_destroy(struct chunk *c);
 /*
  * Find where to start looking for `bits` free bits aligned to align_bits
  * (a power of two, at most block_bits).  Consults chunk_md first, then walks
- * block hints; never reads the bitmaps.  With pop_only, only populated pages
- * are considered.  Returns a bit offset to hand to chunk_alloc_area, or -1.
+ * block hints without reading the bitmaps.  Only when that walk fails and
+ * some block was passed over for alignment alone (its longest run holds
+ * `bits` bits, but not at align_bits) are those blocks' bitmaps scanned;
+ * a failure after that is remembered (nofit) until the next free.  With
+ * pop_only, only populated pages are considered.  Returns a bit offset to
+ * hand to chunk_alloc_area, or -1.
  *
- * Guarantee: if some free run (on populated pages when pop_only) has at
- * least bits + align_bits - 1 free bits, the result is not -1; with
- * align_bits == 1 any run of `bits` free bits is found.
+ * Guarantee (exact): chunk_find_fit returns -1 only if no free run (on
+ * populated pages when pop_only) holds `bits` bits at alignment align_bits;
+ * otherwise chunk_alloc_area from the result succeeds.
  */
-int chunk_find_fit(const struct chunk *c, int bits, int align_bits, bool pop_only);
+int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only);
 
 /*
  * Allocate `bits` at alignment align_bits, scanning the allocation map from

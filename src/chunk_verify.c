@@ -148,13 +148,69 @@ static int check_bounds(const struct chunk *c, char *msg, size_t msglen)
 	}
 	if (c->nr_alloc != nr_alloc)
 		FAIL("nr_alloc %d != %d allocations found in the boundary map", c->nr_alloc, nr_alloc);
+	/* Only the written words: those up to the one holding bit bound_clean. */
+	size_t written = ((size_t)c->bound_clean / BITS_PER_LONG + 1) * BITS_PER_LONG;
+
+	if (written > (size_t)c->nr_bits + 1)
+		written = (size_t)c->nr_bits + 1;
+	s = bitmap_next_set(c->bound_map, written, (size_t)c->bound_clean + 1);
+	if (c->bound_clean < 0 || c->bound_clean > c->nr_bits || s < written)
+		FAIL("bound: bit %zu set after bound_clean %d", s, c->bound_clean);
+	if (c->bound_clean && !bit_test(c->bound_map, (size_t)c->bound_clean))
+		FAIL("bound: bit bound_clean %d is clear", c->bound_clean);
+	return 0;
+}
+
+/* Does a piece of the free run [s, e) on allowed pages (populated ones only
+ * when pop) hold `bits` bits at alignment a?  Returns where, or -1. */
+static long run_holds(const struct chunk *c, size_t s, size_t e, size_t bits, size_t a, bool pop)
+{
+	size_t sh = (size_t)c->block_shift;
+
+	while (s < e) {
+		size_t pe = e, at;
+
+		if (pop) {
+			while (s < e && !bit_test(c->populated, s >> sh))
+				s = ((s >> sh) + 1) << sh;
+			for (pe = s; pe < e && bit_test(c->populated, pe >> sh);)
+				pe = ((pe >> sh) + 1) << sh;
+			if (pe > e)
+				pe = e;
+		}
+		at = (s + a - 1) & ~(a - 1);
+		if (s < e && at + bits <= pe)
+			return (long)at;
+		s = pe;
+	}
+	return -1;
+}
+
+/* The remembered failure holds: no free run (on populated pages when
+ * nofit_pop) has nofit_bits bits at alignment nofit_align. */
+static int check_nofit(const struct chunk *c, char *msg, size_t msglen)
+{
+	size_t s, e, a = (size_t)c->nofit_align;
+
+	if (!c->nofit_bits)
+		return 0;
+	if (c->nofit_bits < 0 || a < 1 || (a & (a - 1)))
+		FAIL("nofit: %d bits at alignment %d is not a request", c->nofit_bits, c->nofit_align);
+	for (s = 0; bitmap_next_clear_run(c->alloc_map, (size_t)c->nr_bits, &s, &e); s = e) {
+		long at = run_holds(c, s, e, (size_t)c->nofit_bits, a, c->nofit_pop);
+
+		if (at >= 0)
+			FAIL("nofit: %d bits at alignment %d%s fit at bit %ld", c->nofit_bits,
+			     c->nofit_align, c->nofit_pop ? " on populated pages" : "", at);
+	}
 	return 0;
 }
 
 int chunk_verify(struct chunk *c, char *msg, size_t msglen)
 {
 	if (check_blocks(c, msg, msglen) || check_chunk_hints(c, msg, msglen) ||
-	    check_counters(c, msg, msglen) || check_bounds(c, msg, msglen))
+	    check_counters(c, msg, msglen) || check_bounds(c, msg, msglen) ||
+	    check_nofit(c, msg, msglen))
 		return -1;
 	/* The tree is a cache of the block hints: refresh it, then check that
 	 * it agrees with them and with the (already checked) chunk hints. */

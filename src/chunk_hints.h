@@ -1,0 +1,32 @@
+/*
+ * chunk_hints.h - chunk-wide hints and the run tree, private to the chunk
+ * layer (chunk.c, chunk_hints.c).
+ *
+ * The tree summarises every block's edge and longest runs; chunk_md's
+ * contig and edge runs are kept exact after each operation, in O(1) when the
+ * operation alone decides them and from the tree (O(log blocks)) otherwise.
+ * Blocks whose hints changed are marked in c->dirty and re-read lazily.
+ */
+#ifndef PCPU_CHUNK_HINTS_H
+#define PCPU_CHUNK_HINTS_H
+
+#include "bitops.h"
+#include "chunk.h"
+
+/* Build the whole tree from the block hints. */
+void chunk_tree_build(struct chunk *c);
+/* Chunk hints after allocating [off, off + bits). */
+void chunk_hints_alloc(struct chunk *c, int off, int bits);
+/* Chunk hints after a free merged into a run (see chunk_hints.c). */
+void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end);
+
+/* Blocks b0..b1 changed: their leaves are re-read at the next flush. */
+static inline void chunk_mark_dirty(struct chunk *c, int b0, int b1)
+{
+	if (b0 == b1)
+		bit_set(c->dirty, (size_t)b0);
+	else
+		bitmap_set_range(c->dirty, (size_t)b0, (size_t)(b1 - b0 + 1));
+}
+
+#endif
