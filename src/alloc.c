@@ -116,7 +116,7 @@ static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned
 PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int flags)
 {
 	struct pcpu_chunk *ch = NULL;
-	int bits, align_bits, off = -1;
+	int bits, align_bits, req_align_bits, off = -1;
 	bool zeroed = false;
 	const char *err;
 
@@ -138,6 +138,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	size = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES);
 	bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
+	req_align_bits = align_bits;
 	if (cache_serves(size, align, flags)) {
 		void *h = cache_alloc(size, flags);
 
@@ -158,6 +159,10 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 			return alloc_failed(size, align, flags, "reserved area exhausted");
 	} else {
 		ch = pool_find_area(size, bits, align_bits, true, &off);
+		/* The class's alignment is a preference: where only the request's
+		 * own fits, take that (the object bypasses the caches when freed). */
+		if (!ch && align_bits != req_align_bits)
+			ch = pool_find_area(size, bits, req_align_bits, true, &off);
 	}
 	if (ch) {
 		pool_account_alloc(ch, size);
@@ -175,6 +180,8 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	} else {
 		pcpu_unlock(&pcpu_pool.lock);
 		ch = pool_alloc_blocking(size, bits, align_bits, true, &off, &err);
+		if (!ch && align_bits != req_align_bits)
+			ch = pool_alloc_blocking(size, bits, req_align_bits, true, &off, &err);
 		if (!ch) {
 			pcpu_lock(&pcpu_pool.lock);
 			return alloc_failed(size, align, flags, err);

@@ -364,6 +364,7 @@ struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bo
 				       const char **err)
 {
 	struct pcpu_chunk *ch;
+	bool drained = false;
 
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	for (;;) {
@@ -381,6 +382,13 @@ struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bo
 
 		pcpu_unlock(&pcpu_pool.lock);
 		if (have_free || !pool_create_chunk()) {
+			/* Out of space: objects parked in caches are free space
+			 * too.  Give them all back once and look again. */
+			if (!drained) {
+				drained = true;
+				(void)pool_drain_clients(true, 0);
+				continue;
+			}
 			pcpu_unlock(&pcpu_pool.pop_mutex);
 			*err = "out of memory or address space";
 			return NULL;

@@ -10,7 +10,12 @@
  * (The chunk hints keep the leftmost of equal runs; when the misaligned
  * hole was freed first, the chunk used to be rejected for the request.)
  * pcpu_verify() runs only after the request: it refreshes the chunk's run
- * tree, which would hide the miss.  Each case runs in a forked child.
+ * tree, which would hide the miss.  Each case runs in a forked child, with
+ * the per-CPU caches off (the chunk alone decides) and, with one chunk of
+ * address space, on: the freed objects then sit in a cache, and the
+ * allocation must still not fail while they could serve it (caches are
+ * drained before ENOMEM), nor an 8 B request at 4 B alignment while only a
+ * misaligned hole is left (the class's 8 B alignment is only preferred).
  *
  * Usage: test_fit [seed]
  */
@@ -59,12 +64,14 @@ static int find_pair(int from, uintptr_t rem)
 	return -1;
 }
 
-/* arg: bit 0 = free the aligned hole first; bits 1.. = chunks of address space. */
+/* arg: bit 0 = free the aligned hole first; bit 1 = caches on; bits 2.. =
+ * chunks of address space. */
 static int child(long arg)
 {
-	bool aligned_first = arg & 1;
-	long k = arg >> 1;
-	struct pcpu_config cfg = { .nr_cpus = 2, .min_unit_size = UNIT, .flags = PCPU_CFG_NO_BALANCER,
+	bool aligned_first = arg & 1, cached = arg & 2;
+	long k = arg >> 2;
+	struct pcpu_config cfg = { .nr_cpus = 2, .min_unit_size = UNIT,
+				   .flags = PCPU_CFG_NO_BALANCER | (cached ? 0 : PCPU_CFG_NO_CACHE),
 				   .addr_space = (size_t)k * chunk_stride(2) };
 	struct chunk *first;
 
@@ -72,10 +79,17 @@ static int child(long arg)
 	REQUIRE(pcpu_pool.max_chunks == k, "%ld chunk slots, got %d", k, pcpu_pool.max_chunks);
 	first = pcpu_pool.first_chunk->map;
 
-	/* Fill the first chunk's dynamic area with 4 B objects. */
-	while (first->free_bytes > 0) {
+	/* Fill the first chunk's dynamic area with 4 B objects (with caches,
+	 * until the allocator says ENOMEM: a refill may leave objects cached). */
+	while (first->free_bytes > 0 || cached) {
 		REQUIRE(nobj < MAXOBJ, "more than %d objects in the first chunk", MAXOBJ);
-		objs[nobj] = pcpu_alloc(4, 4);
+		errno = 0;
+		objs[nobj] = pcpu_alloc_flags(4, 4, cached ? PCPU_NOWARN : 0);
+		if (cached && !objs[nobj]) {
+			REQUIRE(errno == ENOMEM && first->free_bytes == 0,
+				"fill: errno %d with %d bytes free", errno, first->free_bytes);
+			break;
+		}
 		REQUIRE(objs[nobj], "4 B object %d: %s", nobj, strerror(errno));
 		nobj++;
 	}
@@ -122,8 +136,8 @@ static int child(long arg)
 
 	CHECK(h4 && (k > 1 || addr(h4) == other), "pcpu_alloc(8, 4) takes the misaligned hole");
 	CHECK(pcpu_verify() == 0, "pcpu_verify at the end");
-	printf("%ld chunk(s) of address space, %s hole freed first: 8 B at 8 B alignment in the hole "
-	       "(%d objects of 4 B)\n", k, aligned_first ? "aligned" : "misaligned", nobj);
+	printf("%s, %ld chunk(s) of address space, %s hole freed first: 8 B at 8 B alignment in the hole "
+	       "(%d objects of 4 B)\n", cached ? "caches on" : "caches off", k, aligned_first ? "aligned" : "misaligned", nobj);
 	return 0;
 }
 
@@ -132,11 +146,13 @@ int main(int argc, char **argv)
 	uint64_t seed = test_seed(argc, argv);
 
 	for (long k = 1; k <= 2; k++) {
-		for (long aligned_first = 0; aligned_first < 2; aligned_first++) {
-			struct kit_child *c = kit_fork(child, k << 1 | aligned_first, seed, 120);
+		for (long arg = 0; arg < 4; arg++) {
+			if ((arg & 2) && k > 1)
+				continue;       /* caches may hold space while a chunk is made */
+			struct kit_child *c = kit_fork(child, k << 2 | arg, seed, 120);
 
-			KIT_EXPECT(c, KIT_EXIT(0), "%ld chunk(s), %s hole first", k,
-				   aligned_first ? "aligned" : "misaligned");
+			KIT_EXPECT(c, KIT_EXIT(0), "%ld chunk(s), %s hole first, caches %s", k,
+				   arg & 1 ? "aligned" : "misaligned", arg & 2 ? "on" : "off");
 		}
 	}
 	TEST_DONE();
