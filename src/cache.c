@@ -181,28 +181,26 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 {
 	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
-	unsigned int n = 0;
+	struct pcpu_chunk *chs[MAX_BATCH];
+	int offs[MAX_BATCH];
+	unsigned int n;
 
 	if (atomic)
 		pool_lock_atomic();
 	else
 		pcpu_lock(&pcpu_pool.lock);
 	pool_note_live(net);
-	while (n < want) {
-		int off;
-		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &off);
-
-		if (!ch)
-			break;
-		if (size > ch->max_alloc_size)
-			ch->max_alloc_size = size;
-		if (!n) {
-			*first = ch;
-			pool_account_alloc(ch, size);
-			pool_live_set(ch, off);
-			memcheck_alloc(ch, off, bits);
-		}
-		out[n++] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
+	n = pool_find_areas(size, bits, align_bits, want, chs, offs);
+	for (unsigned int i = 0; i < n; i++) {
+		if (size > chs[i]->max_alloc_size)
+			chs[i]->max_alloc_size = size;
+		out[i] = pool_chunk_handle(chs[i], offs[i] * PCPU_MIN_ALLOC_BYTES);
+	}
+	if (n) {
+		*first = chs[0];
+		pool_account_alloc(chs[0], size);
+		pool_live_set(chs[0], offs[0]);
+		memcheck_alloc(chs[0], offs[0], bits);
 	}
 	if (n > 1)
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);

@@ -208,21 +208,17 @@ static int fit_in_blocks(const struct chunk *c, int b, int bits, int align_bits,
 	return -1;
 }
 
-int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
+/*
+ * Walk block hints from block b0 for a fit (see chunk_find_fit); the first
+ * block passed over for alignment alone goes to *misfit.  -1 if none.
+ */
+static int walk_blocks(const struct chunk *c, int b0, int bits, int align_bits, bool pop_only,
+		       int *misfit)
 {
 	int bb = c->block_bits;
-	int carry_start = -1, carry_len = 0, misfit = -1;
-	int ff = c->chunk_md.first_free;
+	int carry_start = -1, carry_len = 0;
 
-	/* The first free bit starts the longest run and is aligned: first fit. */
-	if (ff == c->chunk_md.contig_start && !(ff & (align_bits - 1)) && c->chunk_md.contig >= bits &&
-	    (!pop_only || chunk_range_populated(c, ff, bits)))
-		return ff;
-
-	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
-		return -1;
-
-	for (int b = ff >> c->block_shift; b < c->nr_pages; b++) {
+	for (int b = b0; b < c->nr_pages; b++) {
 		const struct block_md *md = &c->md[b];
 		int base = b << c->block_shift;
 
@@ -247,17 +243,39 @@ int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 				return base + md->scan_start + md->scan;
 			return base + md->first_free;
 		}
-		if (md->contig >= bits && misfit < 0)
-			misfit = b;     /* passed over for alignment alone */
+		if (md->contig >= bits && *misfit < 0)
+			*misfit = b;    /* passed over for alignment alone */
 		/* The run touching the block's end may continue in the next. */
 		if (md->right_free) {
 			carry_start = PCPU_ALIGN_UP(base + bb - md->right_free, align_bits);
 			carry_len = base + bb - carry_start;
 		}
 	}
-	if (misfit >= 0) {
-		int off = fit_in_blocks(c, misfit, bits, align_bits, pop_only);
+	return -1;
+}
 
+/* The first free bit starts the longest run, aligned and big enough. */
+static inline bool first_free_fits(const struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	int ff = c->chunk_md.first_free;
+
+	return ff == c->chunk_md.contig_start && !(ff & (align_bits - 1)) &&
+	       c->chunk_md.contig >= bits && (!pop_only || chunk_range_populated(c, ff, bits));
+}
+
+int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	int misfit = -1, off;
+
+	if (first_free_fits(c, bits, align_bits, pop_only))
+		return c->chunk_md.first_free;
+	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
+		return -1;
+	off = walk_blocks(c, c->chunk_md.first_free >> c->block_shift, bits, align_bits, pop_only, &misfit);
+	if (off >= 0)
+		return off;
+	if (misfit >= 0) {
+		off = fit_in_blocks(c, misfit, bits, align_bits, pop_only);
 		if (off >= 0)
 			return off;
 	}
@@ -265,6 +283,19 @@ int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 	c->nofit_align = align_bits;
 	c->nofit_pop = pop_only;
 	return -1;
+}
+
+int chunk_find_next_fit(const struct chunk *c, int after, int bits, int align_bits, bool pop_only)
+{
+	int misfit = -1, b0 = (after - 1) >> c->block_shift;
+
+	if (first_free_fits(c, bits, align_bits, pop_only))
+		return c->chunk_md.first_free;
+	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
+		return -1;
+	if (b0 < c->chunk_md.first_free >> c->block_shift)
+		b0 = c->chunk_md.first_free >> c->block_shift;
+	return walk_blocks(c, b0, bits, align_bits, pop_only, &misfit);
 }
 
 /* ---- allocation ------------------------------------------------------- */

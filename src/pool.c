@@ -226,6 +226,23 @@ bool pool_free_wants_reclaim(const struct pcpu_chunk *ch)
  * back.  With pop_only, only populated pages qualify and nothing is
  * sidelined (a miss there says nothing about the chunk's free space).
  */
+/* chunk_alloc_area in ch from `start` (a find result), with the pool's
+ * bookkeeping: zero tracking, the empty-page count, the chunk's slot. */
+static int alloc_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, int start)
+{
+	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	int off = chunk_alloc_area(ch->map, bits, align_bits, start);
+
+	if (off < 0)
+		return -1;
+	ch->zero_off = hand_out(ch, off, bits) ? off : -1;
+	ch->zero_bits = bits;
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+	pool_chunk_relocate(ch, oslot);
+	return off;
+}
+
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off)
 {
 	unsigned long todo = pcpu_pool.slot_mask & ~((1UL << pool_size_to_slot(size)) - 1) &
@@ -239,7 +256,7 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 		todo &= todo - 1;
 
 		for (ch = pcpu_pool.slots[slot].head; ch; ch = next) {
-			int start, oslot, before;
+			int start;
 
 			next = ch->next;
 			start = chunk_find_fit(ch->map, bits, align_bits, pop_only);
@@ -248,20 +265,35 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 					chunk_move(ch, pcpu_pool.sidelined_slot, false);
 				continue;
 			}
-			oslot = pool_chunk_slot(ch);
-			before = ch->map->nr_empty_pop_pages;
-			*off = chunk_alloc_area(ch->map, bits, align_bits, start);
-			if (*off < 0)
+			if ((*off = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
 				continue;
-			ch->zero_off = hand_out(ch, *off, bits) ? *off : -1;
-			ch->zero_bits = bits;
-			if (pool_chunk_in_pool(ch))
-				pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
-			pool_chunk_relocate(ch, oslot);
 			return ch;
 		}
 	}
 	return NULL;
+}
+
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
+			     struct pcpu_chunk **chs, int *offs)
+{
+	unsigned int n = 0;
+
+	while (n < want) {
+		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &offs[n]);
+
+		if (!ch)
+			break;
+		chs[n++] = ch;
+		/* Go on in the same chunk while its hint walk finds room. */
+		while (n < want) {
+			int start = chunk_find_next_fit(ch->map, offs[n - 1] + bits, bits, align_bits, true);
+
+			if (start < 0 || (offs[n] = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
+				break;
+			chs[n++] = ch;
+		}
+	}
+	return n;
 }
 
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)

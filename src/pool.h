@@ -322,6 +322,15 @@ static inline bool pool_chunk_in_pool(const struct pcpu_chunk *ch)
  * the chunk and the bit offset in *off, or NULL.
  */
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off);
+/*
+ * Up to `want` areas of `bits` at align_bits on populated pages, for a
+ * cache refill: each chunk found is used while its hint walk goes on
+ * finding room (chunk_find_next_fit), then the search moves on as
+ * pool_find_area does.  Chunks and bit offsets go to chs[] and offs[].
+ * `lock` held.  Returns how many.
+ */
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
+			     struct pcpu_chunk **chs, int *offs);
 /* The same in the reserved chunk (PCPU_RESERVED, libraries' variables). */
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
 /* Free an area, keeping the empty-page count and the chunk's slot right,

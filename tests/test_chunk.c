@@ -306,6 +306,38 @@ static bool model_fits(struct chunk *c, int bits, int align_bits, bool pop_only)
  * compared with the model after every step either way). */
 static unsigned long verify_every = 1;
 
+/*
+ * A refill batch: after an allocation ending at `after`, more of the same
+ * size where chunk_find_next_fit resumes the walk.  Each answer it gives
+ * must be chunk_find_fit's own (the walk is only shortened, not changed)
+ * and a valid free aligned area.
+ */
+static void model_batch(struct chunk *c, unsigned long step, int after, int bits, int align_bits,
+			bool pop_only)
+{
+	for (int k = 0; k < 8; k++) {
+		int next = chunk_find_next_fit(c, after, bits, align_bits, pop_only);
+
+		if (next < 0)
+			return;
+		REQUIRE(next == chunk_find_fit(c, bits, align_bits, pop_only),
+			"step %lu: next fit %d, find_fit %d (%d bits align %d)", step, next,
+			chunk_find_fit(c, bits, align_bits, pop_only), bits, align_bits);
+		int off = chunk_alloc_area(c, bits, align_bits, next);
+		bool ok = off >= c->start_bits && off + bits <= c->end_bits && off % align_bits == 0 &&
+			  (!pop_only || chunk_range_populated(c, off, bits));
+
+		for (int i = off; ok && i < off + bits; i++)
+			ok = !model[i];
+		REQUIRE(ok, "step %lu: batch alloc %d bits align %d got bad area %d", step, bits,
+			align_bits, off);
+		for (int i = off; i < off + bits; i++)
+			model[i] = true;
+		lives[nr_lives++] = (struct live){ off, bits };
+		after = off + bits;
+	}
+}
+
 static void model_step(struct chunk *c, unsigned long step)
 {
 	int r = (int)rng_below(100);
@@ -332,6 +364,8 @@ static void model_step(struct chunk *c, unsigned long step)
 			for (int i = off; i < off + bits; i++)
 				model[i] = true;
 			lives[nr_lives++] = (struct live){ off, bits };
+			if (rng_below(4) == 0)
+				model_batch(c, step, off + bits, bits, align_bits, pop_only);
 		} else {
 			/* The documented guarantee (chunk.h): failure only when no
 			 * free run holds `bits` bits at alignment align_bits. */
