@@ -41,6 +41,22 @@ void block_init_empty(struct block_md *md, int nr_bits);
 void block_init_full(struct block_md *md, int nr_bits);
 
 /*
+ * The block's only free run is its longest (contig) and loses its first
+ * `bits` bits, fewer than it has: the run start moves, every hint stays
+ * exact in O(1) (the bump path).
+ */
+static inline void block_take_front(struct block_md *md, int bits)
+{
+	md->contig -= bits;
+	md->free -= bits;
+	md->contig_start += bits;
+	md->first_free += bits;
+	md->left_free = 0;
+	if (md->right_free)
+		md->right_free = md->contig;
+}
+
+/*
  * Record that [start, end) is a maximal run (both neighbours used or block
  * edges) that is new or has grown: used on the free path and while
  * rebuilding hints.  Runs not passed keep their previous status; `free` is

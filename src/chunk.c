@@ -491,13 +491,7 @@ static int chunk_bump(struct chunk *c, int bits)
 			c->nr_empty_pages--;
 			c->nr_empty_pop_pages -= page_populated(c, b);
 		}
-		md->contig -= bits;
-		md->free -= bits;
-		md->contig_start += bits;
-		md->first_free += bits;
-		md->left_free = 0;
-		if (md->right_free)
-			md->right_free = md->contig;
+		block_take_front(md, bits);
 		bit_set(c->dirty, (size_t)b);
 	} else {
 		bump_blocks(c, off, end);
@@ -574,13 +568,7 @@ static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, in
 		c->nr_empty_pop_pages -= page_populated(c, off >> c->block_shift);
 	}
 	if (bits < md->contig) {
-		md->contig -= bits;
-		md->free -= bits;
-		md->contig_start += bits;
-		md->first_free += bits;
-		md->left_free = 0;
-		if (md->right_free)
-			md->right_free = md->contig;
+		block_take_front(md, bits);
 	} else {
 		block_init_full(md, c->block_bits);     /* it took the block's last bits */
 	}
