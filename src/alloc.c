@@ -179,9 +179,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		return alloc_failed(size, align, flags, "no populated space for an atomic allocation");
 	} else {
 		pcpu_unlock(&pcpu_pool.lock);
-		ch = pool_alloc_blocking(size, bits, align_bits, true, &off, &err);
-		if (!ch && align_bits != req_align_bits)
-			ch = pool_alloc_blocking(size, bits, req_align_bits, true, &off, &err);
+		ch = pool_alloc_blocking(size, bits, align_bits, req_align_bits, true, &off, &err);
 		if (!ch) {
 			pcpu_lock(&pcpu_pool.lock);
 			return alloc_failed(size, align, flags, err);

@@ -360,8 +360,8 @@ int pool_populate_area(struct pcpu_chunk *ch, int off, int bits)
  * set under the lock that allocated it); otherwise it is a static-variable
  * block.
  */
-struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bool user, int *off,
-				       const char **err)
+struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, int min_align_bits,
+				       bool user, int *off, const char **err)
 {
 	struct pcpu_chunk *ch;
 	bool drained = false;
@@ -370,6 +370,8 @@ struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bo
 	for (;;) {
 		pcpu_lock(&pcpu_pool.lock);
 		ch = pool_find_area(size, bits, align_bits, false, off);
+		if (!ch && min_align_bits < align_bits)
+			ch = pool_find_area(size, bits, min_align_bits, false, off);
 		if (ch)
 			break;
 		/* Chunks isolated for reclaim still hold free space: before a new

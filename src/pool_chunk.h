@@ -28,8 +28,9 @@ void pool_note_depopulated(struct pcpu_chunk *ch, int page_start, int page_end);
 void pool_note_given_back(struct pcpu_chunk *ch, int page_start, int page_end);
 /* Populate every unpopulated page under an area.  pop_mutex held, not `lock`. */
 int pool_populate_area(struct pcpu_chunk *ch, int off, int bits);
-/* The blocking allocation path (pool_chunk.c): no lock held. */
-struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, bool user, int *off,
-				       const char **err);
+/* The blocking allocation path (pool_chunk.c): no lock held.  align_bits
+ * is preferred, min_align_bits (<= align_bits) accepted where only it fits. */
+struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, int min_align_bits,
+				       bool user, int *off, const char **err);
 
 #endif

@@ -190,8 +190,8 @@ static bool place_dynamic(struct module_rec *rec, uintptr_t *handle, const char 
 		return false;
 	}
 	bytes = block_bytes(rec, &bits);
-	ch = pool_alloc_blocking(bytes, bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES), false, &off,
-				 why);
+	ch = pool_alloc_blocking(bytes, bits, (int)(rec->align / PCPU_MIN_ALLOC_BYTES),
+				 (int)(rec->align / PCPU_MIN_ALLOC_BYTES), false, &off, why);
 	if (!ch)
 		return false;
 	rec->chunk = ch;
