@@ -9,11 +9,13 @@
  * thread can empty any cache (pcpu_balance, fork, the balancer) by taking
  * its lock.
  *
- * Each cache has a one-word lock that the allocation and free paths only
- * ever try (one atomic exchange); a thread that finds it taken (another
- * thread on the same CPU preempted inside, or a drain) uses the pool
- * instead, so nobody waits behind a preempted holder.  Only the slow
- * paths that must empty a cache spin for it; a holder never makes a
+ * Each cache has a lock (cache_lock.h) that the allocation and free paths
+ * only ever try: with a restartable sequence where the machine allows (no
+ * atomic instruction), else one atomic exchange.  A thread that finds it
+ * taken (another thread on the same CPU preempted inside, or a drain) uses
+ * the pool instead, so nobody waits behind a preempted holder.  Only the
+ * slow paths that must empty a cache from anywhere spin for it (after a
+ * membarrier that keeps that CPU's fast paths out); a holder never makes a
  * system call or takes another lock, so the lock is a leaf.
  *
  * A bin per size class holds handles.  An empty bin is refilled with a
@@ -31,6 +33,7 @@
  */
 #define _GNU_SOURCE
 #include "cache.h"
+#include "cache_lock.h"
 
 #include <errno.h>
 #include <stdio.h>
@@ -53,7 +56,7 @@ struct cache_bin {
 };
 
 struct pcpu_cache {
-	int locked;             /* the cache's lock (see the head comment) */
+	struct cache_lock lk;   /* first: the rseq lock reads it at the cache's start */
 	int used;               /* touched since the balancer last looked */
 	size_t bytes;           /* bytes of every unit held in the bins */
 	/* User allocations and frees this cache served, and their sizes. */
@@ -75,22 +78,41 @@ static size_t cache_limit;             /* bytes per cache */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
 static size_t all_slots_bytes;
 
-static inline bool cache_trylock(struct pcpu_cache *c)
+/*
+ * The calling CPU's cache, locked; NULL when it is busy (or, in rseq mode,
+ * there is none for this CPU): the caller takes the pool instead.
+ */
+static inline struct pcpu_cache *cache_lock_this(void)
 {
-	return !__atomic_exchange_n(&c->locked, 1, __ATOMIC_ACQUIRE);
+	struct pcpu_cache *c;
+
+	if (__builtin_expect(cache_lock_rseq, 1))
+		return (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
+								 nr_caches);
+	c = &caches[pcpu_current_cpu()];
+	return cache_lock_try(&c->lk) ? c : NULL;
 }
 
 static inline void cache_unlock(struct pcpu_cache *c)
 {
-	__atomic_store_n(&c->locked, 0, __ATOMIC_RELEASE);
+	cache_lock_release(&c->lk);
 }
 
-/* Slow paths only: holders keep the lock for a few instructions. */
+/* Slow paths, from any CPU: keep c's fast paths out, then lock it (holders
+ * keep the lock for a few instructions).  cache_remote_end when done. */
+static void cache_remote_begin(struct pcpu_cache *c)
+{
+	cache_lock_remote_begin(&c->lk, (unsigned int)(c - caches));
+}
+
+static void cache_remote_end(struct pcpu_cache *c)
+{
+	cache_lock_remote_end(&c->lk);
+}
+
 static void cache_lock(struct pcpu_cache *c)
 {
-	while (!cache_trylock(c))
-		while (__atomic_load_n(&c->locked, __ATOMIC_RELAXED))
-			pcpu_cpu_relax();
+	cache_lock_spin(&c->lk);
 }
 
 static unsigned int bin_cap(size_t size)
@@ -98,11 +120,6 @@ static unsigned int bin_cap(size_t size)
 	size_t cap = cache_limit / 4 / size;
 
 	return cap < 4 ? 4 : cap > MAX_BIN_CAP ? MAX_BIN_CAP : (unsigned int)cap;
-}
-
-static inline struct pcpu_cache *this_cache(void)
-{
-	return &caches[pcpu_current_cpu()];
 }
 
 /* Mark a handle live: its allocation now belongs to the user. */
@@ -213,21 +230,25 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 	return n;
 }
 
-/* The bin of cls in c was empty: refill it and return one object. */
-static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64_t net)
+/*
+ * The bin of size's class was empty: refill it and return one object.  The
+ * rest go to the cache of the CPU the thread runs on by then (or back).
+ */
+static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int cap)
 {
 	struct pcpu_chunk *first;
+	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
-
-	struct cache_bin *b = &c->bins[cls];
 	void *got[MAX_BATCH];
-	unsigned int want = b->cap / 2 < MAX_BATCH ? b->cap / 2 : MAX_BATCH;
+	unsigned int want = cap / 2 < MAX_BATCH ? cap / 2 : MAX_BATCH;
 
 	n = refill_batch(size, want, got, &first, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
 		return n ? got[0] : NULL;
 	kept = 0;
-	if (cache_trylock(c)) {
+	if ((c = cache_lock_this()) != NULL) {
+		struct cache_bin *b = &c->bins[cls];
+
 		while (kept < n - 1 && b->n < b->cap && c->bytes + size <= cache_limit) {
 			b->slots[b->n++] = got[1 + kept++];
 			c->bytes += size;
@@ -246,19 +267,21 @@ static void *refill(struct pcpu_cache *c, size_t size, unsigned int flags, int64
 
 void *cache_alloc(size_t size, unsigned int flags)
 {
-	struct pcpu_cache *c = this_cache();
+	struct pcpu_cache *c = cache_lock_this();
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1;
-	struct cache_bin *b = &c->bins[cls];
+	struct cache_bin *b;
 	void *h;
 
-	if (!cache_trylock(c))
+	if (!c)
 		return NULL;
+	b = &c->bins[cls];
 	if (__builtin_expect(b->n == 0, 0)) {
 		int64_t net = c->net;
+		unsigned int cap = b->cap;
 
 		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 		cache_unlock(c);
-		return refill(c, size, flags, net);
+		return refill(size, flags, net, cap);
 	}
 	h = b->slots[--b->n];
 	mark_live(h);
@@ -349,12 +372,11 @@ int cache_free(void *handle, size_t idx, int off)
 	size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
 	if (!bits || ch == pcpu_pool.reserved_chunk || ((size_t)off & (cache_class_align(size) - 1)))
 		return 0;
-	c = this_cache();
-	b = &c->bins[bits - 1];
 	if (memcheck_active())
 		memcheck_cached(ch, handle, bits, false);
-	if (!cache_trylock(c))
+	if (!(c = cache_lock_this()))
 		return 0;
+	b = &c->bins[bits - 1];
 	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit, 0))
 		return cache_free_full(c, b, handle, live, bit, bits);
 	/* The live bit is taken only with the lock held and room in the bin:
@@ -378,6 +400,7 @@ int cache_free(void *handle, size_t idx, int off)
  * since `unused_since`. */
 static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 {
+	cache_remote_begin(c);
 	for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
 		struct cache_bin *b = &c->bins[cls];
 		void *out[MAX_BIN_CAP];
@@ -398,6 +421,7 @@ static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 		cache_unlock(c);
 		give_back(out, n, (int)cls + 1, net, false, unused_since);
 	}
+	cache_remote_end(c);
 }
 
 /*
@@ -448,11 +472,18 @@ static int64_t cache_unreported_live(void)
 /* Pool client: every cache's lock taken (on) or dropped. */
 static void cache_quiesce(bool on)
 {
+	if (on) {
+		for (unsigned int i = 0; i < nr_caches; i++)
+			cache_lock_remote_raise(&caches[i].lk);
+		cache_lock_fence_all();
+	}
 	for (unsigned int i = 0; i < nr_caches; i++) {
-		if (on)
+		if (on) {
 			cache_lock(&caches[i]);
-		else
+		} else {
 			cache_unlock(&caches[i]);
+			cache_remote_end(&caches[i]);
+		}
 	}
 }
 
@@ -592,6 +623,7 @@ static void cache_ready(void)
 			slots += caches[i].bins[cls].cap;
 		}
 	}
+	cache_lock_setup();
 	pcpu_cache_enabled = true;
 }
 

@@ -285,9 +285,9 @@ int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 	return -1;
 }
 
-int chunk_find_next_fit(const struct chunk *c, int after, int bits, int align_bits, bool pop_only)
+int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bits, bool pop_only)
 {
-	int misfit = -1, b0 = (after - 1) >> c->block_shift;
+	int misfit = -1, b0 = prev >> c->block_shift;
 
 	if (first_free_fits(c, bits, align_bits, pop_only))
 		return c->chunk_md.first_free;

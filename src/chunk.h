@@ -120,15 +120,16 @@ void chunk_destroy(struct chunk *c);
 int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only);
 
 /*
- * For a batch of allocations of one size: where chunk_find_fit's walk
- * would go next, when the last allocation made ended at bit `after`, was
+ * For a batch of allocations of one size: where chunk_find_fit would
+ * answer next, when the last allocation made started at bit `prev`, was
  * placed by chunk_find_fit or this function, and nothing was freed since.
- * Every block before the one holding bit after - 1 was passed over then
- * and allocations only shrink runs, so the walk resumes there.  A -1 here
+ * The blocks before prev's were passed over by that search and have not
+ * changed (allocations only shrink runs; prev's block's hints may have
+ * moved to another run), so the walk resumes at prev's block.  A -1 here
  * is not exact (blocks passed over for alignment are not scanned): the
  * caller falls back to chunk_find_fit.
  */
-int chunk_find_next_fit(const struct chunk *c, int after, int bits, int align_bits, bool pop_only);
+int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bits, bool pop_only);
 
 /*
  * Allocate `bits` at alignment align_bits, scanning the allocation map from

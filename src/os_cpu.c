@@ -31,6 +31,7 @@
 /* From <linux/membarrier.h> (Linux 5.10), which older headers lack. */
 #define MB_CMD_PRIVATE_EXPEDITED_RSEQ (1 << 7)
 #define MB_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ (1 << 8)
+#define MB_CMD_FLAG_CPU (1 << 0)
 
 static unsigned int g_hide;             /* OS_CPU_* test hooks */
 
@@ -86,21 +87,33 @@ int os_getcpu(void)
 	return sched_getcpu();
 }
 
-static int membarrier(int cmd)
+static int membarrier(int cmd, unsigned int flags, int cpu)
 {
 	if (hidden(OS_CPU_HIDE_MEMBARRIER)) {
 		errno = ENOSYS;
 		return -1;
 	}
-	return (int)syscall(SYS_membarrier, cmd, 0, 0);
+	return (int)syscall(SYS_membarrier, cmd, flags, cpu);
 }
 
 int os_membarrier_rseq_register(void)
 {
-	return membarrier(MB_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ);
+	return membarrier(MB_CMD_REGISTER_PRIVATE_EXPEDITED_RSEQ, 0, 0);
 }
 
 int os_membarrier_rseq(void)
 {
-	return membarrier(MB_CMD_PRIVATE_EXPEDITED_RSEQ);
+	return membarrier(MB_CMD_PRIVATE_EXPEDITED_RSEQ, 0, 0);
+}
+
+bool os_rseq_faked(void)
+{
+	return hidden(OS_CPU_FAKE_RSEQ);
+}
+
+int os_membarrier_rseq_cpu(unsigned int cpu)
+{
+	if (membarrier(MB_CMD_PRIVATE_EXPEDITED_RSEQ, MB_CMD_FLAG_CPU, (int)cpu) == 0)
+		return 0;
+	return errno == EINVAL ? os_membarrier_rseq() : -1;
 }

@@ -65,6 +65,9 @@ int os_getcpu(void);
  */
 int os_membarrier_rseq_register(void);
 int os_membarrier_rseq(void);
+/* The same for the threads running on one CPU only (all of them where the
+ * kernel cannot target one CPU). */
+int os_membarrier_rseq_cpu(unsigned int cpu);
 
 /* Test hooks: hide features from the probes above (a bitmask of OS_CPU_*,
  * replacing the previous one).  OS_CPU_FAKE_RSEQ makes os_rseq_probe()
@@ -76,5 +79,8 @@ int os_membarrier_rseq(void);
 #define OS_CPU_HIDE_MEMBARRIER 0x4u   /* as if membarrier-rseq were missing */
 #define OS_CPU_FAKE_RSEQ       0x8u   /* see above; only where nothing is registered */
 void os_cpu_test_set(unsigned int hide);
+/* OS_CPU_FAKE_RSEQ is set: the area os_rseq_probe() reports is not the
+ * kernel's (no sequence in it is ever restarted). */
+bool os_rseq_faked(void);
 
 #endif

@@ -286,7 +286,7 @@ unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int
 		chs[n++] = ch;
 		/* Go on in the same chunk while its hint walk finds room. */
 		while (n < want) {
-			int start = chunk_find_next_fit(ch->map, offs[n - 1] + bits, bits, align_bits, true);
+			int start = chunk_find_next_fit(ch->map, offs[n - 1], bits, align_bits, true);
 
 			if (start < 0 || (offs[n] = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
 				break;

@@ -27,6 +27,8 @@
 #include "kit.h"
 #include "percpu.h"
 #include "pool_init.h"
+#include "cache_lock.h"
+#include "os_cpu.h"
 
 #define MAX_OBJS 4096
 
@@ -294,6 +296,32 @@ static int child_off(long how)
 	return 0;
 }
 
+/* The lock mode: restartable sequences wherever the machine offers them
+ * (x86_64, glibc's rseq area, membarrier), else atomic exchanges. */
+static int child_lock_mode(long arg)
+{
+	struct os_rseq rs;
+	bool want;
+
+	(void)arg;
+	REQUIRE(pcpu_init(NULL) == 0, "init");
+	want = CACHE_LOCK_HAVE_RSEQ && os_rseq_probe(&rs) == 0 && rs.registered &&
+	       os_membarrier_rseq_register() == 0;
+#if defined(__SANITIZE_THREAD__)
+	want = false;
+#elif defined(__has_feature)
+#if __has_feature(thread_sanitizer)
+	want = false;
+#endif
+#endif
+	printf("cache lock mode: %s\n", cache_lock_rseq ? "restartable sequences" : "atomic exchange");
+	CHECK(cache_lock_rseq == want, "lock mode %d, want %d", cache_lock_rseq, want);
+	void *h = pcpu_alloc(16, 0);
+	CHECK(h != NULL, "alloc");
+	pcpu_free(h);
+	return pcpu_verify() == 0 ? 0 : 1;
+}
+
 int main(int argc, char **argv)
 {
 	static const char *const misuse[] = { "double free of a cached object",
@@ -301,6 +329,7 @@ int main(int argc, char **argv)
 	uint64_t seed = test_seed(argc, argv);
 	struct kit_child *c;
 
+	KIT_EXPECT(kit_fork(child_lock_mode, 0, seed, 60), KIT_EXIT(0), "lock mode");
 	KIT_EXPECT(kit_fork(child_zeroed, 0, seed, 60), KIT_EXIT(0), "zeroed reuse");
 	for (long k = 0; k < 3; k++) {
 		c = kit_fork(child_misuse, k, seed, 60);

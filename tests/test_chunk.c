@@ -307,16 +307,16 @@ static bool model_fits(struct chunk *c, int bits, int align_bits, bool pop_only)
 static unsigned long verify_every = 1;
 
 /*
- * A refill batch: after an allocation ending at `after`, more of the same
+ * A refill batch: after an allocation starting at `prev`, more of the same
  * size where chunk_find_next_fit resumes the walk.  Each answer it gives
  * must be chunk_find_fit's own (the walk is only shortened, not changed)
  * and a valid free aligned area.
  */
-static void model_batch(struct chunk *c, unsigned long step, int after, int bits, int align_bits,
+static void model_batch(struct chunk *c, unsigned long step, int prev, int bits, int align_bits,
 			bool pop_only)
 {
 	for (int k = 0; k < 8; k++) {
-		int next = chunk_find_next_fit(c, after, bits, align_bits, pop_only);
+		int next = chunk_find_next_fit(c, prev, bits, align_bits, pop_only);
 
 		if (next < 0)
 			return;
@@ -334,7 +334,7 @@ static void model_batch(struct chunk *c, unsigned long step, int after, int bits
 		for (int i = off; i < off + bits; i++)
 			model[i] = true;
 		lives[nr_lives++] = (struct live){ off, bits };
-		after = off + bits;
+		prev = off;
 	}
 }
 
@@ -365,7 +365,7 @@ static void model_step(struct chunk *c, unsigned long step)
 				model[i] = true;
 			lives[nr_lives++] = (struct live){ off, bits };
 			if (rng_below(4) == 0)
-				model_batch(c, step, off + bits, bits, align_bits, pop_only);
+				model_batch(c, step, off, bits, align_bits, pop_only);
 		} else {
 			/* The documented guarantee (chunk.h): failure only when no
 			 * free run holds `bits` bits at alignment align_bits. */
