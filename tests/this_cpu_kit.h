@@ -113,11 +113,14 @@ KIT_FN int kit_exec_self(const char *argv0, const char *mode, const char *env, i
 	return WEXITSTATUS(status);
 }
 
-#ifndef __cplusplus             /* cpu.h and os_cpu.h declare C functions */
-/* Whether this process is to run the this_cpu operations in rseq mode:
+/*
+ * Whether this process is to run the this_cpu operations in rseq mode:
  * they are built with it, and the process has an rseq area and can
- * register for membarrier's rseq fence. */
-KIT_FN bool kit_rseq_expected(void)
+ * register for membarrier's rseq fence.  Inline, so that a program that
+ * does not call it (test_this_cpu_cxx.cpp, which sees only the public
+ * symbols) does not refer to the library's internal ones.
+ */
+static inline bool kit_rseq_expected(void)
 {
 #ifdef PCPU_HAVE_RSEQ_OPS
 	return pcpu_cpu_rseq_active() && os_membarrier_rseq_register() == 0;
@@ -125,7 +128,6 @@ KIT_FN bool kit_rseq_expected(void)
 	return false;
 #endif
 }
-#endif
 
 /* True if glibc's rseq was turned off in this process's environment. */
 KIT_FN bool kit_rseq_tunable_off(void)
