@@ -6,7 +6,8 @@
  * and uses the helpers here: the options, a monotonic clock, a progress
  * line on stderr, one CSV row per measurement, figures over runs (median
  * and spread, figures.c), tables in the seed's format, plot series, the
- * target lines, and forked measurements under fixed conditions (proc.c).
+ * target lines, and forked measurements under fixed conditions (proc.c),
+ * with the thread counts and schedule of the threaded evaluations.
  * main.c parses the command line, runs the selected evaluations in order,
  * then prints the targets, writes the plots and closes the CSV.
  */
@@ -164,5 +165,25 @@ long bench_hwm_kb(void);        /* VmHWM: the process's peak VmRSS */
 /* Online CPUs (the thread counts of evaluations 7-9) and configured CPUs. */
 int bench_online_cpus(void);
 unsigned bench_machine_cpus(void);
+
+/*
+ * The thread counts of evaluations 7-9 into counts[0..2]: 1, cpus and
+ * 4 x cpus, leaving out those above max_threads and a count equal to the
+ * one before (1 and cpus on one CPU).  Returns how many.
+ */
+int bench_thread_counts(int cpus, int max_threads, int counts[3]);
+
+/*
+ * Their schedule: in every run, every thread count measures every side
+ * once, the sides taking turns going first (by run, and with
+ * turn_by_count by thread count too).  Turn k, from 0 to runs x
+ * nr_counts x nr_sides - 1, is bench_turn(k, ...); bench_turn_progress
+ * (main.c) shows it ("<eval>: <name>, N threads, run r/runs").
+ */
+struct bench_turn {
+	int run, c, side;       /* run (from 0), index in counts, side */
+};
+struct bench_turn bench_turn(int k, int nr_counts, int nr_sides, bool turn_by_count);
+void bench_turn_progress(const char *eval, const char *name, int threads, int run, int runs);
 
 #endif

@@ -246,20 +246,15 @@ static void hot_child(void *argp, void *resp)
 	memset(r, 0, sizeof(*r));
 	bench_fixed_conditions();
 	r->nr_cpus = pcpu_nr_cpus();
-	for (int run = 0; run < runs; run++) {
-		for (int c = 0; c < a->nr_counts; c++) {
-			for (int j = 0; j < NR_METHODS; j++) {
-				int m = (j + run) % NR_METHODS;
-				double ns;
+	for (int k = 0; k < runs * a->nr_counts * NR_METHODS; k++) {
+		struct bench_turn t = bench_turn(k, a->nr_counts, NR_METHODS, false);
+		double ns;
 
-				bench_progress("eval7: %s, %d thread%s, run %d/%d", methods[m].name,
-					       a->counts[c], a->counts[c] > 1 ? "s" : "", run + 1, runs);
-				ns = hot_measure(&methods[m], a->counts[c], a->iters, r);
-				if (ns < 0)
-					return;
-				r->ns[m][c][run] = ns;
-			}
-		}
+		bench_turn_progress("eval7", methods[t.side].name, a->counts[t.c], t.run, runs);
+		ns = hot_measure(&methods[t.side], a->counts[t.c], a->iters, r);
+		if (ns < 0)
+			return;
+		r->ns[t.side][t.c][t.run] = ns;
 	}
 	r->ok = 1;
 }
@@ -278,13 +273,9 @@ static int eval_hotpath(void)
 	static struct hot_result r;
 	struct hot_args a = { .iters = bench_opts.quick ? 1L << 15 : 1L << 23 };
 	int cpus = bench_online_cpus(), runs = bench_opts.runs;
-	int want[MAX_COUNTS] = { 1, cpus, 4 * cpus };
 	char nb[32], b1[16], b2[16], b3[16], b4[16];
 
-	for (int i = 0; i < MAX_COUNTS; i++)    /* 1 and nr_cpus coincide on one CPU */
-		if (want[i] <= MAX_THREADS && (!a.nr_counts || want[i] != a.counts[a.nr_counts - 1]))
-			a.counts[a.nr_counts++] = want[i];
-
+	a.nr_counts = bench_thread_counts(cpus, MAX_THREADS, a.counts);
 	printf("  Threads count into one shared pcpu_alloc'ed long, %s iterations each; ns per\n"
 	       "  increment = the threads' CPU time / all increments.  %d runs, interleaved.\n"
 	       "  Methods: this_cpu_inc; a relaxed __atomic_fetch_add on the same copy\n"

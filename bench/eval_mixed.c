@@ -354,8 +354,8 @@ static void mix_child(void *argp, void *resp)
 static int eval_mixed(void)
 {
 	static struct mix_result res[MAX_COUNTS][NR_SIDES][BENCH_MAX_RUNS];
-	int cpus = bench_online_cpus(), runs = bench_opts.runs, counts[MAX_COUNTS], nr_counts = 0;
-	int want[MAX_COUNTS] = { 1, cpus, 4 * cpus };
+	int cpus = bench_online_cpus(), runs = bench_opts.runs, counts[MAX_COUNTS];
+	int nr_counts = bench_thread_counts(cpus, MAX_THREADS, counts);
 	struct mix_args a = {
 		.steps = bench_opts.quick ? 1L << 13 : 1L << 20,
 		.nr_slots = bench_opts.quick ? 1L << 10 : 1L << 15,
@@ -367,9 +367,6 @@ static int eval_mixed(void)
 	long bad = 0, lost = 0;
 	char nb[32], nb2[32];
 
-	for (int i = 0; i < MAX_COUNTS; i++)
-		if (want[i] <= MAX_THREADS && (!nr_counts || want[i] != counts[nr_counts - 1]))
-			counts[nr_counts++] = want[i];
 	printf("  %s allocations of power-law sizes (8 B to 4 KiB, density ~ size^-2), passed\n"
 	       "  between threads through %s slots, a pattern checked in all %u CPU copies\n"
 	       "  before every free; threads re-created every epoch (%d), odd epochs on 1/8 of the\n"
@@ -381,28 +378,22 @@ static int eval_mixed(void)
 	       bench_count_str(a.steps, nb, sizeof(nb)), bench_count_str(a.nr_slots, nb2, sizeof(nb2)),
 	       a.nr_cpus, a.epochs, a.nr_cpus, a.seed, runs, a.decay_ms, bench_conditions_str());
 
-	for (int r = 0; r < runs; r++) {
-		for (int c = 0; c < nr_counts; c++) {
-			for (int j = 0; j < NR_SIDES; j++) {
-				int side = (j + r + c) % NR_SIDES;
-				struct mix_result *m = &res[c][side][r];
+	for (int k = 0; k < runs * nr_counts * NR_SIDES; k++) {
+		struct bench_turn t = bench_turn(k, nr_counts, NR_SIDES, true);
+		struct mix_result *m = &res[t.c][t.side][t.run];
 
-				a.side = side;
-				a.threads = counts[c];
-				bench_progress("eval9: %s, %d thread%s, run %d/%d", side_name[side], counts[c],
-					       counts[c] > 1 ? "s" : "", r + 1, runs);
-				if (bench_in_child(mix_child, &a, m, sizeof(*m)))
-					return -1;
-				if (!m->ok) {
-					bench_progress_clear();
-					printf("  FAILED (%s, %d threads): %s\n", side_name[side], counts[c],
-					       m->error);
-					return -1;
-				}
-				bad += m->mismatches + m->not_zeroed;
-				lost += m->checked != m->allocated;
-			}
+		a.side = t.side;
+		a.threads = counts[t.c];
+		bench_turn_progress("eval9", side_name[t.side], counts[t.c], t.run, runs);
+		if (bench_in_child(mix_child, &a, m, sizeof(*m)))
+			return -1;
+		if (!m->ok) {
+			bench_progress_clear();
+			printf("  FAILED (%s, %d threads): %s\n", side_name[t.side], counts[t.c], m->error);
+			return -1;
 		}
+		bad += m->mismatches + m->not_zeroed;
+		lost += m->checked != m->allocated;
 	}
 	bench_progress_clear();
 

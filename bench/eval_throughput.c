@@ -144,20 +144,15 @@ static void tp_child(void *argp, void *resp)
 	memset(r, 0, sizeof(*r));
 	bench_fixed_conditions();
 	r->nr_cpus = pcpu_nr_cpus();
-	for (int run = 0; run < runs; run++) {
-		for (int c = 0; c < a->nr_counts; c++) {
-			for (int j = 0; j < NR_SIDES; j++) {
-				int side = (j + run + c) % NR_SIDES;
-				double v;
+	for (int k = 0; k < runs * a->nr_counts * NR_SIDES; k++) {
+		struct bench_turn t = bench_turn(k, a->nr_counts, NR_SIDES, true);
+		double v;
 
-				bench_progress("eval8: %s, %d thread%s, run %d/%d", side_name[side],
-					       a->counts[c], a->counts[c] > 1 ? "s" : "", run + 1, runs);
-				v = tp_measure(side, a->counts[c], a->duration_ms, r->nr_cpus, r);
-				if (v < 0)
-					return;
-				r->mops[side][c][run] = v;
-			}
-		}
+		bench_turn_progress("eval8", side_name[t.side], a->counts[t.c], t.run, runs);
+		v = tp_measure(t.side, a->counts[t.c], a->duration_ms, r->nr_cpus, r);
+		if (v < 0)
+			return;
+		r->mops[t.side][t.c][t.run] = v;
 	}
 	r->ok = 1;
 }
@@ -167,11 +162,8 @@ static int eval_throughput(void)
 	static struct tp_result r;
 	struct tp_args a = { .duration_ms = bench_opts.quick ? 20 : 1000 };
 	int cpus = bench_online_cpus(), runs = bench_opts.runs;
-	int want[MAX_COUNTS] = { 1, cpus, 4 * cpus };
 
-	for (int i = 0; i < MAX_COUNTS; i++)
-		if (want[i] <= MAX_THREADS && (!a.nr_counts || want[i] != a.counts[a.nr_counts - 1]))
-			a.counts[a.nr_counts++] = want[i];
+	a.nr_counts = bench_thread_counts(cpus, MAX_THREADS, a.counts);
 	printf("  Rounds of %d x pcpu_alloc(%d, 0) then %d x pcpu_free, against calloc(nr_cpus, %d)\n"
 	       "  / free, each thread doing its own rounds for %d ms; Mops/s counts an allocation\n"
 	       "  and a free as two operations (wall clock).  Scaling: throughput at N threads /\n"

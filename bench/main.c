@@ -54,6 +54,12 @@ void bench_progress(const char *fmt, ...)
 	progress_shown = true;
 }
 
+void bench_turn_progress(const char *eval, const char *name, int threads, int run, int runs)
+{
+	bench_progress("%s: %s, %d thread%s, run %d/%d", eval, name, threads, threads > 1 ? "s" : "",
+		       run + 1, runs);
+}
+
 void bench_progress_clear(void)
 {
 	if (progress_tty && progress_shown)

@@ -1,6 +1,8 @@
 /*
  * proc.c - measurements in forked children, the fixed conditions they run
- * under, and the process's resident memory.
+ * under, the process's resident memory, and the thread counts and
+ * schedule of the threaded evaluations (7-9; their progress line is in
+ * main.c with the others).
  *
  * Why fixed conditions: glibc raises its mmap threshold after freeing a
  * large block and trims the heap top when it grows past a threshold, and
@@ -149,4 +151,22 @@ unsigned bench_machine_cpus(void)
 	long n = sysconf(_SC_NPROCESSORS_CONF);
 
 	return n > 0 ? (unsigned)n : 1;
+}
+
+int bench_thread_counts(int cpus, int max_threads, int counts[3])
+{
+	int want[3] = { 1, cpus, 4 * cpus }, n = 0;
+
+	for (int i = 0; i < 3; i++)
+		if (want[i] <= max_threads && (!n || want[i] != counts[n - 1]))
+			counts[n++] = want[i];
+	return n;
+}
+
+struct bench_turn bench_turn(int k, int nr_counts, int nr_sides, bool turn_by_count)
+{
+	struct bench_turn t = { .run = k / (nr_counts * nr_sides), .c = k / nr_sides % nr_counts };
+
+	t.side = (k % nr_sides + t.run + (turn_by_count ? t.c : 0)) % nr_sides;
+	return t;
 }

@@ -14,7 +14,9 @@
 
 static inline size_t min_sz(size_t a, size_t b) { return a < b ? a : b; }
 
-void bitmap_set_range_slow(unsigned long *map, size_t start, size_t len)
+/* Set (set true) or clear bits [start, start + len): the edge words by
+ * mask, whole words between them outright. */
+static inline void write_range(unsigned long *map, size_t start, size_t len, bool set)
 {
 	size_t end = start + len;
 
@@ -24,34 +26,24 @@ void bitmap_set_range_slow(unsigned long *map, size_t start, size_t len)
 	unsigned long first = MASK_FROM(BIT(start));
 	unsigned long last = MASK_BELOW(BIT(end - 1) + 1);
 
-	if (w == we) {
-		map[w] |= first & last;
+	if (w == we)
+		first &= last;
+	map[w] = set ? map[w] | first : map[w] & ~first;
+	if (w == we)
 		return;
-	}
-	map[w++] |= first;
-	while (w < we)
-		map[w++] = ~0UL;
-	map[we] |= last;
+	while (++w < we)
+		map[w] = set ? ~0UL : 0;
+	map[we] = set ? map[we] | last : map[we] & ~last;
+}
+
+void bitmap_set_range_slow(unsigned long *map, size_t start, size_t len)
+{
+	write_range(map, start, len, true);
 }
 
 void bitmap_clear_range_slow(unsigned long *map, size_t start, size_t len)
 {
-	size_t end = start + len;
-
-	if (!len)
-		return;
-	size_t w = WORD(start), we = WORD(end - 1);
-	unsigned long first = MASK_FROM(BIT(start));
-	unsigned long last = MASK_BELOW(BIT(end - 1) + 1);
-
-	if (w == we) {
-		map[w] &= ~(first & last);
-		return;
-	}
-	map[w++] &= ~first;
-	while (w < we)
-		map[w++] = 0;
-	map[we] &= ~last;
+	write_range(map, start, len, false);
 }
 
 /* Shared search: first bit in [start, size) whose value XOR invert is 1. */

@@ -117,8 +117,11 @@ void os_meta_free(void *addr, size_t size)
 		munmap(addr, page_round(size));
 }
 
-/* Check addr/size for populate and depopulate; returns the length or 0. */
-static size_t range_len(void *addr, size_t size)
+/*
+ * Check addr/size for an operation on one range, then ask os_fault_check(op);
+ * returns the page-rounded length, or 0 with errno set.
+ */
+static size_t range_check(void *addr, size_t size, enum os_op op)
 {
 	size_t len = page_round(size);
 
@@ -126,7 +129,18 @@ static size_t range_len(void *addr, size_t size)
 		errno = EINVAL;
 		return 0;
 	}
-	return len;
+	return os_fault_check(op) ? 0 : len;
+}
+
+/* madvise, retried on EINTR and EAGAIN (at most 8 tries). */
+static int madvise_retry(void *addr, size_t len, int advice)
+{
+	int rc, tries = 0;
+
+	do
+		rc = madvise(addr, len, advice);
+	while (rc && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
+	return rc;
 }
 
 /*
@@ -149,21 +163,14 @@ int os_populate(void *addr, size_t size)
 
 	if (size == 0)
 		return 0;
-	len = range_len(addr, size);
+	len = range_check(addr, size, OS_OP_POPULATE);
 	if (!len)
-		return -1;
-	if (os_fault_check(OS_OP_POPULATE))
 		return -1;
 	if (mprotect(addr, len, PROT_READ | PROT_WRITE))
 		goto undo;
 	if (!atomic_load_explicit(&no_populate_write, memory_order_relaxed) &&
 	    !atomic_load_explicit(&force_touch, memory_order_relaxed)) {
-		int rc, tries = 0;
-
-		do
-			rc = madvise(addr, len, MADV_POPULATE_WRITE);
-		while (rc && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
-		if (rc == 0)
+		if (madvise_retry(addr, len, MADV_POPULATE_WRITE) == 0)
 			return 0;
 		if (errno != EINVAL && errno != ENOSYS)
 			goto undo;
@@ -186,10 +193,8 @@ int os_depopulate(void *addr, size_t size)
 
 	if (size == 0)
 		return 0;
-	len = range_len(addr, size);
+	len = range_check(addr, size, OS_OP_DEPOPULATE);
 	if (!len)
-		return -1;
-	if (os_fault_check(OS_OP_DEPOPULATE))
 		return -1;
 	if (madvise(addr, len, MADV_DONTNEED))
 		return -1;
@@ -225,16 +230,6 @@ static bool ranges_ok(const struct iovec *v, int n)
 	if (n <= 0)
 		errno = EINVAL;
 	return n > 0;
-}
-
-static int madvise_retry(void *addr, size_t len, int advice)
-{
-	int rc, tries = 0;
-
-	do
-		rc = madvise(addr, len, advice);
-	while (rc && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
-	return rc;
 }
 
 /*
@@ -338,11 +333,9 @@ int os_depopulate_v(const struct iovec *v, int n, enum os_depop_how how, struct 
 
 int os_map_rw(void *addr, size_t size, struct os_syscalls *sc)
 {
-	size_t len = range_len(addr, size);
+	size_t len = range_check(addr, size, OS_OP_POPULATE);
 
 	if (!len)
-		return -1;
-	if (os_fault_check(OS_OP_POPULATE))
 		return -1;
 	sc->mprotect++;
 	if (mprotect(addr, len, PROT_READ | PROT_WRITE)) {
@@ -354,12 +347,10 @@ int os_map_rw(void *addr, size_t size, struct os_syscalls *sc)
 
 int os_unmap_rw(void *addr, size_t size, struct os_syscalls *sc)
 {
-	size_t len = range_len(addr, size);
+	size_t len = range_check(addr, size, OS_OP_DEPOPULATE);
 	int rc;
 
 	if (!len)
-		return -1;
-	if (os_fault_check(OS_OP_DEPOPULATE))
 		return -1;
 	sc->depopulate++;
 	rc = madvise(addr, len, MADV_DONTNEED);
@@ -378,10 +369,8 @@ int os_bind_node(void *addr, size_t size, int node)
 
 	if (size == 0 || node < 0)
 		return 0;
-	len = range_len(addr, size);
+	len = range_check(addr, size, OS_OP_BIND);
 	if (!len)
-		return -1;
-	if (os_fault_check(OS_OP_BIND))
 		return -1;
 	if (os_nr_nodes() <= 1)
 		return 0;

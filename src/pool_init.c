@@ -436,25 +436,23 @@ static void pool_fork_prepare(void)
 			c->fork_inner();
 }
 
-static void pool_fork_parent(void)
+/* After fork, in the parent (child false) or the child: the clients'
+ * hooks, then the locks released in the reverse order of taking. */
+static void pool_fork_release(bool child)
 {
-	pool_for_each_client(c)
-		if (c->fork_parent)
-			c->fork_parent();
+	pool_for_each_client(c) {
+		void (*hook)(void) = child ? c->fork_child : c->fork_parent;
+
+		if (hook)
+			hook();
+	}
 	pcpu_unlock(&pcpu_pool.lock);
 	pcpu_unlock(&pcpu_pool.pop_mutex);
 	pthread_mutex_unlock(&init_mutex);
 }
 
-static void pool_fork_child(void)
-{
-	pool_for_each_client(c)
-		if (c->fork_child)
-			c->fork_child();
-	pcpu_unlock(&pcpu_pool.lock);
-	pcpu_unlock(&pcpu_pool.pop_mutex);
-	pthread_mutex_unlock(&init_mutex);
-}
+static void pool_fork_parent(void) { pool_fork_release(false); }
+static void pool_fork_child(void) { pool_fork_release(true); }
 
 __attribute__((constructor(101))) static void pool_register_fork(void)
 {

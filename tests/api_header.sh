@@ -10,15 +10,9 @@
 # Usage: api_header.sh SOURCE_DIR BUILD_DIR
 set -eu
 src=$1 build=$2
-lib=$build/libpercpu.a
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-[ -f "$lib" ] || { echo "no $lib"; exit 1; }
-found=0 fail=0
-for cc in gcc g++ clang clang++; do
-	command -v $cc >/dev/null 2>&1 || { echo "skip: $cc not installed"; continue; }
-	found=$((found + 1))
-	case $cc in *++) lang="-x c++ -std=gnu++17" ;; *) lang="-x c -std=gnu11" ;; esac
+. "$src/tests/compilers.sh"
+for cc in $compilers; do
+	use_cc $cc -std=gnu11 -std=gnu++17 || continue
 	inc="-I$build/include -I$src/include"
 	for opt in -O0 -O2; do
 		if ! $cc $lang -Wall -Wextra -Werror $opt $inc "$src/tests/api_header_use.c" -x none "$lib" \

@@ -14,6 +14,7 @@
 #include "pool_init.h"
 #include "pool_verify.h"
 #include "kit.h"
+#include "pool_kit.h"
 #include "percpu.h"
 
 /* Resident pages in the dynamic chunks' address range (not the first chunk). */
@@ -31,29 +32,6 @@ static long resident_dynamic_pages(void)
 	for (size_t i = 0; i < len / page; i++)
 		n += vec[i] & 1;
 	free(vec);
-	return n;
-}
-
-static long dynamic_populated_pages(void)
-{
-	long n = 0;
-
-	pcpu_lock(&pcpu_pool.lock);
-	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
-		if (pcpu_pool.chunk_table[i])
-			n += pcpu_pool.chunk_table[i]->map->nr_populated;
-	pcpu_unlock(&pcpu_pool.lock);
-	return n;
-}
-
-static int dynamic_free_chunks(void)
-{
-	int n = 0;
-
-	pcpu_lock(&pcpu_pool.lock);
-	for (struct pcpu_chunk *ch = pcpu_pool.slots[pcpu_pool.free_slot].head; ch; ch = ch->next)
-		n++;
-	pcpu_unlock(&pcpu_pool.lock);
 	return n;
 }
 
@@ -108,11 +86,11 @@ static int child_release(long mixed)
 	for (int i = 0; i < n; i++)
 		pcpu_free(h[i]);
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after free-all");
-	long after = resident_dynamic_pages(), populated = dynamic_populated_pages();
+	long after = resident_dynamic_pages(), populated = kit_dynamic_populated(NULL);
 
 	printf("%s: resident dynamic pages %ld -> %ld, populated after %ld (one chunk = %d x %u units)\n",
 	       mixed ? "mixed" : "4 B", before, after, populated, pcpu_pool.unit_pages, pcpu_pool.nr_cpus);
-	CHECK(dynamic_free_chunks() <= 1, "at most one fully free dynamic chunk, %d", dynamic_free_chunks());
+	CHECK(kit_free_chunks() <= 1, "at most one fully free dynamic chunk, %d", kit_free_chunks());
 	CHECK(populated <= pcpu_pool.unit_pages, "populated pages outside the first chunk (%ld) <= one chunk", populated);
 	CHECK(after <= (long)pcpu_pool.unit_pages * (long)pcpu_pool.nr_cpus, "resident after (%ld) <= one chunk", after);
 	CHECK(after < before / 4, "resident memory released: %ld -> %ld", before, after);
@@ -150,7 +128,7 @@ static int child_sparse(long arg)
 	for (int i = 0; i < n; i++)
 		pcpu_free(h[i]);
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "balance + verify after all freed");
-	CHECK(dynamic_populated_pages() <= pcpu_pool.unit_pages, "pages released");
+	CHECK(kit_dynamic_populated(NULL) <= pcpu_pool.unit_pages, "pages released");
 	return 0;
 }
 

@@ -25,6 +25,7 @@
 
 #include "check.h"
 #include "kit.h"
+#include "pool_kit.h"
 #include "percpu.h"
 #include "pool_init.h"
 #include "cache_lock.h"
@@ -170,13 +171,8 @@ static int child_random(long arg)
 	st = kit_stats();
 	CHECK(st.nr_cached == 0 && st.cached_bytes == 0, "pcpu_balance empties the caches (%llu left)",
 	      (unsigned long long)st.nr_cached);
-	long dyn_pages = 0;
+	long dyn_pages = kit_dynamic_populated(NULL);
 
-	pcpu_lock(&pcpu_pool.lock);
-	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
-		if (pcpu_pool.chunk_table[i])
-			dyn_pages += pcpu_pool.chunk_table[i]->map->nr_populated;
-	pcpu_unlock(&pcpu_pool.lock);
 	CHECK(dyn_pages <= pcpu_pool.unit_pages,
 	      "populated pages outside the first chunk after free-all and balance: %ld (one chunk: %d)",
 	      dyn_pages, pcpu_pool.unit_pages);

@@ -367,19 +367,8 @@ static void *flipper_main(void *arg)
 
 	while (__atomic_load_n(&g_finished, __ATOMIC_ACQUIRE) < g_nr_workers) {
 		struct worker *w = &g_workers[rng_next_r(&rng) % (uint64_t)g_nr_workers];
-		pid_t tid = __atomic_load_n(&w->tid, __ATOMIC_RELAXED);
-		struct timespec ts = { 0, 200000 };
-		cpu_set_t set;
 
-		if (rng % 3 == 0) {
-			set = kit_allowed;
-		} else {
-			CPU_ZERO(&set);
-			CPU_SET(kit_nth_allowed((unsigned)(rng >> 20)), &set);
-		}
-		if (tid)
-			(void)sched_setaffinity(tid, sizeof(set), &set);
-		nanosleep(&ts, NULL);
+		kit_flip(__atomic_load_n(&w->tid, __ATOMIC_RELAXED), rng);
 	}
 	return NULL;
 }

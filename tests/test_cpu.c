@@ -24,6 +24,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cpu_kit.h"
 #include "kit.h"
 #include "percpu.h"
 #include "cpu.h"
@@ -31,32 +32,8 @@
 PCPU_DEFINE(long, c_count) = 0;
 
 static uint64_t g_seed;
-static cpu_set_t g_allowed;     /* the CPUs this process may run on */
-static int g_nr_allowed;
 
 /* ---- helpers ------------------------------------------------------------- */
-
-static int nth_allowed(int i)
-{
-	for (int c = 0, n = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &g_allowed) && n++ == i % g_nr_allowed)
-			return c;
-	return 0;
-}
-
-static bool pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set) == 0;
-}
-
-static void unpin(void)
-{
-	(void)sched_setaffinity(0, sizeof(g_allowed), &g_allowed);
-}
 
 /* Run fn(arg) in a forked child that must exit 0 (a hang of 120 s is a failure). */
 static void run(const char *name, int (*fn)(long), long arg)
@@ -81,11 +58,11 @@ static void *pinned_walk(void *arg)
 	unsigned n = pcpu_nr_cpus();
 	long bad = 0;
 
-	for (int i = 0; i < g_nr_allowed; i++) {
-		int c = nth_allowed(i), now;
+	for (int i = 0; i < kit_nr_allowed; i++) {
+		int c = kit_nth_allowed((unsigned)i), now;
 		unsigned want = (unsigned)c % n, fast, slow;
 
-		if (!pin(c)) {
+		if (!kit_pin(c)) {
 			fprintf(stderr, "sched_setaffinity(%d): %s\n", c, strerror(errno));
 			bad++;
 			continue;
@@ -99,7 +76,7 @@ static void *pinned_walk(void *arg)
 			bad++;
 		}
 	}
-	unpin();
+	kit_unpin();
 	*(long *)arg = bad;
 	return NULL;
 }
@@ -139,7 +116,7 @@ static void *counter_thread(void *p)
 	struct counter_arg *a = p;
 
 	if (a->mode == PINNED)
-		pin(nth_allowed(a->id));
+		kit_pin(kit_nth_allowed((unsigned)a->id));
 	for (long i = 0; i < a->incs; i++) {
 		this_cpu_inc(a->dyn);
 		this_cpu_inc(PCPU_VAR(c_count));
@@ -148,7 +125,7 @@ static void *counter_thread(void *p)
 			this_cpu_sub(a->dyn, 3);
 		}
 		if (a->mode == HOPPING && i % 4096 == 0)
-			pin(nth_allowed(a->id + (int)(i / 4096)));
+			kit_pin(kit_nth_allowed((unsigned)(a->id + (int)(i / 4096))));
 	}
 	return NULL;
 }
@@ -208,14 +185,12 @@ static int exec_norseq(long arg)
 
 int main(int argc, char **argv)
 {
-	REQUIRE(sched_getaffinity(0, sizeof(g_allowed), &g_allowed) == 0, "sched_getaffinity");
-	g_nr_allowed = CPU_COUNT(&g_allowed);
-	REQUIRE(g_nr_allowed > 0, "no CPU allowed");
+	kit_init_cpus();
 	g_seed = test_seed(argc, argv);
 	if (argc > 2 && !strcmp(argv[2], "--norseq"))
 		return norseq_main();
 
-	printf("%d CPUs allowed; rseq area %s\n", g_nr_allowed,
+	printf("%d CPUs allowed; rseq area %s\n", kit_nr_allowed,
 	       pcpu_cpu_rseq_active() ? "registered: pcpu_current_cpu() reads it" :
 					"not registered: sched_getcpu() fallback");
 	for (long nr = 0; nr <= 64; nr = nr ? nr * 64 : 1) {

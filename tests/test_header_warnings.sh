@@ -8,15 +8,9 @@
 set -eu
 src=$1 build=$2
 . "$src/tests/skip.sh"
-lib=$build/libpercpu.a
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-[ -f "$lib" ] || { echo "no $lib"; exit 1; }
-found=0 fail=0
-for cc in gcc g++ clang clang++; do
-	command -v $cc >/dev/null 2>&1 || { echo "skip: $cc not installed"; continue; }
-	found=$((found + 1))
-	case $cc in *++) lang="-x c++" ;; *) lang="-x c" ;; esac
+. "$src/tests/compilers.sh"
+for cc in $compilers; do
+	use_cc $cc || continue
 	if ! $cc $lang -Wall -Wextra -Wsign-compare -Werror -O2 -I"$build/include" -I"$src/include" \
 		"$src/tests/header_warnings.c" -x none "$lib" -lpthread -ldl -o "$out/t" 2>"$out/err"; then
 		echo "FAIL: $cc:"; head -20 "$out/err"; fail=1

@@ -22,6 +22,7 @@
 #include "os_fault.h"
 #include "pool_init.h"
 #include "kit.h"
+#include "pool_kit.h"
 #include "percpu.h"
 
 #define YEAR_MS (366LL * 24 * 3600 * 1000)
@@ -34,37 +35,6 @@ static void init_with(unsigned flags, int decay_ms)
 				   .decay_ms = decay_ms };
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init: %s", strerror(errno));
-}
-
-/* Populated pages of the dynamic chunks, and those of them that are empty. */
-static long dynamic_populated(long *empty)
-{
-	long n = 0, e = 0;
-
-	pcpu_lock(&pcpu_pool.lock);
-	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++) {
-		const struct pcpu_chunk *ch = pcpu_pool.chunk_table[i];
-
-		if (ch) {
-			n += ch->map->nr_populated;
-			e += ch->map->nr_empty_pop_pages;
-		}
-	}
-	pcpu_unlock(&pcpu_pool.lock);
-	if (empty)
-		*empty = e;
-	return n;
-}
-
-static int free_chunks(void)
-{
-	int n = 0;
-
-	pcpu_lock(&pcpu_pool.lock);
-	for (struct pcpu_chunk *ch = pcpu_pool.slots[pcpu_pool.free_slot].head; ch; ch = ch->next)
-		n++;
-	pcpu_unlock(&pcpu_pool.lock);
-	return n;
 }
 
 /* Make pages [from, nr_pages) of every dynamic chunk look empty for `ms` longer. */
@@ -169,29 +139,29 @@ static int child_decay(long arg)
 	for (int i = 0; i < n; i++)
 		pcpu_free(h[i]);
 	s0 = kit_stats();
-	pop0 = dynamic_populated(NULL);
+	pop0 = kit_dynamic_populated(NULL);
 	REQUIRE(pop0 > pcpu_pool.unit_pages && s0.nr_chunks >= 3, "%ld pages populated in %u chunks", pop0,
 		s0.nr_chunks);
 	CHECK(pcpu_pool.balance_wanted == 0, "frees asked for no pass (%#x)", pcpu_pool.balance_wanted);
 
 	long due = balance_pass(false);
 	s1 = kit_stats();
-	CHECK(dynamic_populated(NULL) == pop0 && s1.nr_chunks == s0.nr_chunks &&
+	CHECK(kit_dynamic_populated(NULL) == pop0 && s1.nr_chunks == s0.nr_chunks &&
 	      s1.nr_balance_depopulated == s0.nr_balance_depopulated,
 	      "before the decay nothing goes back: %ld of %ld pages, %u of %u chunks",
-	      dynamic_populated(NULL), pop0, s1.nr_chunks, s0.nr_chunks);
+	      kit_dynamic_populated(NULL), pop0, s1.nr_chunks, s0.nr_chunks);
 	CHECK(due > 0 && due <= 60000, "the next page is due within the decay: %ld ms", due);
 	CHECK(s1.nr_balance_populated == s0.nr_balance_populated, "no population above the low mark");
 
 	age_pages(0, 61000);
 	due = balance_pass(false);
 	s1 = kit_stats();
-	pop1 = dynamic_populated(&empty1);
+	pop1 = kit_dynamic_populated(&empty1);
 	printf("decay: %ld dynamic pages populated -> %ld (%ld empty); chunks %u -> %u; %llu empty "
 	       "populated pages in the pool, high mark %d\n", pop0, pop1, empty1, s0.nr_chunks, s1.nr_chunks,
 	       (unsigned long long)s1.nr_empty_pop_pages, pcpu_pool.empty_pop_high);
-	CHECK(free_chunks() == 1 && s1.nr_chunks == 1, "one free chunk kept: %d free, %u chunks",
-	      free_chunks(), s1.nr_chunks);
+	CHECK(kit_free_chunks() == 1 && s1.nr_chunks == 1, "one free chunk kept: %d free, %u chunks",
+	      kit_free_chunks(), s1.nr_chunks);
 	CHECK(pop1 == 0 || (long)s1.nr_empty_pop_pages == pcpu_pool.empty_pop_high,
 	      "empty pages given back down to the high mark: %llu left, %ld dynamic",
 	      (unsigned long long)s1.nr_empty_pop_pages, pop1);
@@ -246,14 +216,14 @@ static int child_partial(long arg)
 	pcpu_unlock(&pcpu_pool.lock);
 	struct pcpu_stats s0 = kit_stats();
 	long empty0;
-	long pop0 = dynamic_populated(&empty0);
+	long pop0 = kit_dynamic_populated(&empty0);
 
 	age_pages(half, 61000);
 	(void)balance_pass(false);
 	struct pcpu_stats s1 = kit_stats();
 	bool kept = true;
 	long empty1;
-	long pop1 = dynamic_populated(&empty1);
+	long pop1 = kit_dynamic_populated(&empty1);
 
 	pcpu_lock(&pcpu_pool.lock);
 	for (int i = 1; i < pcpu_pool.chunk_hiwater; i++)
@@ -283,15 +253,15 @@ static int child_never(long arg)
 	n = fill_chunks(h, 100000, 64, 3);
 	for (int i = 0; i < n; i++)
 		pcpu_free(h[i]);
-	long pop0 = dynamic_populated(NULL);
+	long pop0 = kit_dynamic_populated(NULL);
 	unsigned chunks0 = kit_stats().nr_chunks;
 
 	age_pages(0, YEAR_MS);
 	CHECK(balance_pass(false) == -1, "nothing ever due");
-	CHECK(dynamic_populated(NULL) == pop0 && kit_stats().nr_chunks == chunks0, "a pass gives nothing back");
+	CHECK(kit_dynamic_populated(NULL) == pop0 && kit_stats().nr_chunks == chunks0, "a pass gives nothing back");
 	CHECK(pcpu_balance() == 0 && pcpu_verify() == 0, "pcpu_balance");
-	CHECK(dynamic_populated(NULL) <= pcpu_pool.unit_pages && free_chunks() <= 1,
-	      "pcpu_balance gives back: %ld pages, %d free chunks", dynamic_populated(NULL), free_chunks());
+	CHECK(kit_dynamic_populated(NULL) <= pcpu_pool.unit_pages && kit_free_chunks() <= 1,
+	      "pcpu_balance gives back: %ld pages, %d free chunks", kit_dynamic_populated(NULL), kit_free_chunks());
 	free(h);
 	return 0;
 }
@@ -325,7 +295,7 @@ static int child_thread(long decay)
 
 	init_with(0, (int)decay);
 	n = fill_chunks(h, 100000, 128, 3);
-	long pop0 = dynamic_populated(NULL);
+	long pop0 = kit_dynamic_populated(NULL);
 	struct pcpu_stats s0 = kit_stats();
 
 	for (int i = 0; i < n; i++)
@@ -342,16 +312,16 @@ static int child_thread(long decay)
 		return 0;
 	}
 	/* deadline 30 s, no timing assertion */
-	while ((dynamic_populated(NULL) > pcpu_pool.unit_pages || free_chunks() > 1) && tries++ < 3000)
+	while ((kit_dynamic_populated(NULL) > pcpu_pool.unit_pages || kit_free_chunks() > 1) && tries++ < 3000)
 		usleep(10000);
 	struct pcpu_stats s1 = kit_stats();
 
 	printf("thread, decay %ld ms: %ld -> %ld dynamic pages, %llu chunks destroyed, %llu passes\n", decay,
-	       pop0, dynamic_populated(NULL), (unsigned long long)(s1.nr_chunks_destroyed - s0.nr_chunks_destroyed),
+	       pop0, kit_dynamic_populated(NULL), (unsigned long long)(s1.nr_chunks_destroyed - s0.nr_chunks_destroyed),
 	       (unsigned long long)(s1.nr_balance_passes - s0.nr_balance_passes));
-	CHECK(dynamic_populated(NULL) <= pcpu_pool.unit_pages && free_chunks() <= 1,
+	CHECK(kit_dynamic_populated(NULL) <= pcpu_pool.unit_pages && kit_free_chunks() <= 1,
 	      "the balancer thread gave memory back on its own: %ld pages, %d free chunks",
-	      dynamic_populated(NULL), free_chunks());
+	      kit_dynamic_populated(NULL), kit_free_chunks());
 	CHECK(s1.nr_balance_passes > s0.nr_balance_passes && s1.balance_ns > s0.balance_ns,
 	      "passes counted and timed");
 	CHECK(pcpu_verify() == 0, "verify");

@@ -32,19 +32,10 @@ PCPU_DEFINE(uint64_t, stress_static);
 
 static long g_ops = 1000000;
 
-static bool rseq_expected(void)
-{
-#ifdef PCPU_HAVE_RSEQ_OPS
-	return pcpu_cpu_rseq_active() && os_membarrier_rseq_register() == 0;
-#else
-	return false;
-#endif
-}
-
 static int child_stress(long units)
 {
 	struct pcpu_config cfg = { .nr_cpus = (unsigned)units, .flags = PCPU_CFG_NO_BALANCER };
-	bool rseq = rseq_expected() && units >= 0;
+	bool rseq = kit_rseq_expected() && units >= 0;
 	int high = kit_highest_allowed();
 
 	if (units < 0) {
@@ -131,13 +122,13 @@ int main(int argc, char **argv)
 	if (ops)
 		g_ops = atol(ops);
 	printf("%d CPUs allowed; glibc rseq %s; expecting %s mode\n", kit_nr_allowed,
-	       kit_rseq_tunable_off() ? "off" : "on", rseq_expected() ? "rseq" : "atomic");
+	       kit_rseq_tunable_off() ? "off" : "on", kit_rseq_expected() ? "rseq" : "atomic");
 	if (kit_rseq_tunable_off())
-		CHECK(!rseq_expected(), "glibc.pthread.rseq=0: no rseq");
+		CHECK(!kit_rseq_expected(), "glibc.pthread.rseq=0: no rseq");
 	kit_run("units = CPUs", child_stress, 0);
 	kit_run("1 unit", child_stress, 1);
 	kit_run("no membarrier", child_stress, -1);
-	if (rseq_expected() && kit_highest_allowed() > 0) {
+	if (kit_rseq_expected() && kit_highest_allowed() > 0) {
 		int failed = 0;
 
 		for (long i = 0; i < 100 && failed < 3; i++)

@@ -42,16 +42,6 @@ PCPU_DEFINE(long, ops_static) = 5;
 int norseq_semantics(void);
 int norseq_has_sequences(void);
 
-/* Does this process start in rseq mode? */
-static bool rseq_expected(void)
-{
-#ifdef PCPU_HAVE_RSEQ_OPS
-	return pcpu_cpu_rseq_active() && os_membarrier_rseq_register() == 0;
-#else
-	return false;
-#endif
-}
-
 static void init_units(long nr, unsigned flags)
 {
 	struct pcpu_config cfg = { .nr_cpus = (unsigned)nr, .flags = PCPU_CFG_NO_BALANCER | flags };
@@ -72,7 +62,7 @@ static void check_static(void)
 
 static int child_semantics(long units)
 {
-	bool rseq = rseq_expected();
+	bool rseq = kit_rseq_expected();
 	int high = kit_highest_allowed();
 
 	init_units(units, 0);
@@ -112,7 +102,7 @@ static int child_no_membarrier(long arg)
 
 static int child_norseq_unit(long arg)
 {
-	bool rseq = rseq_expected();
+	bool rseq = kit_rseq_expected();
 
 	(void)arg;
 	init_units(0, 0);
@@ -223,9 +213,9 @@ int main(int argc, char **argv)
 #else
 	       "not compiled in",
 #endif
-	       rseq_expected() ? "rseq" : "atomic");
+	       kit_rseq_expected() ? "rseq" : "atomic");
 	if (off)
-		CHECK(!pcpu_cpu_rseq_active() && !rseq_expected(), "tunable off: no rseq area");
+		CHECK(!pcpu_cpu_rseq_active() && !kit_rseq_expected(), "tunable off: no rseq area");
 	kit_run("semantics", child_semantics, 0);
 	kit_run("semantics", child_semantics, 1);
 	kit_run("no membarrier", child_no_membarrier, 0);

@@ -1,7 +1,8 @@
 /*
  * this_cpu_kit.h - what the test_this_cpu* programs share: CPU affinity
- * helpers, a fork runner, re-running this program under another
- * environment, and the stress workload.
+ * helpers (cpu_kit.h), a fork runner, re-running this program under another
+ * environment, whether this process is to run in rseq mode, and the stress
+ * workload.
  *
  * The stress: 4 x (allowed CPUs) worker threads run a random mix of every
  * this_cpu operation on every width while a 0.5 ms interval timer signals
@@ -31,52 +32,12 @@
 
 #include "check.h"
 #include "cpu.h"
+#include "cpu_kit.h"
+#include "os_cpu.h"
 #include "percpu.h"
-#include "cpu.h"
 
 /* Not every test uses every helper. */
 #define KIT_FN static __attribute__((unused))
-
-static cpu_set_t kit_allowed;          /* the CPUs this process may run on */
-static int kit_nr_allowed;
-
-KIT_FN void kit_init_cpus(void)
-{
-	REQUIRE(sched_getaffinity(0, sizeof(kit_allowed), &kit_allowed) == 0, "sched_getaffinity");
-	kit_nr_allowed = CPU_COUNT(&kit_allowed);
-	REQUIRE(kit_nr_allowed > 0, "no CPU allowed");
-}
-
-KIT_FN int kit_nth_allowed(unsigned i)
-{
-	for (int c = 0, n = 0; c < CPU_SETSIZE; c++)
-		if (CPU_ISSET(c, &kit_allowed) && (unsigned)n++ == i % (unsigned)kit_nr_allowed)
-			return c;
-	return 0;
-}
-
-/* The highest allowed CPU, or -1. */
-KIT_FN int kit_highest_allowed(void)
-{
-	for (int c = CPU_SETSIZE - 1; c >= 0; c--)
-		if (CPU_ISSET(c, &kit_allowed))
-			return c;
-	return -1;
-}
-
-KIT_FN bool kit_pin(int cpu)
-{
-	cpu_set_t set;
-
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	return sched_setaffinity(0, sizeof(set), &set) == 0;
-}
-
-KIT_FN void kit_unpin(void)
-{
-	(void)sched_setaffinity(0, sizeof(kit_allowed), &kit_allowed);
-}
 
 static uint64_t kit_seed;
 
@@ -150,6 +111,22 @@ KIT_FN int kit_exec_self(const char *argv0, const char *mode, const char *env, i
 	if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status))
 		return -1;
 	return WEXITSTATUS(status);
+}
+
+/*
+ * Whether this process is to run the this_cpu operations in rseq mode:
+ * they are built with it, and the process has an rseq area and can
+ * register for membarrier's rseq fence.  Inline, so that a program that
+ * does not call it (test_this_cpu_cxx.cpp, which sees only the public
+ * symbols) does not refer to the library's internal ones.
+ */
+static inline bool kit_rseq_expected(void)
+{
+#ifdef PCPU_HAVE_RSEQ_OPS
+	return pcpu_cpu_rseq_active() && os_membarrier_rseq_register() == 0;
+#else
+	return false;
+#endif
 }
 
 /* True if glibc's rseq was turned off in this process's environment. */
@@ -328,22 +305,10 @@ static void *kit_flipper(void *arg)
 
 	while (__atomic_load_n(&kit_finished, __ATOMIC_ACQUIRE) < kit_nr_workers) {
 		struct kit_worker *w;
-		cpu_set_t set;
-		pid_t tid;
 
 		rng ^= rng << 13, rng ^= rng >> 7, rng ^= rng << 17;
 		w = &kit_workers[rng % (uint64_t)kit_nr_workers];
-		tid = __atomic_load_n(&w->tid, __ATOMIC_RELAXED);
-		if (rng % 3 == 0) {
-			set = kit_allowed;
-		} else {
-			CPU_ZERO(&set);
-			CPU_SET(kit_nth_allowed((unsigned)(rng >> 20)), &set);
-		}
-		if (tid)
-			(void)sched_setaffinity(tid, sizeof(set), &set);
-		struct timespec ts = { 0, 200000 };
-		nanosleep(&ts, NULL);
+		kit_flip(__atomic_load_n(&w->tid, __ATOMIC_RELAXED), rng);
 	}
 	return NULL;
 }

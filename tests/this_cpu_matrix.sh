@@ -10,15 +10,10 @@
 # Usage: [ALL=1] this_cpu_matrix.sh SOURCE_DIR BUILD_DIR
 set -eu
 src=$1 build=$2
-lib=$build/libpercpu.a
-out=$(mktemp -d)
-trap 'rm -rf "$out"' EXIT
-[ -f "$lib" ] || { echo "no $lib"; exit 1; }
-found=0 fail=0 runs=0
-for cc in gcc g++ clang clang++; do
-	command -v $cc >/dev/null 2>&1 || { echo "skip: $cc not installed"; continue; }
-	found=$((found + 1))
-	case $cc in *++) lang="-x c++" ;; *) lang="-x c" ;; esac
+. "$src/tests/compilers.sh"
+runs=0
+for cc in $compilers; do
+	use_cc $cc || continue
 	case $cc in *++) first=0 ;; *) first=1 ;; esac
 	i=0
 	for opt in -O0 -O1 -O2 -O3; do
