@@ -27,7 +27,7 @@ static inline unsigned long *block_map(const struct chunk *c, int b)
 }
 
 /* Every write to the boundary map is a relaxed atomic word store: an
- * allocation's owner may read its size without the lock (chunk.h). */
+ * allocation's owner may read its size without the lock (chunk_map.h). */
 static inline void bound_store(unsigned long *bm, size_t w, unsigned long v)
 {
 	bitmap_word_store_shared(bm, w, v);
@@ -178,7 +178,7 @@ static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 
 /* ---- finding a fit ---------------------------------------------------- */
 
-/* Does the remembered failure (nofit, chunk.h) cover this request? */
+/* Does the remembered failure (nofit, chunk_map.h) cover this request? */
 static inline bool nofit_covers(const struct chunk *c, int bits, int align_bits, bool pop_only)
 {
 	return c->nofit_bits && bits >= c->nofit_bits && align_bits >= c->nofit_align &&

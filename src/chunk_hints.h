@@ -11,7 +11,7 @@
 #define PCPU_CHUNK_HINTS_H
 
 #include "bitops.h"
-#include "chunk.h"
+#include "chunk_map.h"
 
 /* Build the whole tree from the block hints. */
 void chunk_tree_build(struct chunk *c);
@@ -19,6 +19,11 @@ void chunk_tree_build(struct chunk *c);
 void chunk_hints_alloc(struct chunk *c, int off, int bits);
 /* Chunk hints after a free merged into a run (see chunk_hints.c). */
 void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end);
+
+/* Bring the summary tree up to date (tests, verify). */
+void chunk_sync(struct chunk *c);
+/* The value inner tree node i should hold given its children (for verify). */
+struct run_node chunk_tree_expected(const struct chunk *c, int i);
 
 /* Blocks b0..b1 changed: their leaves are re-read at the next flush. */
 static inline void chunk_mark_dirty(struct chunk *c, int b0, int b1)

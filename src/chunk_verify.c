@@ -3,7 +3,7 @@
  *
  * The checker is the executable statement of the chunk's invariants: block
  * hints (block.h), the run tree and chunk hints, the counters, and the
- * boundary map's encoding of live allocations (chunk.h).  Tests call it
+ * boundary map's encoding of live allocations (chunk_map.h).  Tests call it
  * after every step of random sequences; it never changes the chunk.
  */
 #include <stdio.h>
