@@ -40,43 +40,83 @@ static inline bool page_populated(const struct chunk *c, int p)
 
 /* ---- creation -------------------------------------------------------- */
 
-struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes)
-{
-	struct chunk *c;
-	int block_bits, shift, nr_bits, leaves = 1;
+/* Sizes and shape of a chunk's one block of metadata; false if invalid. */
+struct chunk_shape {
+	int block_bits, shift, nr_bits, leaves;
+	size_t head, map_words, bound_words, page_words, zeroed, bytes;
+};
 
+static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, size_t head_bytes,
+			size_t tail_bytes)
+{
 	if (nr_pages < 1 || page_size < 256 || (page_size & (page_size - 1)) ||
 	    page_size / PCPU_MIN_ALLOC_BYTES > (size_t)INT_MAX / 4 / (size_t)nr_pages ||
-	    head_bytes % PCPU_MIN_ALLOC_BYTES || tail_bytes % PCPU_MIN_ALLOC_BYTES) {
-		errno = EINVAL;
-		return NULL;
-	}
-	block_bits = (int)(page_size / PCPU_MIN_ALLOC_BYTES);
-	shift = __builtin_ctz((unsigned)block_bits);
-	nr_bits = nr_pages * block_bits;
-	if (head_bytes / PCPU_MIN_ALLOC_BYTES + tail_bytes / PCPU_MIN_ALLOC_BYTES >= (size_t)nr_bits) {
-		errno = EINVAL;
-		return NULL;
-	}
-	while (leaves < nr_pages)
-		leaves *= 2;
-
+	    head_bytes % PCPU_MIN_ALLOC_BYTES || tail_bytes % PCPU_MIN_ALLOC_BYTES)
+		return false;
+	sh->block_bits = (int)(page_size / PCPU_MIN_ALLOC_BYTES);
+	sh->shift = __builtin_ctz((unsigned)sh->block_bits);
+	sh->nr_bits = nr_pages * sh->block_bits;
+	if (head_bytes / PCPU_MIN_ALLOC_BYTES + tail_bytes / PCPU_MIN_ALLOC_BYTES >= (size_t)sh->nr_bits)
+		return false;
+	for (sh->leaves = 1; sh->leaves < nr_pages;)
+		sh->leaves *= 2;
 	/*
-	 * One allocation: the struct, the allocation map and the populated and
+	 * One block: the struct, the allocation map and the populated and
 	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
 	 * the rest as allocations reach it, see bound_open), the block hints
-	 * and the tree (written below or when first needed).
+	 * and the tree (written at creation or when first needed).
 	 */
-	size_t head = (sizeof(*c) + 63) & ~(size_t)63;
-	size_t map_words = BITS_TO_LONGS(nr_bits), bound_words = BITS_TO_LONGS(nr_bits + 1);
-	size_t page_words = BITS_TO_LONGS(nr_pages), zeroed = map_words + 2 * page_words;
-	char *mem = malloc(head + (zeroed + bound_words) * sizeof(long) + (size_t)nr_pages * sizeof(*c->md) +
-			   2 * (size_t)leaves * sizeof(*c->tree));
+	sh->head = (sizeof(struct chunk) + 63) & ~(size_t)63;
+	sh->map_words = BITS_TO_LONGS(sh->nr_bits);
+	sh->bound_words = BITS_TO_LONGS(sh->nr_bits + 1);
+	sh->page_words = BITS_TO_LONGS(nr_pages);
+	sh->zeroed = sh->map_words + 2 * sh->page_words;
+	sh->bytes = sh->head + (sh->zeroed + sh->bound_words) * sizeof(long) +
+		    (size_t)nr_pages * sizeof(struct block_md) + 2 * (size_t)sh->leaves * sizeof(struct run_node);
+	return true;
+}
 
-	if (!mem) {
+size_t chunk_meta_bytes(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes)
+{
+	struct chunk_shape sh;
+
+	return chunk_shape(&sh, nr_pages, page_size, head_bytes, tail_bytes) ? sh.bytes : 0;
+}
+
+struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes)
+{
+	size_t bytes = chunk_meta_bytes(nr_pages, page_size, head_bytes, tail_bytes);
+	void *mem;
+	struct chunk *c;
+
+	if (!bytes) {
+		errno = EINVAL;
+		return NULL;
+	}
+	if (!(mem = malloc(bytes))) {
 		errno = ENOMEM;
 		return NULL;
 	}
+	c = chunk_create_in(mem, nr_pages, page_size, head_bytes, tail_bytes);
+	c->owns_mem = true;
+	return c;
+}
+
+struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_t head_bytes,
+			      size_t tail_bytes)
+{
+	struct chunk_shape sh;
+	char *mem = block;
+	struct chunk *c;
+
+	if (!chunk_shape(&sh, nr_pages, page_size, head_bytes, tail_bytes)) {
+		errno = EINVAL;
+		return NULL;
+	}
+	int block_bits = sh.block_bits, shift = sh.shift, nr_bits = sh.nr_bits, leaves = sh.leaves;
+	size_t head = sh.head, map_words = sh.map_words, bound_words = sh.bound_words;
+	size_t page_words = sh.page_words, zeroed = sh.zeroed;
+
 	c = (struct chunk *)mem;
 	memset(c, 0, sizeof(*c));
 	c->nr_pages = nr_pages;
@@ -123,9 +163,8 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 
 void chunk_destroy(struct chunk *c)
 {
-	if (!c)
-		return;
-	free(c);                /* every array lives in the same allocation */
+	if (c && c->owns_mem)
+		free(c);        /* every array lives in the same allocation */
 }
 
 /* ---- population bookkeeping ------------------------------------------ */

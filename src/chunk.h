@@ -18,6 +18,12 @@
  * pages start unpopulated.  NULL + errno (ENOMEM, EINVAL) on failure.
  */
 struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes);
+/* The same in `block` (64-byte aligned, chunk_meta_bytes long, owned by the
+ * caller, who gives it back after chunk_destroy); chunk_meta_bytes is 0 for
+ * an invalid shape. */
+size_t chunk_meta_bytes(int nr_pages, size_t page_size, size_t head_bytes, size_t tail_bytes);
+struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_t head_bytes,
+			      size_t tail_bytes);
 void chunk_destroy(struct chunk *c);
 
 /*

@@ -92,6 +92,8 @@ struct chunk {
 				   one is (but at 0); words after the one holding
 				   it are not written yet */
 
+	bool owns_mem;          /* chunk_create's malloc: chunk_destroy frees it */
+
 	int nofit_bits;         /* 0, or a request known to fail (see above) */
 	int nofit_align;
 	bool nofit_pop;

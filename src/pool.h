@@ -90,6 +90,7 @@ struct pcpu_chunk {
 	size_t max_alloc_size;      /* stats: largest allocation it has served, bytes (lock) */
 	int64_t *empty_since;       /* [nr_pages], see above (lock) */
 	int *zero_from;             /* [nr_pages], see above (lock) */
+	size_t meta_bytes;          /* this record and ch->map: one os_meta_alloc mapping */
 	int zero_off, zero_bits;    /* the last area pool_find_area handed out, if it was
 	                               known zero; else zero_off -1 (lock) */
 };

@@ -85,19 +85,37 @@ static enum os_depop_how depop_how(const struct pcpu_chunk *ch)
 	return ch->mapped_rw ? pcpu_pool.depop_how : OS_DEPOP_PROTECT;
 }
 
-struct pcpu_chunk *pool_chunk_new(int pages, size_t head_bytes, size_t tail_bytes)
+/*
+ * A chunk's metadata is one mapping of its own (os_meta_alloc): the pool's
+ * record with its per-page arrays, then the in-chunk allocator's block.
+ * Destroying the chunk unmaps it, so the memory goes back to the OS at
+ * once, whatever malloc's trimming does.
+ */
+static size_t record_bytes(int pages)
 {
 	size_t arrays = (size_t)pages * (sizeof(int64_t) + sizeof(int));
-	struct pcpu_chunk *ch = calloc(1, sizeof(*ch) + arrays);
+
+	return (sizeof(struct pcpu_chunk) + arrays + 63) & ~(size_t)63;
+}
+
+static size_t meta_bytes(int pages, size_t head_bytes, size_t tail_bytes)
+{
+	size_t map = chunk_meta_bytes(pages, pcpu_pool.page_size, head_bytes, tail_bytes);
+
+	return map ? record_bytes(pages) + map : 0;
+}
+
+struct pcpu_chunk *pool_chunk_new(int pages, size_t head_bytes, size_t tail_bytes)
+{
+	size_t bytes = meta_bytes(pages, head_bytes, tail_bytes);
+	struct pcpu_chunk *ch = bytes ? os_meta_alloc(bytes) : NULL;
 	int64_t now = pool_now_ms();
 
 	if (!ch)
 		return NULL;
-	ch->map = chunk_create(pages, pcpu_pool.page_size, head_bytes, tail_bytes);
-	if (!ch->map) {
-		free(ch);
-		return NULL;
-	}
+	ch->map = chunk_create_in((char *)ch + record_bytes(pages), pages, pcpu_pool.page_size, head_bytes,
+				  tail_bytes);
+	ch->meta_bytes = bytes;
 	ch->slot = -1;
 	ch->zero_off = -1;
 	ch->empty_since = (int64_t *)(ch + 1);
@@ -114,9 +132,10 @@ struct pcpu_chunk *pool_chunk_new(int pages, size_t head_bytes, size_t tail_byte
 
 void pool_chunk_delete(struct pcpu_chunk *ch)
 {
-	if (ch)
-		chunk_destroy(ch->map);
-	free(ch);
+	if (!ch)
+		return;
+	chunk_destroy(ch->map);
+	os_meta_free(ch, ch->meta_bytes);
 }
 
 /* Map every group's units of a new chunk read-write (one call per group:
