@@ -234,13 +234,13 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
  * The bin of size's class was empty: refill it and return one object.  The
  * rest go to the cache of the CPU the thread runs on by then (or back).
  */
-static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int cap)
+static void *refill(size_t size, unsigned int flags, int64_t net)
 {
 	struct pcpu_chunk *first;
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
-	unsigned int want = cap / 2 < MAX_BATCH ? cap / 2 : MAX_BATCH;
+	unsigned int want = bin_cap(size) / 2 < MAX_BATCH ? bin_cap(size) / 2 : MAX_BATCH;
 
 	n = refill_batch(size, want, got, &first, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
@@ -277,11 +277,10 @@ void *cache_alloc(size_t size, unsigned int flags)
 	b = &c->bins[cls];
 	if (__builtin_expect(b->n == 0, 0)) {
 		int64_t net = c->net;
-		unsigned int cap = b->cap;
 
 		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 		cache_unlock(c);
-		return refill(size, flags, net, cap);
+		return refill(size, flags, net);
 	}
 	h = b->slots[--b->n];
 	mark_live(h);
