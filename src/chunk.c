@@ -18,24 +18,15 @@
 
 #include "bitops.h"
 #include "chunk.h"
+#include "chunk_fit.h"
 #include "chunk_hints.h"
 #include "util.h"
-
-static inline unsigned long *block_map(const struct chunk *c, int b)
-{
-	return c->alloc_map + ((size_t)b << c->block_shift) / BITS_PER_LONG;
-}
 
 /* Every write to the boundary map is a relaxed atomic word store: an
  * allocation's owner may read its size without the lock (chunk_map.h). */
 static inline void bound_store(unsigned long *bm, size_t w, unsigned long v)
 {
 	bitmap_word_store_shared(bm, w, v);
-}
-
-static inline bool page_populated(const struct chunk *c, int p)
-{
-	return bit_test(c->populated, (size_t)p);
 }
 
 /* ---- creation -------------------------------------------------------- */
@@ -195,14 +186,6 @@ void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end)
 	}
 }
 
-bool chunk_range_populated(const struct chunk *c, int bit_off, int bits)
-{
-	size_t ps = (size_t)bit_off >> c->block_shift;
-	size_t pe = ((size_t)(bit_off + bits) + (size_t)c->block_bits - 1) >> c->block_shift;
-
-	return bitmap_range_set(c->populated, ps, pe);
-}
-
 /* Account blocks [b0, b1] that are (were) empty: sign -1 before, +1 after. */
 static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 {
@@ -213,128 +196,6 @@ static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
 		if (page_populated(c, b))
 			c->nr_empty_pop_pages += sign;
 	}
-}
-
-/* ---- finding a fit ---------------------------------------------------- */
-
-/* Does the remembered failure (nofit, chunk_map.h) cover this request? */
-static inline bool nofit_covers(const struct chunk *c, int bits, int align_bits, bool pop_only)
-{
-	return c->nofit_bits && bits >= c->nofit_bits && align_bits >= c->nofit_align &&
-	       (pop_only || !c->nofit_pop);
-}
-
-/*
- * The fallback: blocks from b on whose longest run holds `bits` bits but
- * not at align_bits were passed over by the hint walk.  Scan the bitmap of
- * each such block for an aligned fit inside it; runs crossing block edges
- * were judged exactly by the walk already.  O(bits in the chunk) at most.
- */
-static int fit_in_blocks(const struct chunk *c, int b, int bits, int align_bits, bool pop_only)
-{
-	for (; b < c->nr_pages; b++) {
-		const struct block_md *md = &c->md[b];
-		size_t base = (size_t)b << c->block_shift, end = base + (size_t)c->block_bits;
-		size_t off;
-
-		if (md->contig < bits || (pop_only && !page_populated(c, b)))
-			continue;
-		off = bitmap_find_zero_area(c->alloc_map, end, base + (size_t)md->first_free, (size_t)bits,
-					    (size_t)align_bits - 1);
-		if (off < end)
-			return (int)off;
-	}
-	return -1;
-}
-
-/*
- * Walk block hints from block b0 for a fit (see chunk_find_fit); the first
- * block passed over for alignment alone goes to *misfit.  -1 if none.
- */
-static int walk_blocks(const struct chunk *c, int b0, int bits, int align_bits, bool pop_only,
-		       int *misfit)
-{
-	int bb = c->block_bits;
-	int carry_start = -1, carry_len = 0;
-
-	for (int b = b0; b < c->nr_pages; b++) {
-		const struct block_md *md = &c->md[b];
-		int base = b << c->block_shift;
-
-		if (pop_only && !page_populated(c, b)) {
-			carry_start = -1;
-			continue;
-		}
-		/* A run that began in an earlier block continues here. */
-		if (carry_start >= 0) {
-			carry_len += md->left_free;
-			if (carry_len >= bits)
-				return carry_start;
-			if (md->left_free == bb)
-				continue;
-			carry_start = -1;
-		}
-		/* The block's longest run, at the requested alignment. */
-		int pad = PCPU_ALIGN_UP(md->contig_start, align_bits) - md->contig_start;
-
-		if (md->contig >= pad + bits) {
-			if (md->scan && bits > md->scan)
-				return base + md->scan_start + md->scan;
-			return base + md->first_free;
-		}
-		if (md->contig >= bits && *misfit < 0)
-			*misfit = b;    /* passed over for alignment alone */
-		/* The run touching the block's end may continue in the next. */
-		if (md->right_free) {
-			carry_start = PCPU_ALIGN_UP(base + bb - md->right_free, align_bits);
-			carry_len = base + bb - carry_start;
-		}
-	}
-	return -1;
-}
-
-/* The first free bit starts the longest run, aligned and big enough. */
-static inline bool first_free_fits(const struct chunk *c, int bits, int align_bits, bool pop_only)
-{
-	int ff = c->chunk_md.first_free;
-
-	return ff == c->chunk_md.contig_start && !(ff & (align_bits - 1)) &&
-	       c->chunk_md.contig >= bits && (!pop_only || chunk_range_populated(c, ff, bits));
-}
-
-int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
-{
-	int misfit = -1, off;
-
-	if (first_free_fits(c, bits, align_bits, pop_only))
-		return c->chunk_md.first_free;
-	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
-		return -1;
-	off = walk_blocks(c, c->chunk_md.first_free >> c->block_shift, bits, align_bits, pop_only, &misfit);
-	if (off >= 0)
-		return off;
-	if (misfit >= 0) {
-		off = fit_in_blocks(c, misfit, bits, align_bits, pop_only);
-		if (off >= 0)
-			return off;
-	}
-	c->nofit_bits = bits;
-	c->nofit_align = align_bits;
-	c->nofit_pop = pop_only;
-	return -1;
-}
-
-int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bits, bool pop_only)
-{
-	int misfit = -1, b0 = prev >> c->block_shift;
-
-	if (first_free_fits(c, bits, align_bits, pop_only))
-		return c->chunk_md.first_free;
-	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
-		return -1;
-	if (b0 < c->chunk_md.first_free >> c->block_shift)
-		b0 = c->chunk_md.first_free >> c->block_shift;
-	return walk_blocks(c, b0, bits, align_bits, pop_only, &misfit);
 }
 
 /* ---- allocation ------------------------------------------------------- */

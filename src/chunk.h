@@ -1,7 +1,7 @@
 /*
- * chunk.h - the in-chunk bitmap allocator: creation, population marks, the
- * fit search, allocation and free, verification.  The data it works on, and
- * its invariants, are described in chunk_map.h.
+ * chunk.h - the in-chunk bitmap allocator: creation, population marks,
+ * allocation and free, verification (the fit search is chunk_fit.h).  The
+ * data it works on, and its invariants, are described in chunk_map.h.
  */
 #ifndef PCPU_CHUNK_H
 #define PCPU_CHUNK_H
@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "chunk_fit.h"
 #include "chunk_hints.h"
 #include "chunk_map.h"
 
@@ -26,33 +27,6 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 			      size_t tail_bytes);
 void chunk_destroy(struct chunk *c);
 
-/*
- * Find where to start looking for `bits` free bits aligned to align_bits
- * (a power of two, at most block_bits).  Consults chunk_md first, then walks
- * block hints without reading the bitmaps.  Only when that walk fails and
- * some block was passed over for alignment alone (its longest run holds
- * `bits` bits, but not at align_bits) are those blocks' bitmaps scanned;
- * a failure after that is remembered (nofit) until the next free.  With
- * pop_only, only populated pages are considered.  Returns a bit offset to
- * hand to chunk_alloc_area, or -1.
- *
- * Guarantee (exact): chunk_find_fit returns -1 only if no free run (on
- * populated pages when pop_only) holds `bits` bits at alignment align_bits;
- * otherwise chunk_alloc_area from the result succeeds.
- */
-int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only);
-
-/*
- * For a batch of allocations of one size: where chunk_find_fit would
- * answer next, when the last allocation made started at bit `prev`, was
- * placed by chunk_find_fit or this function, and nothing was freed since.
- * The blocks before prev's were passed over by that search and have not
- * changed (allocations only shrink runs; prev's block's hints may have
- * moved to another run), so the walk resumes at prev's block.  A -1 here
- * is not exact (blocks passed over for alignment are not scanned): the
- * caller falls back to chunk_find_fit.
- */
-int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bits, bool pop_only);
 
 /*
  * Allocate `bits` at alignment align_bits, scanning the allocation map from
@@ -111,8 +85,6 @@ int chunk_free(struct chunk *c, int off);
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end);
 void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end);
 
-/* True if every page covering bits [bit_off, bit_off + bits) is populated. */
-bool chunk_range_populated(const struct chunk *c, int bit_off, int bits);
 
 /* Longest free run in bytes (exact). */
 static inline int chunk_contig_bytes(const struct chunk *c)

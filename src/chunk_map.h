@@ -99,4 +99,24 @@ struct chunk {
 	bool nofit_pop;
 };
 
+/* Block b's words of the allocation map. */
+static inline unsigned long *block_map(const struct chunk *c, int b)
+{
+	return c->alloc_map + ((size_t)b << c->block_shift) / BITS_PER_LONG;
+}
+
+static inline bool page_populated(const struct chunk *c, int p)
+{
+	return bit_test(c->populated, (size_t)p);
+}
+
+/* True if every page covering bits [bit_off, bit_off + bits) is populated. */
+static inline bool chunk_range_populated(const struct chunk *c, int bit_off, int bits)
+{
+	size_t ps = (size_t)bit_off >> c->block_shift;
+	size_t pe = ((size_t)(bit_off + bits) + (size_t)c->block_bits - 1) >> c->block_shift;
+
+	return bitmap_range_set(c->populated, ps, pe);
+}
+
 #endif
