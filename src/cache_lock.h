@@ -32,6 +32,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "os_cpu.h"
+
 struct cache_lock {
 	int locked;             /* 1: held */
 	int remote;             /* lockers from other CPUs that want it (rseq mode) */
@@ -55,63 +57,16 @@ static inline void cache_lock_release(struct cache_lock *l)
 	__atomic_store_n(&l->locked, 0, __ATOMIC_RELEASE);
 }
 
-#if defined(__x86_64__) && !defined(__ILP32__)
-#define CACHE_LOCK_HAVE_RSEQ 1
+#define CACHE_LOCK_HAVE_RSEQ OS_RSEQ_HAVE_TRYLOCK
 /*
  * rseq mode: lock the cache of the CPU the thread runs on; returns it, or
  * NULL when it is held, wanted remotely, or there is none for this CPU.
- * The descriptor and the abort handler follow <percpu_rseq_ops.h>.
  */
 static inline __attribute__((always_inline)) struct cache_lock *
 cache_lock_here_rseq(char *base, size_t stride, unsigned int nr)
 {
-	uintptr_t cs, at;
-
-	__asm__ __volatile__ goto(
-		"0:\n\t"
-		"leaq 3f(%%rip), %[cs]\n\t"
-		"movq %[cs], %%fs:8(%[area])\n"
-		"1:\n\t"
-		"movl %%fs:4(%[area]), %k[at]\n\t"
-		"cmpl %[nr], %k[at]\n\t"
-		"jae %l[busy]\n\t"
-		"imulq %[stride], %q[at]\n\t"
-		"addq %[base], %q[at]\n\t"
-		"cmpl $0, 4(%q[at])\n\t"
-		"jne %l[busy]\n\t"
-		"cmpl $0, (%q[at])\n\t"
-		"jne %l[busy]\n\t"
-		"movl $1, (%q[at])\n"
-		"2:\n\t"
-		"movq $0, %%fs:8(%[area])\n\t"
-		".pushsection __pcpu_rseq_cs, \"aw\"\n\t"
-		".balign 32\n"
-		"3:\n\t"
-		".long 0, 0\n\t"
-		".quad 1b, 2b - 1b, 4f\n\t"
-		".popsection\n\t"
-		".pushsection __pcpu_rseq_abort, \"ax\"\n\t"
-		".byte 0x0f, 0xb9, 0x3d\n\t.long 0x53053053\n"
-		"4:\n\t"
-		"jmp 0b\n\t"
-		".popsection\n"
-		: [cs] "=&r"(cs), [at] "=&r"(at)
-		: [area] "r"(cache_lock_area), [nr] "r"(nr), [stride] "r"(stride), [base] "r"(base)
-		: "memory", "cc"
-		: busy);
-	return (struct cache_lock *)at;
-busy:
-	__asm__ __volatile__("movq $0, %%fs:8(%0)" : : "r"(cache_lock_area) : "memory");
-	return NULL;
+	return (struct cache_lock *)os_rseq_trylock_here(cache_lock_area, base, stride, nr);
 }
-#else
-#define CACHE_LOCK_HAVE_RSEQ 0
-static inline struct cache_lock *cache_lock_here_rseq(char *base, size_t stride, unsigned int nr)
-{
-	(void)base, (void)stride, (void)nr;
-	return NULL;
-}
-#endif
 
 /*
  * Slow paths that may run on any CPU, around one or more cache_lock_spin

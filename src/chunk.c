@@ -57,7 +57,7 @@ static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, 
 	 * the rest as allocations reach it, see bound_open), the block hints
 	 * and the tree (written at creation or when first needed).
 	 */
-	sh->head = (sizeof(struct chunk) + 63) & ~(size_t)63;
+	sh->head = PCPU_ALIGN_UP(sizeof(struct chunk), (size_t)64);
 	sh->map_words = BITS_TO_LONGS(sh->nr_bits);
 	sh->bound_words = BITS_TO_LONGS(sh->nr_bits + 1);
 	sh->page_words = BITS_TO_LONGS(nr_pages);

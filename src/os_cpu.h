@@ -69,6 +69,70 @@ int os_membarrier_rseq(void);
  * kernel cannot target one CPU). */
 int os_membarrier_rseq_cpu(unsigned int cpu);
 
+#if defined(__x86_64__) && !defined(__ILP32__)
+#define OS_RSEQ_HAVE_TRYLOCK 1
+/*
+ * Try to lock, with a restartable sequence, element `cpu` of an array of
+ * nr elements of `stride` bytes at base, cpu being the CPU the thread runs
+ * on (the cpu_id field of its rseq area, `area` bytes from the thread
+ * pointer).  Each element starts with two ints: a lock word and a count of
+ * lockers elsewhere that want it.  The sequence checks both are 0, then
+ * stores 1 to the lock word as its commit; it restarts when the thread is
+ * preempted or migrated before that.  Returns the element, or NULL when
+ * the CPU has none, or either word is not 0.  The descriptor and the abort
+ * handler follow <percpu_rseq_ops.h>.
+ */
+static inline __attribute__((always_inline)) void *
+os_rseq_trylock_here(ptrdiff_t area, char *base, size_t stride, unsigned int nr)
+{
+	uintptr_t cs, at;
+
+	__asm__ __volatile__ goto(
+		"0:\n\t"
+		"leaq 3f(%%rip), %[cs]\n\t"
+		"movq %[cs], %%fs:8(%[area])\n"
+		"1:\n\t"
+		"movl %%fs:4(%[area]), %k[at]\n\t"
+		"cmpl %[nr], %k[at]\n\t"
+		"jae %l[busy]\n\t"
+		"imulq %[stride], %q[at]\n\t"
+		"addq %[base], %q[at]\n\t"
+		"cmpl $0, 4(%q[at])\n\t"
+		"jne %l[busy]\n\t"
+		"cmpl $0, (%q[at])\n\t"
+		"jne %l[busy]\n\t"
+		"movl $1, (%q[at])\n"
+		"2:\n\t"
+		"movq $0, %%fs:8(%[area])\n\t"
+		".pushsection __pcpu_rseq_cs, \"aw\"\n\t"
+		".balign 32\n"
+		"3:\n\t"
+		".long 0, 0\n\t"
+		".quad 1b, 2b - 1b, 4f\n\t"
+		".popsection\n\t"
+		".pushsection __pcpu_rseq_abort, \"ax\"\n\t"
+		".byte 0x0f, 0xb9, 0x3d\n\t.long 0x53053053\n"
+		"4:\n\t"
+		"jmp 0b\n\t"
+		".popsection\n"
+		: [cs] "=&r"(cs), [at] "=&r"(at)
+		: [area] "r"(area), [nr] "r"(nr), [stride] "r"(stride), [base] "r"(base)
+		: "memory", "cc"
+		: busy);
+	return (void *)at;
+busy:
+	__asm__ __volatile__("movq $0, %%fs:8(%0)" : : "r"(area) : "memory");
+	return NULL;
+}
+#else
+#define OS_RSEQ_HAVE_TRYLOCK 0
+static inline void *os_rseq_trylock_here(ptrdiff_t area, char *base, size_t stride, unsigned int nr)
+{
+	(void)area, (void)base, (void)stride, (void)nr;
+	return NULL;
+}
+#endif
+
 /* Test hooks: hide features from the probes above (a bitmask of OS_CPU_*,
  * replacing the previous one).  OS_CPU_FAKE_RSEQ makes os_rseq_probe()
  * report glibc's unregistered area as registered, so a single-threaded test

@@ -95,7 +95,7 @@ static size_t record_bytes(int pages)
 {
 	size_t arrays = (size_t)pages * (sizeof(int64_t) + sizeof(int));
 
-	return (sizeof(struct pcpu_chunk) + arrays + 63) & ~(size_t)63;
+	return PCPU_ALIGN_UP(sizeof(struct pcpu_chunk) + arrays, (size_t)64);
 }
 
 static size_t meta_bytes(int pages, size_t head_bytes, size_t tail_bytes)
