@@ -149,20 +149,15 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
 	}
 
-	if (flags & PCPU_ATOMIC)
-		pool_lock_atomic();
-	else
-		pcpu_lock(&pcpu_pool.lock);
+	pool_lock_for(flags & PCPU_ATOMIC);
 	if (flags & PCPU_RESERVED) {
 		ch = pool_find_reserved(bits, align_bits, &off);
 		if (!ch)
 			return alloc_failed(size, align, flags, "reserved area exhausted");
 	} else {
-		ch = pool_find_area(size, bits, align_bits, true, &off);
 		/* The class's alignment is a preference: where only the request's
 		 * own fits, take that (the object bypasses the caches when freed). */
-		if (!ch && align_bits != req_align_bits)
-			ch = pool_find_area(size, bits, req_align_bits, true, &off);
+		ch = pool_find_area_either(size, bits, align_bits, req_align_bits, true, &off);
 	}
 	if (ch) {
 		pool_account_alloc(ch, size);
@@ -171,10 +166,7 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 		zeroed = pool_area_is_zero(ch, off, bits);
 		if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 			pool_want_balance(POOL_BALANCE_LOW);
-		if (flags & PCPU_ATOMIC)
-			pool_unlock_atomic();
-		else
-			pcpu_unlock(&pcpu_pool.lock);
+		pool_unlock_for(flags & PCPU_ATOMIC);
 	} else if (flags & PCPU_ATOMIC) {
 		return alloc_failed(size, align, flags, "no populated space for an atomic allocation");
 	} else {
@@ -226,16 +218,6 @@ static void __attribute__((noreturn, cold)) invalid(const char *fn, const void *
 }
 
 /*
- * Reclaim runs on the balancer's decay timer, not on frees; only with a
- * decay of 0 does a free that leaves a second fully free chunk, or enough
- * of a chunk empty, wake the balancer at once.  `lock` held.
- */
-static bool free_wants_balance(struct pcpu_chunk *ch)
-{
-	return pool_free_wants_reclaim(ch);
-}
-
-/*
  * A free validates the handle by its live bit, which it clears: under the
  * lock of the side the object goes to (the calling CPU's cache, else the
  * pool), so the object is live, cached or free at every moment a checker
@@ -277,7 +259,7 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 	memcheck_free(ch, off, bits);
 	pool_free_area(ch, off, bits, POOL_NOW);
 	pool_account_free();
-	wake = free_wants_balance(ch);
+	wake = pool_free_wants_reclaim(ch);   /* only with a decay of 0 */
 	pcpu_unlock(&pcpu_pool.lock);
 	if (wake)
 		pool_kick_balance(POOL_BALANCE_FREE);

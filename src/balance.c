@@ -389,6 +389,12 @@ static bool reclaim_possible(void)
 	return yes;
 }
 
+/* ms clamped to the thread's shortest and longest sleeps. */
+static long poll_clamp(long ms)
+{
+	return ms < POLL_BUSY_MS ? POLL_BUSY_MS : ms > POLL_IDLE_MS ? POLL_IDLE_MS : ms;
+}
+
 /*
  * How long a per-CPU cache stays unused before the thread empties it, and
  * how often the thread looks while caches hold objects: a quarter of the
@@ -398,11 +404,7 @@ static bool reclaim_possible(void)
  */
 static long cache_idle_ms(void)
 {
-	long d = pcpu_pool.decay_ms / 4;
-
-	if (pcpu_pool.decay_ms <= 0)
-		return POLL_IDLE_MS;
-	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+	return pcpu_pool.decay_ms <= 0 ? POLL_IDLE_MS : poll_clamp(pcpu_pool.decay_ms / 4);
 }
 
 /* How long the thread sleeps when nothing asked for it: long enough to
@@ -410,21 +412,17 @@ static long cache_idle_ms(void)
  * when it decays. */
 static long idle_sleep_ms(bool caches_hold)
 {
-	long d = pcpu_pool.decay_ms;
-
 	if (caches_hold)
 		return cache_idle_ms();
-	if (d <= 0)
+	if (pcpu_pool.decay_ms <= 0)
 		return POLL_IDLE_MS;    /* immediate (frees wake it) or never */
-	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+	return poll_clamp(pcpu_pool.decay_ms);
 }
 
 /* How late a decayed page may go back: an eighth of the decay, 10 ms to 1 s. */
 static long decay_slack_ms(void)
 {
-	long d = pcpu_pool.decay_ms / 8;
-
-	return d < POLL_BUSY_MS ? POLL_BUSY_MS : d > POLL_IDLE_MS ? POLL_IDLE_MS : d;
+	return poll_clamp(pcpu_pool.decay_ms / 8);
 }
 
 static void *balancer_main(void *arg)

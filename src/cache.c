@@ -162,10 +162,7 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 
 	if (!n && !net)
 		return;
-	if (atomic)
-		pool_lock_atomic();
-	else
-		pcpu_lock(&pcpu_pool.lock);
+	pool_lock_for(atomic);
 	pool_note_live(net);
 	__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
 	for (unsigned int i = 0; i < n; i++) {
@@ -176,10 +173,7 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits, unused_since);
 		wake |= pool_free_wants_reclaim(ch);
 	}
-	if (atomic)
-		pool_unlock_atomic();
-	else
-		pcpu_unlock(&pcpu_pool.lock);
+	pool_unlock_for(atomic);
 	if (wake)
 		pool_want_balance(POOL_BALANCE_FREE);
 }
@@ -193,8 +187,8 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
  * checkers); the rest are in transit to the bin, inaccessible.  Returns
  * how many.
  */
-static unsigned int refill_batch(size_t size, unsigned int want, void **out,
-				 struct pcpu_chunk **first, int64_t net, bool atomic)
+static unsigned int refill_batch(size_t size, unsigned int want, void **out, int64_t net,
+				 bool atomic)
 {
 	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
 	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
@@ -202,10 +196,7 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 	int offs[MAX_BATCH];
 	unsigned int n;
 
-	if (atomic)
-		pool_lock_atomic();
-	else
-		pcpu_lock(&pcpu_pool.lock);
+	pool_lock_for(atomic);
 	pool_note_live(net);
 	n = pool_find_areas(size, bits, align_bits, want, chs, offs);
 	for (unsigned int i = 0; i < n; i++) {
@@ -214,7 +205,6 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 		out[i] = pool_chunk_handle(chs[i], offs[i] * PCPU_MIN_ALLOC_BYTES);
 	}
 	if (n) {
-		*first = chs[0];
 		pool_account_alloc(chs[0], size);
 		pool_live_set(chs[0], offs[0]);
 		memcheck_alloc(chs[0], offs[0], bits);
@@ -223,10 +213,7 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);
 	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 		pool_want_balance(POOL_BALANCE_LOW);
-	if (atomic)
-		pool_unlock_atomic();
-	else
-		pcpu_unlock(&pcpu_pool.lock);
+	pool_unlock_for(atomic);
 	return n;
 }
 
@@ -236,13 +223,12 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out,
  */
 static void *refill(size_t size, unsigned int flags, int64_t net)
 {
-	struct pcpu_chunk *first;
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
 	unsigned int want = bin_cap(size) / 2 < MAX_BATCH ? bin_cap(size) / 2 : MAX_BATCH;
 
-	n = refill_batch(size, want, got, &first, net, flags & PCPU_ATOMIC);
+	n = refill_batch(size, want, got, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
 		return n ? got[0] : NULL;
 	kept = 0;

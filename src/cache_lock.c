@@ -80,7 +80,7 @@ void cache_lock_remote_begin(struct cache_lock *l, unsigned int idx)
 {
 	if (!cache_lock_rseq)
 		return;
-	__atomic_fetch_add(&l->remote, 1, __ATOMIC_SEQ_CST);
+	cache_lock_remote_raise(l);
 	fence(idx);
 }
 

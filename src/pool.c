@@ -273,6 +273,16 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 	return NULL;
 }
 
+struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, int min_align_bits,
+					 bool pop_only, int *off)
+{
+	struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, pop_only, off);
+
+	if (!ch && min_align_bits < align_bits)
+		ch = pool_find_area(size, bits, min_align_bits, pop_only, off);
+	return ch;
+}
+
 unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
 			     struct pcpu_chunk **chs, int *offs)
 {

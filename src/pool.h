@@ -323,6 +323,9 @@ static inline bool pool_chunk_in_pool(const struct pcpu_chunk *ch)
  * the chunk and the bit offset in *off, or NULL.
  */
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off);
+/* The same at align_bits, else (where only that fits) at min_align_bits. */
+struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, int min_align_bits,
+					 bool pop_only, int *off);
 /*
  * Up to `want` areas of `bits` at align_bits on populated pages, for a
  * cache refill: each chunk found is used while its hint walk goes on
@@ -443,6 +446,24 @@ static inline void pool_lock_atomic(void)
 static inline void pool_unlock_atomic(void)
 {
 	pcpu_spin_unlock(&pcpu_pool.lock);
+}
+
+/* `lock` as a caller with these PCPU_* flags takes it: spinning for an
+ * atomic one (pool_lock_atomic), else as a blocking caller. */
+static inline void pool_lock_for(bool atomic)
+{
+	if (atomic)
+		pool_lock_atomic();
+	else
+		pcpu_lock(&pcpu_pool.lock);
+}
+
+static inline void pool_unlock_for(bool atomic)
+{
+	if (atomic)
+		pool_unlock_atomic();
+	else
+		pcpu_unlock(&pcpu_pool.lock);
 }
 
 /* POOL_DEBUG_* bits of pcpu_pool.debug, set at initialisation. */

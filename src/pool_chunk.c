@@ -388,9 +388,7 @@ struct pcpu_chunk *pool_alloc_blocking(size_t size, int bits, int align_bits, in
 	pcpu_lock(&pcpu_pool.pop_mutex);
 	for (;;) {
 		pcpu_lock(&pcpu_pool.lock);
-		ch = pool_find_area(size, bits, align_bits, false, off);
-		if (!ch && min_align_bits < align_bits)
-			ch = pool_find_area(size, bits, min_align_bits, false, off);
+		ch = pool_find_area_either(size, bits, align_bits, min_align_bits, false, off);
 		if (ch)
 			break;
 		/* Chunks isolated for reclaim still hold free space: before a new
