@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -23,18 +22,19 @@
 #define RAND_ONE (1ull << 53)   /* threshold meaning "always fail" */
 
 struct fault_op {
-	atomic_ulong calls;             /* attempts, failed or not */
-	atomic_ulong nth_count;         /* 0: nth rule off */
-	atomic_ulong nth_skip;
-	atomic_ulong nth_pos;           /* calls seen since the rule was armed */
-	atomic_ullong rand_thresh;      /* fail if draw < thresh; 0: off */
-	atomic_ullong rand_state;
+	/* every field read and written with __atomic builtins only */
+	unsigned long calls;            /* attempts, failed or not */
+	unsigned long nth_count;        /* 0: nth rule off */
+	unsigned long nth_skip;
+	unsigned long nth_pos;          /* calls seen since the rule was armed */
+	unsigned long long rand_thresh; /* fail if draw < thresh; 0: off */
+	unsigned long long rand_state;
 };
 
 static struct fault_op g_fault[OS_NR_OPS];
-static atomic_ulong g_injected;
+static unsigned long g_injected;
 static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-static atomic_int g_env_status;
+static int g_env_status;
 
 static const char *const op_names[OS_NR_OPS] = {
 	[OS_OP_RESERVE] = "reserve",
@@ -58,10 +58,10 @@ static void set_nth(enum os_op op, unsigned long skip, unsigned long count)
 	struct fault_op *f = &g_fault[op];
 
 	/* disarm, reconfigure, re-arm: a racing call sees old or new rule */
-	atomic_store(&f->nth_count, 0);
-	atomic_store(&f->nth_skip, skip);
-	atomic_store(&f->nth_pos, 0);
-	atomic_store_explicit(&f->nth_count, count, memory_order_release);
+	__atomic_store_n(&f->nth_count, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->nth_skip, skip, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->nth_pos, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->nth_count, count, __ATOMIC_RELEASE);
 }
 
 static void set_random(enum os_op op, double p, unsigned long seed)
@@ -75,16 +75,17 @@ static void set_random(enum os_op op, double p, unsigned long seed)
 		thresh = RAND_ONE;
 	else
 		thresh = (unsigned long long)(p * (double)RAND_ONE);
-	atomic_store(&f->rand_thresh, 0);
-	atomic_store(&f->rand_state, mix64((uint64_t)seed ^ (0x9e3779b97f4a7c15ull * (op + 1))));
-	atomic_store_explicit(&f->rand_thresh, thresh, memory_order_release);
+	__atomic_store_n(&f->rand_thresh, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->rand_state, mix64((uint64_t)seed ^ (0x9e3779b97f4a7c15ull * (op + 1))),
+			 __ATOMIC_SEQ_CST);
+	__atomic_store_n(&f->rand_thresh, thresh, __ATOMIC_RELEASE);
 }
 
 static void clear_all(void)
 {
 	for (int op = 0; op < OS_NR_OPS; op++) {
-		atomic_store(&g_fault[op].nth_count, 0);
-		atomic_store(&g_fault[op].rand_thresh, 0);
+		__atomic_store_n(&g_fault[op].nth_count, 0, __ATOMIC_SEQ_CST);
+		__atomic_store_n(&g_fault[op].rand_thresh, 0, __ATOMIC_SEQ_CST);
 	}
 }
 
@@ -206,7 +207,7 @@ static void env_init(void)
 	const char *s = getauxval(AT_SECURE) ? NULL : getenv("PCPU_FAULT");
 #endif
 	if (s)
-		atomic_store(&g_env_status, parse_and_apply(s));
+		__atomic_store_n(&g_env_status, parse_and_apply(s), __ATOMIC_SEQ_CST);
 }
 
 static void env_ensure(void)
@@ -225,25 +226,25 @@ int os_fault_check(enum os_op op)
 	unsigned long long thresh;
 
 	env_ensure();
-	atomic_fetch_add_explicit(&f->calls, 1, memory_order_relaxed);
-	count = atomic_load_explicit(&f->nth_count, memory_order_acquire);
+	__atomic_fetch_add(&f->calls, 1, __ATOMIC_RELAXED);
+	count = __atomic_load_n(&f->nth_count, __ATOMIC_ACQUIRE);
 	if (count) {
-		unsigned long pos = atomic_fetch_add(&f->nth_pos, 1);
-		unsigned long skip = atomic_load(&f->nth_skip);
+		unsigned long pos = __atomic_fetch_add(&f->nth_pos, 1, __ATOMIC_SEQ_CST);
+		unsigned long skip = __atomic_load_n(&f->nth_skip, __ATOMIC_SEQ_CST);
 
 		if (pos >= skip && pos - skip < count)
 			goto fail;
 	}
-	thresh = atomic_load_explicit(&f->rand_thresh, memory_order_acquire);
+	thresh = __atomic_load_n(&f->rand_thresh, __ATOMIC_ACQUIRE);
 	if (thresh) {
-		uint64_t x = atomic_fetch_add(&f->rand_state, 0x9e3779b97f4a7c15ull);
+		uint64_t x = __atomic_fetch_add(&f->rand_state, 0x9e3779b97f4a7c15ull, __ATOMIC_SEQ_CST);
 
 		if ((mix64(x) >> 11) < thresh)
 			goto fail;
 	}
 	return 0;
 fail:
-	atomic_fetch_add_explicit(&g_injected, 1, memory_order_relaxed);
+	__atomic_fetch_add(&g_injected, 1, __ATOMIC_RELAXED);
 	errno = ENOMEM;
 	return 1;
 }
@@ -277,24 +278,24 @@ int os_fault_parse(const char *spec)
 int os_fault_env_status(void)
 {
 	env_ensure();
-	return atomic_load(&g_env_status);
+	return __atomic_load_n(&g_env_status, __ATOMIC_SEQ_CST);
 }
 
 unsigned long os_call_count(enum os_op op)
 {
 	if ((unsigned)op >= OS_NR_OPS)
 		return 0;
-	return atomic_load_explicit(&g_fault[op].calls, memory_order_relaxed);
+	return __atomic_load_n(&g_fault[op].calls, __ATOMIC_RELAXED);
 }
 
 unsigned long os_fault_count(void)
 {
-	return atomic_load_explicit(&g_injected, memory_order_relaxed);
+	return __atomic_load_n(&g_injected, __ATOMIC_RELAXED);
 }
 
 void os_counters_reset(void)
 {
 	for (int op = 0; op < OS_NR_OPS; op++)
-		atomic_store(&g_fault[op].calls, 0);
-	atomic_store(&g_injected, 0);
+		__atomic_store_n(&g_fault[op].calls, 0, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g_injected, 0, __ATOMIC_SEQ_CST);
 }

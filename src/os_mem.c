@@ -12,7 +12,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -29,12 +28,12 @@
 #endif
 #define OS_MPOL_PREFERRED 1             /* from <linux/mempolicy.h> */
 
-static atomic_int no_populate_write;    /* kernel lacks MADV_POPULATE_WRITE */
-static atomic_int force_touch;          /* tests: always use the fallback */
+static int no_populate_write;    /* kernel lacks MADV_POPULATE_WRITE */
+static int force_touch;          /* tests: always use the fallback */
 
 void os_force_touch_populate(int on)
 {
-	atomic_store(&force_touch, on != 0);
+	__atomic_store_n(&force_touch, on != 0, __ATOMIC_SEQ_CST);
 }
 
 /* Round size up to the page size; 0 if that overflows. */
@@ -168,14 +167,14 @@ int os_populate(void *addr, size_t size)
 		return -1;
 	if (mprotect(addr, len, PROT_READ | PROT_WRITE))
 		goto undo;
-	if (!atomic_load_explicit(&no_populate_write, memory_order_relaxed) &&
-	    !atomic_load_explicit(&force_touch, memory_order_relaxed)) {
+	if (!__atomic_load_n(&no_populate_write, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&force_touch, __ATOMIC_RELAXED)) {
 		if (madvise_retry(addr, len, MADV_POPULATE_WRITE) == 0)
 			return 0;
 		if (errno != EINVAL && errno != ENOSYS)
 			goto undo;
 		/* old kernel: remember, and fault the pages in by hand */
-		atomic_store_explicit(&no_populate_write, 1, memory_order_relaxed);
+		__atomic_store_n(&no_populate_write, 1, __ATOMIC_RELAXED);
 	}
 	touch_pages(addr, len);
 	return 0;
@@ -213,8 +212,8 @@ int os_depopulate(void *addr, size_t size)
 #define OS_IOV_BATCH 1024               /* IOV_MAX on Linux */
 
 /* process_madvise(PIDFD_SELF) with our advice: 0 untried, 1 works, -1 not here. */
-static atomic_int self_madvise_state;
-static atomic_int no_madv_free;         /* kernel lacks MADV_FREE: use MADV_DONTNEED */
+static int self_madvise_state;
+static int no_madv_free;         /* kernel lacks MADV_FREE: use MADV_DONTNEED */
 
 /* Every range page aligned and not empty, and at least one. */
 static bool ranges_ok(const struct iovec *v, int n)
@@ -242,7 +241,7 @@ static int madvise_v(const struct iovec *v, int n, int advice, unsigned long *ca
 {
 	int done = 0;
 
-	while (n - done > 1 && atomic_load_explicit(&self_madvise_state, memory_order_relaxed) >= 0) {
+	while (n - done > 1 && __atomic_load_n(&self_madvise_state, __ATOMIC_RELAXED) >= 0) {
 		int k = n - done < OS_IOV_BATCH ? n - done : OS_IOV_BATCH, tries = 0;
 		size_t total = 0;
 		long rc;
@@ -254,13 +253,13 @@ static int madvise_v(const struct iovec *v, int n, int advice, unsigned long *ca
 		while (rc < 0 && (errno == EINTR || errno == EAGAIN) && ++tries < 8);
 		(*calls)++;
 		if (rc == (long)total) {
-			atomic_store_explicit(&self_madvise_state, 1, memory_order_relaxed);
+			__atomic_store_n(&self_madvise_state, 1, __ATOMIC_RELAXED);
 			done += k;
 			continue;
 		}
 		if (rc < 0 && (errno == EINVAL || errno == EBADF || errno == ENOSYS || errno == EPERM) &&
-		    atomic_load_explicit(&self_madvise_state, memory_order_relaxed) == 0)
-			atomic_store_explicit(&self_madvise_state, -1, memory_order_relaxed);
+		    __atomic_load_n(&self_madvise_state, __ATOMIC_RELAXED) == 0)
+			__atomic_store_n(&self_madvise_state, -1, __ATOMIC_RELAXED);
 		break;          /* the rest (this batch included) one range at a time */
 	}
 	for (; done < n; done++) {
@@ -291,13 +290,13 @@ int os_populate_v(const struct iovec *v, int n, bool protect, struct os_syscalls
 		return -1;
 	if (protect && protect_v(v, n, PROT_READ | PROT_WRITE, &sc->mprotect))
 		goto undo;
-	if (!atomic_load_explicit(&no_populate_write, memory_order_relaxed) &&
-	    !atomic_load_explicit(&force_touch, memory_order_relaxed)) {
+	if (!__atomic_load_n(&no_populate_write, __ATOMIC_RELAXED) &&
+	    !__atomic_load_n(&force_touch, __ATOMIC_RELAXED)) {
 		if (madvise_v(v, n, MADV_POPULATE_WRITE, &sc->populate) == 0)
 			return 0;
 		if (errno != EINVAL && errno != ENOSYS)
 			goto undo;
-		atomic_store_explicit(&no_populate_write, 1, memory_order_relaxed);
+		__atomic_store_n(&no_populate_write, 1, __ATOMIC_RELAXED);
 	}
 	for (int i = 0; i < n; i++)
 		touch_pages(v[i].iov_base, v[i].iov_len);
@@ -319,11 +318,11 @@ int os_depopulate_v(const struct iovec *v, int n, enum os_depop_how how, struct 
 		return -1;
 	if (os_fault_check(OS_OP_DEPOPULATE))
 		return -1;
-	if (how == OS_DEPOP_FREE && !atomic_load_explicit(&no_madv_free, memory_order_relaxed)) {
+	if (how == OS_DEPOP_FREE && !__atomic_load_n(&no_madv_free, __ATOMIC_RELAXED)) {
 		rc = madvise_v(v, n, MADV_FREE, &sc->depopulate);
 		if (rc == 0 || errno != EINVAL)
 			return rc;
-		atomic_store_explicit(&no_madv_free, 1, memory_order_relaxed);
+		__atomic_store_n(&no_madv_free, 1, __ATOMIC_RELAXED);
 	}
 	rc = madvise_v(v, n, MADV_DONTNEED, &sc->depopulate);
 	if (how == OS_DEPOP_PROTECT && protect_v(v, n, PROT_NONE, &sc->mprotect))

@@ -13,7 +13,6 @@
 #include <errno.h>
 #include <limits.h>
 #include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -33,7 +32,7 @@ struct topo {
 
 static int topo_node0 = 0;
 static struct topo topo_fallback = { 1, 1, &topo_node0, NULL, NULL, NULL };
-static _Atomic(struct topo *) g_topo;
+static struct topo *g_topo;
 static pthread_once_t topo_once = PTHREAD_ONCE_INIT;
 
 /*
@@ -257,13 +256,13 @@ static void topo_init_default(void)
 {
 	struct topo *t = topo_load("/sys/devices/system");
 
-	atomic_store(&g_topo, t ? t : &topo_fallback);
+	__atomic_store_n(&g_topo, t ? t : &topo_fallback, __ATOMIC_SEQ_CST);
 }
 
 static const struct topo *topo_get(void)
 {
 	pthread_once(&topo_once, topo_init_default);
-	return atomic_load_explicit(&g_topo, memory_order_acquire);
+	return __atomic_load_n(&g_topo, __ATOMIC_ACQUIRE);
 }
 
 int os_topology_reload(const char *sysfs_root)
@@ -277,21 +276,21 @@ int os_topology_reload(const char *sysfs_root)
 		return -1;
 	}
 	/* readers may still hold the old one: keep it reachable, never free */
-	t->older = atomic_load(&g_topo);
-	atomic_store_explicit(&g_topo, t, memory_order_release);
+	t->older = __atomic_load_n(&g_topo, __ATOMIC_SEQ_CST);
+	__atomic_store_n(&g_topo, t, __ATOMIC_RELEASE);
 	return 0;
 }
 
 size_t os_page_size(void)
 {
-	static atomic_size_t cached;
-	size_t ps = atomic_load_explicit(&cached, memory_order_relaxed);
+	static size_t cached;
+	size_t ps = __atomic_load_n(&cached, __ATOMIC_RELAXED);
 
 	if (!ps) {
 		long v = sysconf(_SC_PAGESIZE);
 
 		ps = v > 0 ? (size_t)v : 4096;
-		atomic_store_explicit(&cached, ps, memory_order_relaxed);
+		__atomic_store_n(&cached, ps, __ATOMIC_RELAXED);
 	}
 	return ps;
 }
