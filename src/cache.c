@@ -165,13 +165,18 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
 	pool_lock_for(atomic);
 	pool_note_live(net);
 	__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)n, __ATOMIC_RELAXED);
-	for (unsigned int i = 0; i < n; i++) {
-		int off;
-		struct pcpu_chunk *ch = pool_handle_chunk(handles[i], &off);
+	if (memcheck_active()) {
+		/* Annotate each object as the maps free it (shared granules). */
+		for (unsigned int i = 0; i < n; i++) {
+			int off;
+			struct pcpu_chunk *ch = pool_handle_chunk(handles[i], &off);
 
-		memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
-		pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits, unused_since);
-		wake |= pool_free_wants_reclaim(ch);
+			memcheck_free(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
+			pool_free_area(ch, off / PCPU_MIN_ALLOC_BYTES, bits, unused_since);
+			wake |= pool_free_wants_reclaim(ch);
+		}
+	} else {
+		wake = pool_free_handles(handles, n, bits, unused_since);
 	}
 	pool_unlock_for(atomic);
 	if (wake)

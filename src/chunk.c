@@ -371,21 +371,19 @@ static void bump_blocks(struct chunk *c, int off, int end)
 }
 
 /*
- * The bump path (bump_fits holds): allocate at first_free.  In bump state
- * every block's only free run is its part of the chunk's tail run, so an
- * allocation that stays inside one block and leaves some of it free just
- * moves that block's run start; otherwise bump_blocks.  The chunk's only
- * run shrinks from its start.  Every hint stays exact.
+ * The bump path's hints after [off, off + bits) was taken from the start
+ * of the chunk's only free run (maps and counters done by the caller).  In
+ * bump state every block's only free run is its part of the chunk's tail
+ * run, so an area that stays inside one block and leaves some of it free
+ * just moves that block's run start; otherwise bump_blocks.  The chunk's
+ * only run shrinks from its start.  Every hint stays exact.
  */
-static int chunk_bump(struct chunk *c, int bits)
+static void bump_hints(struct chunk *c, int off, int bits)
 {
 	struct block_md *cm = &c->chunk_md;
-	int off = cm->first_free, end = off + bits, b = off >> c->block_shift;
+	int end = off + bits, b = off >> c->block_shift;
 	struct block_md *md = &c->md[b];
 
-	maps_take(c, off, bits);
-	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
-	c->nr_alloc++;
 	if (bits < md->contig) {
 		if (md->contig == c->block_bits) {
 			c->nr_empty_pages--;
@@ -402,7 +400,45 @@ static int chunk_bump(struct chunk *c, int bits)
 	cm->left_free = 0;
 	if (cm->right_free)
 		cm->right_free = cm->contig;
+}
+
+/* The bump path (bump_fits holds): allocate at first_free. */
+static int chunk_bump(struct chunk *c, int bits)
+{
+	int off = c->chunk_md.first_free;
+
+	maps_take(c, off, bits);
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
+	bump_hints(c, off, bits);
 	return off;
+}
+
+int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only)
+{
+	const struct block_md *cm = &c->chunk_md;
+	int off = cm->first_free, room;
+
+	if (n <= 0 || !bump_fits(c, bits, align_bits, pop_only) || (bits & (align_bits - 1)))
+		return 0;
+	room = cm->contig;
+	if (pop_only) {
+		/* Only the populated pages at the run's start. */
+		int p = (int)bitmap_next_clear(c->populated, (size_t)c->nr_pages,
+					       (size_t)(off >> c->block_shift));
+		int pop_end = p << c->block_shift;
+
+		if (pop_end - off < room)
+			room = pop_end - off;
+	}
+	if (n > room / bits)
+		n = room / bits;
+	for (int i = 0; i < n; i++)
+		maps_take(c, off + i * bits, bits);
+	c->free_bytes -= n * bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc += n;
+	bump_hints(c, off, n * bits);
+	return n;
 }
 
 /* Allocate [off, off + bits), known to be free: maps, counters, every hint. */
@@ -554,7 +590,7 @@ int chunk_area_bits(const struct chunk *c, int bit_off)
 	return (int)bitmap_next_set(c->bound_map, (size_t)c->nr_bits + 1, (size_t)bit_off + 1) - bit_off;
 }
 
-int chunk_free_area(struct chunk *c, int bit_off, int bits)
+int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 {
 	int bmask = c->block_bits - 1;
 	int sb = bit_off >> c->block_shift, eb = (bit_off + bits - 1) >> c->block_shift;
@@ -565,7 +601,7 @@ int chunk_free_area(struct chunk *c, int bit_off, int bits)
 	/* Boundary bits stay: bit_off may also end the previous allocation. */
 	bitmap_clear_range(c->alloc_map, (size_t)bit_off, (size_t)bits);
 	c->free_bytes += bits * PCPU_MIN_ALLOC_BYTES;
-	c->nr_alloc--;
+	c->nr_alloc -= nr_areas;
 	c->nofit_bits = 0;
 	if (bit_off < c->chunk_md.first_free)
 		c->chunk_md.first_free = bit_off;
@@ -604,5 +640,5 @@ int chunk_free(struct chunk *c, int off)
 
 	if (off < 0 || off % PCPU_MIN_ALLOC_BYTES || !(bits = chunk_area_bits(c, off / PCPU_MIN_ALLOC_BYTES)))
 		return -1;
-	return chunk_free_area(c, off / PCPU_MIN_ALLOC_BYTES, bits) * PCPU_MIN_ALLOC_BYTES;
+	return chunk_free_span(c, off / PCPU_MIN_ALLOC_BYTES, bits, 1) * PCPU_MIN_ALLOC_BYTES;
 }

@@ -35,6 +35,15 @@ void chunk_destroy(struct chunk *c);
  */
 int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start);
 
+/*
+ * When the chunk's only free run is its tail and `bits` at align_bits fit
+ * at its start (bits a multiple of align_bits): allocate up to n areas of
+ * `bits` back to back from there (only on populated pages with pop_only),
+ * with the hints updated once.  Returns how many (0 when the chunk is not
+ * in that state); the first starts at the old chunk_md.first_free.
+ */
+int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only);
+
 /* chunk_find_fit + chunk_alloc_area in bytes: byte offset, or -1. */
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
 
@@ -73,10 +82,18 @@ static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int
 }
 
 /*
- * Free the live allocation of `bits` bits starting at bit_off, as validated
- * and sized by chunk_area_bits.  Returns bits.
+ * Free nr_areas live allocations that lie back to back and cover exactly
+ * [bit_off, bit_off + bits), each validated and sized by chunk_area_bits
+ * (or known live by the caller): the maps and hints change once for the
+ * whole span.  Returns bits.
  */
-int chunk_free_area(struct chunk *c, int bit_off, int bits);
+int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas);
+
+/* Free the live allocation of `bits` bits starting at bit_off. */
+static inline int chunk_free_area(struct chunk *c, int bit_off, int bits)
+{
+	return chunk_free_span(c, bit_off, bits, 1);
+}
 
 /* Byte-level free: validates, returns freed bytes or -1 if invalid. */
 int chunk_free(struct chunk *c, int off);

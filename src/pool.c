@@ -283,6 +283,32 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 	return ch;
 }
 
+/*
+ * A chunk in bump state (its only free run its tail) hands out up to `want`
+ * more areas back to back from the tail's populated start, with the pool's
+ * bookkeeping done once for all of them.  Returns how many.
+ */
+static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
+				  struct pcpu_chunk **chs, int *offs)
+{
+	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	int first = ch->map->chunk_md.first_free;
+	int m = chunk_bump_many(ch->map, bits, align_bits, (int)want, true);
+
+	if (m <= 0)
+		return 0;
+	(void)hand_out(ch, first, m * bits);
+	ch->zero_off = -1;
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
+	pool_chunk_relocate(ch, oslot);
+	for (int i = 0; i < m; i++) {
+		chs[i] = ch;
+		offs[i] = first + i * bits;
+	}
+	return (unsigned int)m;
+}
+
 unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
 			     struct pcpu_chunk **chs, int *offs)
 {
@@ -294,6 +320,7 @@ unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int
 		if (!ch)
 			break;
 		chs[n++] = ch;
+		n += bump_in_chunk(ch, bits, align_bits, want - n, chs + n, offs + n);
 		/* Go on in the same chunk while its hint walk finds room. */
 		while (n < want) {
 			int start = chunk_find_next_fit(ch->map, offs[n - 1], bits, align_bits, true);
@@ -320,16 +347,54 @@ struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)
 	return rc;
 }
 
-void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since)
+/* Free nr_areas areas covering [off, off + bits) of ch (chunk_free_span)
+ * with the pool's bookkeeping, the pages in use until `when`. */
+static void free_span(struct pcpu_chunk *ch, int off, int bits, int nr_areas, int64_t when)
 {
 	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
 
 	pcpu_assert_held(&pcpu_pool.lock);
-	chunk_free_area(ch->map, off, bits);
-	note_freed(ch, off, bits, unused_since);
+	chunk_free_span(ch->map, off, bits, nr_areas);
+	note_freed(ch, off, bits, when);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
 	pool_chunk_relocate(ch, oslot);
+}
+
+void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since)
+{
+	free_span(ch, off, bits, 1, unused_since);
+}
+
+bool pool_free_handles(void *const *handles, unsigned int n, int bits, int64_t unused_since)
+{
+	int64_t when = unused_since == POOL_NOW ? pool_now_ms() : unused_since;
+	uintptr_t bytes = (uintptr_t)bits * PCPU_MIN_ALLOC_BYTES;
+	bool wake = false;
+
+	for (unsigned int i = 0, k; i < n; i += k) {
+		uintptr_t h = (uintptr_t)handles[i], lo = h;
+		struct pcpu_chunk *ch;
+		int off = 0, last_off;
+
+		/* The longest run from i of areas back to back, going up or
+		 * down in address, inside one chunk. */
+		k = 1;
+		if (i + 1 < n && (uintptr_t)handles[i + 1] == h + bytes)
+			while (i + k < n && (uintptr_t)handles[i + k] == h + k * bytes)
+				k++;
+		else if (i + 1 < n && (uintptr_t)handles[i + 1] == h - bytes)
+			while (i + k < n && (uintptr_t)handles[i + k] == h - k * bytes)
+				k++;
+		if (k > 1 && (uintptr_t)handles[i + k - 1] < h)
+			lo = (uintptr_t)handles[i + k - 1];
+		ch = pool_handle_chunk((void *)lo, &off);
+		if (k > 1 && pool_handle_chunk((void *)(lo + (k - 1) * bytes), &last_off) != ch)
+			k = 1, lo = h, ch = pool_handle_chunk((void *)h, &off);
+		free_span(ch, off / PCPU_MIN_ALLOC_BYTES, (int)k * bits, (int)k, when);
+		wake |= pool_free_wants_reclaim(ch);
+	}
+	return wake;
 }
 
 /* ---- balancing requests and clients --------------------------------------- */

@@ -342,6 +342,12 @@ struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
  * POOL_NOW: now).  `lock` held. */
 #define POOL_NOW ((int64_t)-1)
 void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since);
+/* Free n live areas of `bits` bits each, given by handle, as pool_free_area
+ * does; areas lying back to back in one chunk, in ascending or descending
+ * order (as a drained cache bin often holds them), are freed as one span
+ * (chunk_free_span).  Returns whether a chunk asks for a reclaim pass
+ * (pool_free_wants_reclaim).  `lock` held. */
+bool pool_free_handles(void *const *handles, unsigned int n, int bits, int64_t unused_since);
 /*
  * nr_live may be a new peak: add what the clients have not told yet (read
  * without their locks: exact when they are quiet) and keep the maximum.

@@ -66,6 +66,45 @@ static int child_zeroed(long arg)
 	return 0;
 }
 
+/*
+ * Objects allocated in a row and freed in a row, up and down: refills take
+ * a chunk's tail in one batch and drains free back-to-back objects as one
+ * span.  Every object is distinct, aligned to its class, zeroed in every
+ * unit; pcpu_verify holds after each phase; nothing is left live.
+ */
+static int child_in_a_row(long arg)
+{
+	static const size_t sizes[] = { 4, 12, 16, 64, 100, 256 };
+	static void *h[MAX_OBJS];
+	struct pcpu_config cfg = config(0);
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (int round = 0; round < 2 * (int)(sizeof(sizes) / sizeof(sizes[0])); round++) {
+		size_t size = sizes[round / 2];
+		bool down = round & 1;
+
+		for (int i = 0; i < MAX_OBJS; i++) {
+			REQUIRE((h[i] = pcpu_alloc(size, 0)) != NULL, "alloc %zu #%d", size, i);
+			CHECK(kit_zeroed(h[i], size, 4), "size %zu #%d: zeroed in every unit", size, i);
+			CHECK(((uintptr_t)h[i] & ((size & -size) < 64 ? (size & -size) - 1 : 63)) == 0,
+			      "size %zu #%d: aligned to its class", size, i);
+			memset(pcpu_ptr(h[i], 1), 0xa5, size);
+		}
+		CHECK(pcpu_verify() == 0, "size %zu: verify after the allocations", size);
+		for (int i = 0; i < MAX_OBJS; i++)
+			pcpu_free(h[down ? MAX_OBJS - 1 - i : i]);
+		CHECK(pcpu_verify() == 0, "size %zu %s: verify after the frees", size, down ? "down" : "up");
+	}
+	pcpu_balance();
+	struct pcpu_stats st = kit_stats();
+
+	CHECK(st.nr_alloc == st.nr_dealloc, "nothing live: %llu allocations, %llu frees",
+	      (unsigned long long)st.nr_alloc, (unsigned long long)st.nr_dealloc);
+	CHECK(pcpu_verify() == 0, "verify after balance");
+	return 0;
+}
+
 /* Misuse of a cached object: each aborts with a message, nothing changed. */
 static void *g_cached;
 
@@ -327,6 +366,7 @@ int main(int argc, char **argv)
 
 	KIT_EXPECT(kit_fork(child_lock_mode, 0, seed, 60), KIT_EXIT(0), "lock mode");
 	KIT_EXPECT(kit_fork(child_zeroed, 0, seed, 60), KIT_EXIT(0), "zeroed reuse");
+	KIT_EXPECT(kit_fork(child_in_a_row, 0, seed, 120), KIT_EXIT(0), "in a row, up and down");
 	for (long k = 0; k < 3; k++) {
 		c = kit_fork(child_misuse, k, seed, 60);
 		KIT_EXPECT(c, KIT_SIGNAL(SIGABRT), "%s", misuse[k]);

@@ -338,6 +338,78 @@ static void model_batch(struct chunk *c, unsigned long step, int prev, int bits,
 	}
 }
 
+/*
+ * chunk_bump_many: it must hand out exactly min(n, room / bits) areas when
+ * the model's only free run is its tail (room: the tail, or its populated
+ * start with pop_only) and the request is aligned there, and none
+ * otherwise; every area free in the model, aligned, back to back.
+ */
+static unsigned long nr_bumped, nr_spans;     /* coverage, printed */
+
+static void model_bump_many(struct chunk *c, unsigned long step, int bits, int align_bits,
+			    bool pop_only)
+{
+	int n = 1 + (int)rng_below(64), ff = -1, room = 0, expect = 0, m, first;
+
+	for (int i = c->start_bits; i < c->end_bits && ff < 0; i++)
+		if (!model[i])
+			ff = i;
+	if (ff >= 0) {
+		bool tail = true;
+
+		for (int i = ff; i < c->end_bits && tail; i++)
+			tail = !model[i];
+		room = tail ? c->end_bits - ff : 0;
+		for (int i = ff; pop_only && i < ff + room; i++)
+			if (!bit_test(c->populated, (size_t)(i >> c->block_shift)))
+				room = i - ff;
+		if (room >= bits && ff % align_bits == 0 && bits % align_bits == 0)
+			expect = n < room / bits ? n : room / bits;
+	}
+	first = c->chunk_md.first_free;
+	m = chunk_bump_many(c, bits, align_bits, n, pop_only);
+	REQUIRE(m == expect, "step %lu: bump_many(%d bits align %d, %d%s) gave %d, model %d", step,
+		bits, align_bits, n, pop_only ? " pop_only" : "", m, expect);
+	nr_bumped += m > 1;
+	for (int k = 0; k < m; k++) {
+		int off = first + k * bits;
+
+		for (int i = off; i < off + bits; i++) {
+			REQUIRE(!model[i], "step %lu: bump_many took used bit %d", step, i);
+			model[i] = true;
+		}
+		lives[nr_lives++] = (struct live){ off, bits };
+	}
+}
+
+/* Free the live area k and the live areas back to back after it (up to 8)
+ * as one span, as a drained cache does. */
+static void model_free_span(struct chunk *c, unsigned long step, int k)
+{
+	int off = lives[k].off, end = off + lives[k].bits, n = 1;
+
+	lives[k] = lives[--nr_lives];
+	for (int found = 1; found && n < 8;) {
+		found = 0;
+		for (int j = 0; j < nr_lives; j++) {
+			if (lives[j].off == end) {
+				end += lives[j].bits;
+				lives[j] = lives[--nr_lives];
+				n++;
+				found = 1;
+				break;
+			}
+		}
+	}
+	nr_spans += n > 1;
+	REQUIRE(chunk_free_span(c, off, end - off, n) == end - off, "step %lu: span free size", step);
+	REQUIRE(chunk_area_bits(c, off) == 0, "step %lu: freed span still valid", step);
+	REQUIRE(c->nr_alloc == nr_lives, "step %lu: %d allocations after a span of %d, model %d", step,
+		c->nr_alloc, n, nr_lives);
+	for (int i = off; i < end; i++)
+		model[i] = false;
+}
+
 static void model_step(struct chunk *c, unsigned long step)
 {
 	int r = (int)rng_below(100);
@@ -366,6 +438,8 @@ static void model_step(struct chunk *c, unsigned long step)
 			lives[nr_lives++] = (struct live){ off, bits };
 			if (rng_below(4) == 0)
 				model_batch(c, step, off, bits, align_bits, pop_only);
+			else if (rng_below(3) == 0)
+				model_bump_many(c, step, bits, align_bits, pop_only);
 		} else {
 			/* The documented guarantee (chunk.h): failure only when no
 			 * free run holds `bits` bits at alignment align_bits. */
@@ -374,6 +448,8 @@ static void model_step(struct chunk *c, unsigned long step)
 				"%d%s failed but an aligned fit exists", step, bits, align_bits,
 				pop_only ? " pop_only" : "");
 		}
+	} else if (r < 65) {
+		model_free_span(c, step, (int)rng_below((uint64_t)nr_lives));
 	} else if (r < 95) {
 		int k = (int)rng_below((uint64_t)nr_lives);
 		struct live l = lives[k];
@@ -434,6 +510,11 @@ static void test_model(unsigned long steps)
 		if (rng_below(2))
 			chunk_mark_populated(c, 0, nr_pages);
 		verify(c, "fresh");
+		/* A fresh chunk is in bump state: refill-like batches first. */
+		for (int j = (int)rng_below(12); j > 0; j--) {
+			model_bump_many(c, done, 1 + (int)rng_below(16), 1 << rng_below(4), !rng_below(4));
+			verify(c, "bump_many");
+		}
 		for (unsigned long i = 0; i < n && done < steps; i++, done++)
 			model_step(c, done);
 		/* Free everything: back to an empty chunk. */
@@ -446,7 +527,8 @@ static void test_model(unsigned long steps)
 		free(lives);
 		chunk_destroy(c);
 	}
-	printf("model test: %lu steps, chunk_verify after each (every 2-16 on a quarter of the chunks)\n", done);
+	printf("model test: %lu steps, chunk_verify after each (every 2-16 on a quarter of the chunks); "
+	       "%lu multi-area bumps, %lu multi-area span frees\n", done, nr_bumped, nr_spans);
 }
 
 int main(int argc, char **argv)
