@@ -21,7 +21,9 @@
  * Each run of a side is a forked child (VmHWM is per process), under
  * bench_fixed_conditions; the sides alternate, taking turns going first.
  * The child reports the workload's time, its peak resident memory above
- * the RSS at its start, and the RSS above the start after free-all and an
+ * the RSS at its start (taken after the threads were created and joined
+ * once with no work, so their stacks, which the C library keeps for reuse,
+ * are part of the start), and the RSS above the start after free-all and an
  * idle interval: for pcpu, the library's own decay (pcpu_stats.decay_ms)
  * plus --decay-ms, with no call (the balancer thread gives memory back by
  * itself), then again after pcpu_balance(); for calloc, malloc_trim(0)
@@ -316,6 +318,16 @@ static void mix_child(void *argp, void *resp)
 	 * calloc'ed memory may be dropped by the compiler). */
 	for (long i = 0; i < a->nr_slots; i += 512)
 		((void *volatile *)x.slots)[i] = NULL;
+	/* The threads once, with no work: their stacks (kept by the C
+	 * library for reuse) and the thread code's pages are in the baseline,
+	 * which is the process before any allocation. */
+	struct mix_args warm = *a;
+	struct mix_ctx wx = { .a = &warm, .slots = x.slots };
+
+	warm.steps = 0;
+	warm.epochs = 1;
+	if (mix_run(&wx, r))
+		return;
 	r->rss_start_kb = bench_rss_kb();
 
 	double t0 = bench_now_ms();
@@ -372,7 +384,8 @@ static int eval_mixed(void)
 	       "  before every free; threads re-created every epoch (%d), odd epochs on 1/8 of the\n"
 	       "  slots; pcpu_alloc(size, 8) against calloc(%u, size), seed %lu.  Each run of a side\n"
 	       "  is a fresh process; %d runs, the sides interleaved.  Peak: VmHWM above the RSS at\n"
-	       "  the start; after decay: RSS above the start after free-all and the library's\n"
+	       "  the start (taken after the threads ran once with no work: their stacks are in it);\n"
+	       "  after decay: RSS above the start after free-all and the library's\n"
 	       "  decay + %d ms idle, no call (calloc: malloc_trim(0), then the idle time).\n"
 	       "  Conditions: %s.\n\n",
 	       bench_count_str(a.steps, nb, sizeof(nb)), bench_count_str(a.nr_slots, nb2, sizeof(nb2)),
