@@ -11,7 +11,9 @@
  *   free a live area (after checking chunk_area_bits on it and inside it),
  *   chunk_free at an arbitrary byte offset (must free exactly the live
  *   areas and refuse everything else, changing nothing), populate or
- *   depopulate a page range, chunk_sync + chunk_verify.
+ *   depopulate a page range, chunk_sync + chunk_verify, a cache refill's
+ *   batch (chunk_bump_many, then chunk_find_next_fit, which must agree with
+ *   chunk_find_fit), a drain's span free (chunk_free_span).
  *
  * After every operation: the chunk's longest free run, free bytes, live
  * count and empty / empty-populated page counts equal the model's (they are
@@ -234,6 +236,94 @@ static void op_alloc(struct input *in, bool bytes)
 	took(off, bits, align_bits, pop_only);
 }
 
+/*
+ * A cache refill: one find_fit + alloc_area, then more of the same size,
+ * first as chunk_bump_many (exactly min(n, room / bits) areas when the
+ * model's only free run is its tail and the request is aligned there, else
+ * none), then along chunk_find_next_fit: each area it finds must be the
+ * one chunk_find_fit finds (a miss only ends the batch: the walk does not
+ * go back to blocks before the previous area).
+ */
+static void op_batch(struct input *in)
+{
+	unsigned v = get8(in), a = get8(in), want = 1 + get8(in) % 64u;
+	int bits = 1 + (int)(v & 63), align_bits = 1 << (a % (unsigned)(c->block_shift + 1));
+	bool pop_only = a & 0x80;
+	int prev = chunk_find_fit(c, bits, align_bits, pop_only), ff = -1, room = 0, expect = 0, m;
+
+	if (prev < 0)
+		return missed(bits, align_bits, pop_only, "batch find_fit");
+	prev = chunk_alloc_area(c, bits, align_bits, prev);
+	if (prev < 0)
+		fail("batch: find_fit gave a start but alloc_area failed");
+	took(prev, bits, align_bits, pop_only);
+
+	for (int i = c->start_bits; i < c->end_bits && ff < 0; i++)
+		if (!model_used(i))
+			ff = i;
+	if (ff >= 0) {
+		bool tail = true;
+
+		for (int i = ff; i < c->end_bits && tail; i++)
+			tail = !model_used(i);
+		room = tail ? c->end_bits - ff : 0;
+		for (int i = ff; pop_only && i < ff + room; i++)
+			if (!populated(i))
+				room = i - ff;
+		if (room >= bits && ff % align_bits == 0 && bits % align_bits == 0)
+			expect = (int)want < room / bits ? (int)want : room / bits;
+	}
+	ff = c->chunk_md.first_free;
+	m = chunk_bump_many(c, bits, align_bits, (int)want, pop_only);
+	if (m != expect)
+		fail("bump_many(%d bits align %d, %u%s) gave %d, model %d", bits, align_bits, want,
+		     pop_only ? " pop_only" : "", m, expect);
+	for (int k = 0; k < m; k++)
+		took(ff + k * bits, bits, align_bits, pop_only);
+	if (m)
+		prev = ff + (m - 1) * bits;
+	for (int k = m; k < (int)want; k++) {
+		int next = chunk_find_next_fit(c, prev, bits, align_bits, pop_only), first;
+
+		if (next < 0)
+			return;         /* the batch ends; a fit the walk passed may remain */
+		first = chunk_find_fit(c, bits, align_bits, pop_only);
+		if (next != first)
+			fail("find_next_fit after %d: %d, find_fit %d (%d bits align %d)", prev, next, first,
+			     bits, align_bits);
+		prev = chunk_alloc_area(c, bits, align_bits, next);
+		if (prev < 0)
+			fail("batch: find_next_fit gave %d but alloc_area failed", next);
+		took(prev, bits, align_bits, pop_only);
+	}
+}
+
+/* A drain: live area k and the live areas back to back after it (up to
+ * 16) freed as one span. */
+static void op_free_span(int k)
+{
+	int off = areas[k].off, end = off + areas[k].bits, n = 1;
+
+	areas[k] = areas[--nareas];
+	for (bool found = true; found && n < 16;) {
+		found = false;
+		for (int i = 0; i < nareas && !found; i++) {
+			if (areas[i].off == end) {
+				end += areas[i].bits;
+				areas[i] = areas[--nareas];
+				n++;
+				found = true;
+			}
+		}
+	}
+	if (chunk_free_span(c, off, end - off, n) != end - off)
+		fail("chunk_free_span(%d, %d, %d)", off, end - off, n);
+	if (chunk_area_bits(c, off))
+		fail("freed span at %d still live", off);
+	model_set(off, end - off, false);
+	n_frees += (unsigned long long)n;
+}
+
 static void free_area(int k)
 {
 	struct area a = areas[k];
@@ -320,15 +410,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct input in = { data, size };
 	bool verify_all = setup(&in);
-	static const char *const names[8] = {
+	static const char *const names[10] = {
 		"find_fit+alloc_area", "find_fit+alloc_area", "chunk_alloc", "free", "free",
-		"chunk_free at offset", "populate", "verify",
+		"chunk_free at offset", "populate", "verify", "refill batch", "span free",
 	};
 
 	n_inputs++;
 	check_state("chunk_create", true);
 	for (unsigned long step = 0; in.n; step++) {
-		unsigned op = get8(&in) % 8;
+		unsigned op = get8(&in) % 10;
 
 		switch (op) {
 		case 0: case 1: op_alloc(&in, false); break;
@@ -339,7 +429,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		case 5: op_free_at(&in); break;
 		case 6: op_populate(&in); break;
-		default: chunk_sync(c); break;
+		case 7: chunk_sync(c); break;
+		case 8: op_batch(&in); break;
+		default:
+			if (nareas)
+				op_free_span((int)(get16(&in) % (unsigned)nareas));
+			break;
 		}
 		check_state(names[op], verify_all || op == 7 || step % 8 == 7);
 		n_ops++;
