@@ -224,14 +224,18 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out, int
 
 /*
  * The bin of size's class was empty: refill it and return one object.  The
- * rest go to the cache of the CPU the thread runs on by then (or back).
+ * rest (at most `room`, what the cache could take when it was looked at) go
+ * to the cache of the CPU the thread runs on by then (or back).
  */
-static void *refill(size_t size, unsigned int flags, int64_t net)
+static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int room)
 {
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
 	unsigned int want = bin_cap(size) / 2 < MAX_BATCH ? bin_cap(size) / 2 : MAX_BATCH;
+
+	if (want > room + 1)
+		want = room + 1;        /* the first object is the caller's */
 
 	n = refill_batch(size, want, got, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
@@ -268,10 +272,12 @@ void *cache_alloc(size_t size, unsigned int flags)
 	b = &c->bins[cls];
 	if (__builtin_expect(b->n == 0, 0)) {
 		int64_t net = c->net;
+		/* A batch the cache can hold: taking more would give it back. */
+		size_t room = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
 
 		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 		cache_unlock(c);
-		return refill(size, flags, net);
+		return refill(size, flags, net, room < b->cap ? (unsigned int)room : b->cap);
 	}
 	h = b->slots[--b->n];
 	mark_live(h);
