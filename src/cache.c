@@ -303,8 +303,8 @@ void *cache_alloc(size_t size, unsigned int flags)
 
 /*
  * cache_free with c locked and b full, or c over its limit: give back half
- * of b, or, when c is over its limit, all of its largest bin (the bytes
- * that have waited longest for a user of their size), after the lock is
+ * of b, or, when c is over its limit, half of its largest bin (emptying it
+ * would only have its next allocations refill it), after the lock is
  * dropped; then take the handle if there is room.  Unlocks c.
  */
 static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struct cache_bin *b,
@@ -314,7 +314,7 @@ static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struc
 	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES, victim_size = size;
 	struct cache_bin *victim = b;
 	void *out[MAX_BIN_CAP];
-	unsigned int n_out = (b->n + 1) / 2;
+	unsigned int n_out;
 	int64_t net = c->net;
 	int ret;
 
@@ -327,8 +327,8 @@ static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struc
 				victim_size = csize;
 			}
 		}
-		n_out = victim->n;
 	}
+	n_out = (victim->n + 1) / 2;
 	victim->n -= n_out;
 	if (n_out)
 		memcpy(out, victim->slots + victim->n, n_out * sizeof(*out));
