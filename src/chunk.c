@@ -406,13 +406,10 @@ static int alloc_at(struct chunk *c, int off, int bits)
  * (bump state) or from a hole at the front of every block.  md is
  * first_free's block; false when the chunk is full (first_free has none).
  */
-static inline bool front_fits(const struct chunk *c, const struct block_md *md, int bits,
-			      int align_bits, bool pop_only)
+static inline bool front_fits(const struct chunk *c, const struct block_md *md, int bits, bool pop_only)
 {
-	int ff = c->chunk_md.first_free;
-
 	return c->chunk_md.contig >= bits && md->free == md->contig && md->contig >= bits &&
-	       !(ff & (align_bits - 1)) && (!pop_only || page_populated(c, ff >> c->block_shift));
+	       (!pop_only || page_populated(c, c->chunk_md.first_free >> c->block_shift));
 }
 
 /* take_front took all of block b's free bits: the chunk's first free bit
@@ -455,7 +452,7 @@ static inline __attribute__((always_inline)) int take_front(struct chunk *c, str
 	maps_take(c, off, bits);
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
-	bit_set(c->dirty, (size_t)b);
+	bit_set(c->dirty, (size_t)(off >> c->block_shift));
 	if (md->contig == c->block_bits) {
 		c->nr_empty_pages--;
 		c->nr_empty_pop_pages -= page_populated(c, b);
@@ -467,17 +464,20 @@ static inline __attribute__((always_inline)) int take_front(struct chunk *c, str
 		front_fill(c, b);
 	}
 	cm->left_free = 0;      /* nonzero only when first_free was 0 */
-	if (end > c->nr_bits - cm->right_free)
-		cm->right_free = c->nr_bits - end;
-	if (off != cm->contig_start)
-		return off;
-	if ((unsigned)c->free_bytes / PCPU_MIN_ALLOC_BYTES + (unsigned)bits == (unsigned)cm->contig) {
-		/* it was the chunk's only run: the rest of it is */
+	if (off == cm->contig_start &&
+	    (unsigned)c->free_bytes / PCPU_MIN_ALLOC_BYTES + (unsigned)bits == (unsigned)cm->contig) {
+		/* it was the chunk's only run: the rest of it is, and it is the
+		 * trailing run if there is one */
 		cm->contig -= bits;
 		cm->contig_start = cm->contig ? end : 0;
-	} else {
-		front_cut(c, off, bits);
+		if (cm->right_free)
+			cm->right_free = cm->contig;
+		return off;
 	}
+	if (end > c->nr_bits - cm->right_free)
+		cm->right_free = c->nr_bits - end;
+	if (off == cm->contig_start)
+		front_cut(c, off, bits);
 	return off;
 }
 
@@ -486,8 +486,8 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	int end = start + bits + c->block_bits, off;
 	const struct block_md *smd = &c->md[start >> c->block_shift];
 
-	if (start == c->chunk_md.first_free) {
-		if (front_fits(c, smd, bits, align_bits, false))
+	if (start == c->chunk_md.first_free && !(start & (align_bits - 1))) {
+		if (front_fits(c, smd, bits, false))
 			return take_front(c, (struct block_md *)smd, bits);
 		if (bump_fits(c, bits, align_bits, false))
 			return chunk_bump(c, bits);
@@ -546,9 +546,11 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 		align_bits = (int)(align / PCPU_MIN_ALLOC_BYTES);
 		if (align_bits & (align_bits - 1))
 			return -1;
+		if (c->chunk_md.first_free & (align_bits - 1))
+			return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 	}
 	md = &c->md[c->chunk_md.first_free >> c->block_shift];
-	if (front_fits(c, md, (int)bits, align_bits, pop_only))
+	if (front_fits(c, md, (int)bits, pop_only))
 		return take_front(c, md, (int)bits) * PCPU_MIN_ALLOC_BYTES;
 	return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 }
