@@ -256,8 +256,8 @@ static void __attribute__((noinline)) maps_take_span(struct chunk *c, unsigned o
 }
 
 /*
- * The two common shapes inline: inside one word (with the end boundary),
- * and whole words not straddling bound_clean.  False for the others
+ * The common shapes inline: inside one word (with the end boundary), up
+ * to the end of one word, and whole words, not straddling bound_clean.  False for the others
  * (maps_take_span), having changed nothing.
  */
 static inline __attribute__((always_inline)) bool maps_take_fast(struct chunk *c, unsigned off,
@@ -278,8 +278,24 @@ static inline __attribute__((always_inline)) bool maps_take_fast(struct chunk *c
 			c->bound_clean = (int)end;
 		return true;
 	}
-	if ((off | end) % BITS_PER_LONG || ((int)off < c->bound_clean && (int)end > c->bound_clean))
+	if (((int)off < c->bound_clean && (int)end > c->bound_clean) || end % BITS_PER_LONG)
 		return false;
+	if (off % BITS_PER_LONG) {
+		/* the rest of word w from off on; the end boundary opens word ew */
+		unsigned long start_bit = 1UL << off % BITS_PER_LONG;
+		unsigned long old = w > (unsigned)c->bound_clean / BITS_PER_LONG ? 0 : bm[w] & (start_bit - 1);
+
+		if (w + 1 != ew)
+			return false;
+		am[w] |= -start_bit;
+		bound_store(bm, w, old | start_bit);
+		if ((int)off >= c->bound_clean)
+			c->bound_clean = (int)end;
+		else
+			last |= bm[ew];
+		bound_store(bm, ew, last);
+		return true;
+	}
 	/* whole words, every one stored; but the end boundary's word when it
 	 * was written before (off < bound_clean): it may hold later ones */
 	if ((int)off >= c->bound_clean)
