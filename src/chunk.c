@@ -228,8 +228,8 @@ static void bound_open(struct chunk *c, size_t bit)
  * between them (a free run may hold stale ones).  Words between the two
  * ends are stored without being read (no wait for a cold line).  From
  * bound_clean on no boundary bit is set and the words past the one holding
- * it are unwritten: those are stored, not merged.  Three shapes: inside one
- * word (with the end boundary), whole words, and the rest (maps_take_span).
+ * it are unwritten: those are stored, not merged.  maps_take_fast does the
+ * common shapes inline, maps_take_span any.
  */
 static void __attribute__((noinline)) maps_take_span(struct chunk *c, unsigned off, unsigned end)
 {
@@ -256,9 +256,9 @@ static void __attribute__((noinline)) maps_take_span(struct chunk *c, unsigned o
 }
 
 /*
- * The common shapes inline: inside one word (with the end boundary), up
- * to the end of one word, and whole words, not straddling bound_clean.  False for the others
- * (maps_take_span), having changed nothing.
+ * The common shapes: inside one word (with the end boundary), the rest of
+ * one word (the end boundary opening the next), whole words; none of them
+ * straddling bound_clean.  False for the others, having changed nothing.
  */
 static inline __attribute__((always_inline)) bool maps_take_fast(struct chunk *c, unsigned off,
 								  unsigned end)
@@ -267,7 +267,7 @@ static inline __attribute__((always_inline)) bool maps_take_fast(struct chunk *c
 	unsigned long *am = c->alloc_map, *bm = c->bound_map, last = 1;
 
 	if (w == ew) {
-		/* fresh: its bits from off on are clear or unwritten */
+		/* a word past bound_clean's is unwritten: taken as 0 */
 		unsigned long start_bit = 1UL << off % BITS_PER_LONG, end_bit = 1UL << end % BITS_PER_LONG;
 		unsigned long m = end_bit - start_bit;  /* bits [off, end) */
 		unsigned long old = w > (unsigned)c->bound_clean / BITS_PER_LONG ? 0 : bm[w] & ~m;
@@ -456,8 +456,9 @@ static void __attribute__((noinline)) front_cut(struct chunk *c, int off, int bi
  * Allocate at first_free (front_fits holds; md is its block).  Every bit
  * before it is in use, so the allocation cuts the chunk's longest run only
  * when that run starts there; the block keeps one run, shorter from its
- * start, or is full.  Every hint stays exact in O(1), but when the chunk's
- * longest run was cut and other runs remain (front_cut).
+ * start, or is full; the chunk's leading run is gone and its trailing
+ * run shrinks if it was this one.  Every hint stays exact in O(1), but
+ * when the chunk's longest run was cut and other runs remain (front_cut).
  */
 static inline __attribute__((always_inline)) int take_front(struct chunk *c, struct block_md *md,
 							     int bits)
@@ -468,7 +469,7 @@ static inline __attribute__((always_inline)) int take_front(struct chunk *c, str
 	maps_take(c, off, bits);
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
-	bit_set(c->dirty, (size_t)(off >> c->block_shift));
+	bit_set(c->dirty, (size_t)(off >> c->block_shift));    /* (not b: fewer spills) */
 	if (md->contig == c->block_bits) {
 		c->nr_empty_pages--;
 		c->nr_empty_pop_pages -= page_populated(c, b);
