@@ -4,7 +4,10 @@
  * Allocation: chunk_find_fit walks block hints from the chunk's first free
  * block to a block whose contig run (or a run spanning block edges) can take
  * the request, then chunk_alloc_area scans the bitmap from there, never
- * further than one block past the candidate.  Free: the boundary map gives
+ * further than one block past the candidate.  When the first free bit
+ * opens its block's only free run and that holds the request, the front
+ * path (take_front) allocates there with every hint updated in O(1).
+ * Free: the boundary map gives
  * the size; the freed range is merged with its neighbours inside the first
  * and last blocks it touches, and each block reports its merged run once.
  * After either, the blocks touched are re-summarised into the run tree, so
