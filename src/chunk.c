@@ -7,11 +7,11 @@
  * further than one block past the candidate.  When the first free bit
  * opens its block's only free run and that holds the request, the front
  * path (take_front) allocates there with every hint updated in O(1).
- * Free: the boundary map gives
- * the size; the freed range is merged with its neighbours inside the first
- * and last blocks it touches, and each block reports its merged run once.
- * After either, the blocks touched are re-summarised into the run tree, so
- * the chunk-wide longest run is exact at O(log nr_blocks).
+ * Free: the boundary map gives the size; the freed range is merged with its
+ * neighbours inside the first and last blocks it touches, and each block
+ * reports its merged run once.  After either, the blocks touched are
+ * re-summarised into the run tree, so the chunk-wide longest run is exact
+ * at O(log nr_blocks).
  */
 #include <errno.h>
 #include <limits.h>
