@@ -4,11 +4,14 @@
  * Allocation: chunk_find_fit walks block hints from the chunk's first free
  * block to a block whose contig run (or a run spanning block edges) can take
  * the request, then chunk_alloc_area scans the bitmap from there, never
- * further than one block past the candidate.  Free: the boundary map gives
- * the size; the freed range is merged with its neighbours inside the first
- * and last blocks it touches, and each block reports its merged run once.
- * After either, the blocks touched are re-summarised into the run tree, so
- * the chunk-wide longest run is exact at O(log nr_blocks).
+ * further than one block past the candidate.  When the first free bit
+ * opens its block's only free run and that holds the request, the front
+ * path (take_front) allocates there with every hint updated in O(1).
+ * Free: the boundary map gives the size; the freed range is merged with its
+ * neighbours inside the first and last blocks it touches, and each block
+ * reports its merged run once.  After either, the blocks touched are
+ * re-summarised into the run tree, so the chunk-wide longest run is exact
+ * at O(log nr_blocks).
  */
 #include <errno.h>
 #include <limits.h>
@@ -213,72 +216,6 @@ static inline int first_free_after(const struct chunk *c, int eb)
 	return c->nr_bits;
 }
 
-/*
- * Mark [off, off + bits) in use in both maps, one pass over the words:
- * allocation bits set; boundary bits cleared inside, set at the start and
- * one past the end (bound_map has nr_bits + 1 bits).  Whole words are
- * stored without being read (no wait for a cold line); partial words are
- * merged.
- */
-static void maps_take_words(struct chunk *c, int off, int bits)
-{
-	size_t end = (size_t)off + (size_t)bits, w = (size_t)off / BITS_PER_LONG;
-	size_t we = (end - 1) / BITS_PER_LONG;
-	unsigned sh = (unsigned)off % BITS_PER_LONG, eh = (unsigned)end % BITS_PER_LONG;
-	unsigned long first = ~0UL << sh, last = eh ? ~(~0UL << eh) : ~0UL;
-	unsigned long end_bit = eh ? 1UL << eh : 0;     /* the end boundary, when in word we */
-	unsigned long *am = c->alloc_map, *bm = c->bound_map;
-
-	if (w == we) {
-		unsigned long m = first & last;
-
-		if (m == ~0UL) {
-			am[w] = ~0UL;
-			bound_store(bm, w, 1UL);
-		} else {
-			am[w] |= m;
-			bound_store(bm, w, (bm[w] & ~m) | 1UL << sh | end_bit);
-		}
-	} else {
-		if (first == ~0UL) {
-			am[w] = ~0UL;
-			bound_store(bm, w, 1UL);
-		} else {
-			am[w] |= first;
-			bound_store(bm, w, (bm[w] & ~first) | 1UL << sh);
-		}
-		for (w++; w < we; w++) {
-			__asm__("" : "+r"(w));  /* a loop, not a pair of memset calls */
-			am[w] = ~0UL;
-			bound_store(bm, w, 0);
-		}
-		if (last == ~0UL) {
-			am[we] = ~0UL;
-			bound_store(bm, we, 0);
-		} else {
-			am[we] |= last;
-			bound_store(bm, we, (bm[we] & ~last) | end_bit);
-		}
-	}
-	if (!eh)
-		bound_store(bm, we + 1, bm[we + 1] | 1UL);      /* the end boundary opens the next word */
-}
-
-/* Set allocation bits [off, end), end - off > 64 - off % 64 (several words). */
-static void alloc_bits_words(unsigned long *am, size_t off, size_t end)
-{
-	size_t w = off / BITS_PER_LONG, we = (end - 1) / BITS_PER_LONG;
-	unsigned eh = (unsigned)end % BITS_PER_LONG;
-
-	if (off % BITS_PER_LONG)
-		am[w++] |= ~0UL << (off % BITS_PER_LONG);
-	for (; w < we; w++) {
-		__asm__("" : "+r"(w));          /* a loop, not a memset call */
-		am[w] = ~0UL;
-	}
-	am[we] = eh ? am[we] | ~(~0UL << eh) : ~0UL;
-}
-
 /* Zero the boundary map's unwritten words up to the one holding bit `bit`. */
 static void bound_open(struct chunk *c, size_t bit)
 {
@@ -288,50 +225,101 @@ static void bound_open(struct chunk *c, size_t bit)
 	}
 }
 
-static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int off, int bits)
+/*
+ * Mark [off, end), free, in use in both maps: allocation bits set; boundary
+ * bits set at off and at end (bound_map has nr_bits + 1 bits) and cleared
+ * between them (a free run may hold stale ones).  Words between the two
+ * ends are stored without being read (no wait for a cold line).  From
+ * bound_clean on no boundary bit is set and the words past the one holding
+ * it are unwritten: those are stored, not merged.  maps_take_fast does the
+ * common shapes inline, maps_take_span any.
+ */
+static void __attribute__((noinline)) maps_take_span(struct chunk *c, unsigned off, unsigned end)
 {
-	unsigned sh = (unsigned)off % BITS_PER_LONG;
-	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
-	size_t cw = (size_t)c->bound_clean / BITS_PER_LONG, ew = end / BITS_PER_LONG;
-	unsigned long end_bit = 1UL << (end % BITS_PER_LONG), *bm = c->bound_map;
+	unsigned long *am = c->alloc_map, *bm = c->bound_map;
+	unsigned w = off / BITS_PER_LONG, ew = end / BITS_PER_LONG, cw = (unsigned)c->bound_clean / BITS_PER_LONG;
+	unsigned long start_bit = 1UL << off % BITS_PER_LONG, end_bit = 1UL << end % BITS_PER_LONG;
+	bool fresh = (int)off >= c->bound_clean;
 
-	if (off >= c->bound_clean) {
-		/* No boundary bit after bound_clean: set the two ends, storing
-		 * (not merging) into words past the one holding bound_clean. */
-		if (w == ew) {
-			if (w > cw)
-				bound_store(bm, w, 1UL << sh | end_bit);
-			else
-				bound_store(bm, w, bm[w] | 1UL << sh | end_bit);
-		} else {
-			if (w > cw)
-				bound_store(bm, w, 1UL << sh);
-			else
-				bound_store(bm, w, bm[w] | 1UL << sh);
-			for (size_t x = w + 1; x < ew; x++) {
-				__asm__("" : "+r"(x));  /* a loop, not a memset call */
-				bound_store(bm, x, 0);
-			}
-			bound_store(bm, ew, end_bit);
-		}
-		c->bound_clean = (int)end;
-		if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
-			c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
-		else
-			alloc_bits_words(c->alloc_map, (size_t)off, end);
-		return;
-	}
-	if (ew > cw)
+	if (!fresh && (int)end > c->bound_clean && ew > cw)
 		bound_open(c, end);
 	if ((int)end > c->bound_clean)
 		c->bound_clean = (int)end;
-	if (sh + (unsigned)bits >= (unsigned)BITS_PER_LONG)
-		return maps_take_words(c, off, bits);
-	/* the area and its end boundary in one word */
-	unsigned long m = ((1UL << bits) - 1) << sh;
+	am[w] |= -start_bit;
+	bound_store(bm, w, (fresh && w > cw ? 0 : bm[w] & (start_bit - 1)) | start_bit);
+	for (unsigned x = w + 1; x < ew; x++) {
+		__asm__("" : "+r"(x));          /* a loop, not a pair of memset calls */
+		am[x] = ~0UL;
+		bound_store(bm, x, 0);
+	}
+	if (end_bit != 1)
+		am[ew] |= end_bit - 1;
+	/* fresh: ew is past the old bound_clean's word, unwritten */
+	bound_store(bm, ew, (fresh ? 0 : bm[ew] & -end_bit) | end_bit);
+}
 
-	c->alloc_map[w] |= m;
-	bound_store(bm, w, (bm[w] & ~m) | 1UL << sh | end_bit);
+/*
+ * The common shapes: inside one word (with the end boundary), the rest of
+ * one word (the end boundary opening the next), whole words; none of them
+ * straddling bound_clean.  False for the others, having changed nothing.
+ */
+static inline __attribute__((always_inline)) bool maps_take_fast(struct chunk *c, unsigned off,
+								  unsigned end)
+{
+	size_t w = off / BITS_PER_LONG, ew = end / BITS_PER_LONG;
+	unsigned long *am = c->alloc_map, *bm = c->bound_map, last = 1;
+
+	if (w == ew) {
+		/* a word past bound_clean's is unwritten: taken as 0 */
+		unsigned long start_bit = 1UL << off % BITS_PER_LONG, end_bit = 1UL << end % BITS_PER_LONG;
+		unsigned long m = end_bit - start_bit;  /* bits [off, end) */
+		unsigned long old = w > (unsigned)c->bound_clean / BITS_PER_LONG ? 0 : bm[w] & ~m;
+
+		am[w] |= m;
+		bound_store(bm, w, old | start_bit | end_bit);
+		if ((int)end > c->bound_clean)
+			c->bound_clean = (int)end;
+		return true;
+	}
+	if (((int)off < c->bound_clean && (int)end > c->bound_clean) || end % BITS_PER_LONG)
+		return false;
+	if (off % BITS_PER_LONG) {
+		/* the rest of word w from off on; the end boundary opens word ew */
+		unsigned long start_bit = 1UL << off % BITS_PER_LONG;
+		unsigned long old = w > (unsigned)c->bound_clean / BITS_PER_LONG ? 0 : bm[w] & (start_bit - 1);
+
+		if (w + 1 != ew)
+			return false;
+		am[w] |= -start_bit;
+		bound_store(bm, w, old | start_bit);
+		if ((int)off >= c->bound_clean)
+			c->bound_clean = (int)end;
+		else
+			last |= bm[ew];
+		bound_store(bm, ew, last);
+		return true;
+	}
+	/* whole words, every one stored; but the end boundary's word when it
+	 * was written before (off < bound_clean): it may hold later ones */
+	if ((int)off >= c->bound_clean)
+		c->bound_clean = (int)end;
+	else
+		last |= bm[ew];
+	am[w] = ~0UL;
+	bound_store(bm, w, 1);
+	for (size_t x = w + 1; x < ew; x++) {
+		__asm__("" : "+r"(x));          /* a loop, not a pair of memset calls */
+		am[x] = ~0UL;
+		bound_store(bm, x, 0);
+	}
+	bound_store(bm, ew, last);
+	return true;
+}
+
+static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int off, int bits)
+{
+	if (!maps_take_fast(c, (unsigned)off, (unsigned)(off + bits)))
+		maps_take_span(c, (unsigned)off, (unsigned)(off + bits));
 }
 
 /*
@@ -467,54 +455,86 @@ static int alloc_at(struct chunk *c, int off, int bits)
 }
 
 /*
- * The bump path's common case, done in a few stores: first_free is
- * bound_clean (so its boundary bit, the previous allocation's end, is set,
- * and the boundary words after its word are unwritten), not 0, and the
- * allocation stays inside first_free's block.  False when that is not the
- * case.
+ * The front path: the request fits at first_free, at the front of its
+ * block's only free run (the run starts there, first_free being the first
+ * free bit).  The common case of a chunk filled in order, from its tail
+ * (bump state) or from a hole at the front of every block.  md is
+ * first_free's block; false when the chunk is full (first_free has none).
  */
-static inline __attribute__((always_inline)) bool bump_small(struct chunk *c, int off, int bits)
+static inline bool front_fits(const struct chunk *c, const struct block_md *md, int bits, bool pop_only)
 {
-	struct block_md *cm = &c->chunk_md, *md = &c->md[off >> c->block_shift];
-	unsigned sh = (unsigned)off % BITS_PER_LONG;
-	size_t w = (size_t)off / BITS_PER_LONG, end = (size_t)off + (size_t)bits;
-	size_t ew = end / BITS_PER_LONG;
-	unsigned long *bm = c->bound_map;
+	return c->chunk_md.contig >= bits && md->free == md->contig && md->contig >= bits &&
+	       (!pop_only || page_populated(c, c->chunk_md.first_free >> c->block_shift));
+}
 
-	if (off != c->bound_clean || !off || bits > md->contig)
-		return false;
-	if (sh + (unsigned)bits <= (unsigned)BITS_PER_LONG)
-		c->alloc_map[w] |= (bits == BITS_PER_LONG ? ~0UL : (1UL << bits) - 1) << sh;
+/* take_front took all of block b's free bits: the chunk's first free bit
+ * is in a later block. */
+static void __attribute__((noinline)) front_fill(struct chunk *c, int b)
+{
+	c->md[b] = (struct block_md){ .first_free = c->block_bits, .nr_bits = c->block_bits };
+	c->chunk_md.first_free = first_free_after(c, b + 1);
+}
+
+/*
+ * take_front cut the chunk's longest run at its start, and other runs
+ * remain: as long a one can only lie after off's block (off was first_free
+ * and the cut run was the longest in its block).
+ */
+static void __attribute__((noinline)) front_cut(struct chunk *c, int off, int bits)
+{
+	struct block_md *cm = &c->chunk_md;
+	int b = (off >> c->block_shift) + 1;
+
+	if (b < c->nr_pages && c->md[b].contig == cm->contig)
+		cm->contig_start = (b << c->block_shift) + c->md[b].contig_start;
 	else
-		alloc_bits_words(c->alloc_map, (size_t)off, end);
-	if (ew == w) {
-		bound_store(bm, w, bm[w] | 1UL << (end % BITS_PER_LONG));
-	} else {
-		for (size_t x = w + 1; x < ew; x++) {
-			__asm__("" : "+r"(x));          /* a loop, not a memset call */
-			bound_store(bm, x, 0);
-		}
-		bound_store(bm, ew, 1UL << (end % BITS_PER_LONG));
-	}
-	c->bound_clean = (int)end;
+		chunk_hints_alloc(c, off, bits);
+}
+
+/*
+ * Allocate at first_free (front_fits holds; md is its block).  Every bit
+ * before it is in use, so the allocation cuts the chunk's longest run only
+ * when that run starts there; the block keeps one run, shorter from its
+ * start, or is full; the chunk's leading run is gone and its trailing
+ * run shrinks if it was this one.  Every hint stays exact in O(1), but
+ * when the chunk's longest run was cut and other runs remain (front_cut).
+ */
+static inline __attribute__((always_inline)) int take_front(struct chunk *c, struct block_md *md,
+							     int bits)
+{
+	struct block_md *cm = &c->chunk_md;
+	int off = cm->first_free, end = off + bits, b = off >> c->block_shift;
+
+	maps_take(c, off, bits);
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
+	bit_set(c->dirty, (size_t)(off >> c->block_shift));    /* (not b: fewer spills) */
 	if (md->contig == c->block_bits) {
 		c->nr_empty_pages--;
-		c->nr_empty_pop_pages -= page_populated(c, off >> c->block_shift);
+		c->nr_empty_pop_pages -= page_populated(c, b);
 	}
 	if (bits < md->contig) {
 		block_take_front(md, bits);
+		cm->first_free = end;
 	} else {
-		block_init_full(md, c->block_bits);     /* it took the block's last bits */
+		front_fill(c, b);
 	}
-	bit_set(c->dirty, (size_t)off >> c->block_shift);
-	cm->contig -= bits;
-	cm->contig_start = cm->contig ? (int)end : 0;
-	cm->first_free = cm->contig ? (int)end : c->nr_bits;
-	if (cm->right_free)
-		cm->right_free = cm->contig;
-	return true;
+	cm->left_free = 0;      /* nonzero only when first_free was 0 */
+	if (off == cm->contig_start &&
+	    (unsigned)c->free_bytes / PCPU_MIN_ALLOC_BYTES + (unsigned)bits == (unsigned)cm->contig) {
+		/* it was the chunk's only run: the rest of it is, and it is the
+		 * trailing run if there is one */
+		cm->contig -= bits;
+		cm->contig_start = cm->contig ? end : 0;
+		if (cm->right_free)
+			cm->right_free = cm->contig;
+		return off;
+	}
+	if (end > c->nr_bits - cm->right_free)
+		cm->right_free = c->nr_bits - end;
+	if (off == cm->contig_start)
+		front_cut(c, off, bits);
+	return off;
 }
 
 int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
@@ -522,8 +542,12 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	int end = start + bits + c->block_bits, off;
 	const struct block_md *smd = &c->md[start >> c->block_shift];
 
-	if (start == c->chunk_md.first_free && bump_fits(c, bits, align_bits, false))
-		return bump_small(c, start, bits) ? start : chunk_bump(c, bits);
+	if (start == c->chunk_md.first_free && !(start & (align_bits - 1))) {
+		if (front_fits(c, smd, bits, false))
+			return take_front(c, (struct block_md *)smd, bits);
+		if (bump_fits(c, bits, align_bits, false))
+			return chunk_bump(c, bits);
+	}
 	if (!(start & (align_bits - 1)) &&
 	    (((start & (c->block_bits - 1)) == smd->contig_start && smd->contig >= bits) ||
 	     (start == c->chunk_md.contig_start && c->chunk_md.contig >= bits)))
@@ -536,15 +560,18 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 }
 
 /*
- * chunk_alloc past the bump path: first fit at first_free when its block's
- * longest run starts there and holds the request; else find a fit and
- * allocate there.  Bytes or -1.
+ * chunk_alloc past the front path: the bump path for a request that
+ * crosses blocks; first fit at first_free when its block's longest run
+ * starts there and holds the request; else find a fit and allocate there.
+ * Bytes or -1.
  */
 static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, int align_bits,
 						     bool pop_only)
 {
 	int ff = c->chunk_md.first_free, start, off;
 
+	if (bump_fits(c, bits, align_bits, pop_only))
+		return chunk_bump(c, bits) * PCPU_MIN_ALLOC_BYTES;
 	if (ff < c->nr_bits && !(ff & (align_bits - 1))) {
 		const struct block_md *md = &c->md[ff >> c->block_shift];
 
@@ -562,22 +589,26 @@ static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, 
 
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 {
-	int bits, align_bits;
+	size_t bits = (size + PCPU_MIN_ALLOC_BYTES - 1) / PCPU_MIN_ALLOC_BYTES;
+	int align_bits = 1;
+	struct block_md *md;
 
-	if (!size || size > (size_t)c->nr_bits * PCPU_MIN_ALLOC_BYTES)
+	/* bits - 1 wraps for a size of 0 (or so large that bits did) */
+	if (bits - 1 >= (size_t)c->nr_bits)
 		return -1;
-	bits = (int)((size + PCPU_MIN_ALLOC_BYTES - 1) / PCPU_MIN_ALLOC_BYTES);
-	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
-	if (align_bits & (align_bits - 1) || align_bits > c->block_bits)
-		return -1;
-	if (bump_fits(c, bits, align_bits, pop_only)) {
-		int off = c->chunk_md.first_free;
-
-		if (bump_small(c, off, bits))
-			return off * PCPU_MIN_ALLOC_BYTES;
-		return chunk_bump(c, bits) * PCPU_MIN_ALLOC_BYTES;
+	if (align > PCPU_MIN_ALLOC_BYTES) {
+		if (align / PCPU_MIN_ALLOC_BYTES > (size_t)c->block_bits)
+			return -1;
+		align_bits = (int)(align / PCPU_MIN_ALLOC_BYTES);
+		if (align_bits & (align_bits - 1))
+			return -1;
+		if (c->chunk_md.first_free & (align_bits - 1))
+			return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 	}
-	return chunk_alloc_fit(c, bits, align_bits, pop_only);
+	md = &c->md[c->chunk_md.first_free >> c->block_shift];
+	if (front_fits(c, md, (int)bits, pop_only))
+		return take_front(c, md, (int)bits) * PCPU_MIN_ALLOC_BYTES;
+	return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 }
 
 /* ---- free ------------------------------------------------------------- */
