@@ -17,16 +17,14 @@
  * takes another lock, so the lock is a leaf.
  *
  * Each CPU also has a spare cache, locked by atomic exchange alone, which a
- * fast path tries when its CPU's cache is taken.  With restartable
- * sequences that means the holder is not running on this CPU: preempted
- * (at the end of its timeslice, for milliseconds) or migrated (for a few
- * instructions more).  With many threads per CPU in a tight loop a holder
- * is often preempted inside, and without the spare every other thread that
- * ran on that CPU meanwhile would take the pool's lock.  Only when both are
- * taken (or being emptied) does the caller use the pool, so nobody waits
- * behind a preempted holder.  A spare is a cache like the others in
- * everything but its lock (remote lockers spin for it without a
- * membarrier).
+ * fast path tries when its CPU's cache is taken: with restartable sequences
+ * that means the holder is not running here, preempted (for milliseconds)
+ * or migrated.  With several threads per CPU in a tight loop a holder is
+ * often preempted inside, and every other thread of that CPU would take
+ * the pool's lock meanwhile.  Only when both are taken (or being emptied)
+ * does a caller use the pool, so nobody waits behind a preempted holder.
+ * A spare is a cache like the others but for its lock (remote lockers spin
+ * for it without a membarrier).
  *
  * A bin per size class holds handles.  An empty bin is refilled with a
  * batch allocated from populated pages under one acquisition of the pool's
@@ -90,7 +88,7 @@ static size_t cache_limit;             /* bytes per cache */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
 static size_t all_slots_bytes;
 
-/* Every cache, the spares included: loops over all of them. */
+/* Every cache, the spares included. */
 static inline unsigned int nr_all_caches(void)
 {
 	return 2 * nr_caches;
