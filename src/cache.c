@@ -11,19 +11,29 @@
  *
  * Each cache has a lock (cache_lock.h) that the allocation and free paths
  * only ever try: with a restartable sequence where the machine allows (no
- * atomic instruction), else one atomic exchange.  A thread that finds it
- * taken (another thread on the same CPU preempted inside, or a drain) uses
- * the pool instead, so nobody waits behind a preempted holder.  Only the
- * slow paths that must empty a cache from anywhere spin for it (after a
- * membarrier that keeps that CPU's fast paths out); a holder never makes a
- * system call or takes another lock, so the lock is a leaf.
+ * atomic instruction), else one atomic exchange.  Only the slow paths that
+ * must empty a cache from anywhere spin for it (after a membarrier that
+ * keeps that CPU's fast paths out); a holder never makes a system call or
+ * takes another lock, so the lock is a leaf.
+ *
+ * Each CPU also has a spare cache, locked by atomic exchange alone, which a
+ * fast path tries when its CPU's cache is taken: with restartable sequences
+ * that means the holder is not running here, preempted (for milliseconds)
+ * or migrated.  With several threads per CPU in a tight loop a holder is
+ * often preempted inside, and every other thread of that CPU would take
+ * the pool's lock meanwhile.  Only when both are taken (or being emptied)
+ * does a caller use the pool, so nobody waits behind a preempted holder.
+ * A spare is a cache like the others but for its lock (remote lockers spin
+ * for it without a membarrier).
  *
  * A bin per size class holds handles.  An empty bin is refilled with a
  * batch allocated from populated pages under one acquisition of the pool's
  * lock (no system call: PCPU_ATOMIC may refill); a full bin, or a cache
  * over its byte limit, gives half a bin back under one acquisition.
  * Limits: per cache pcpu_config.cache_size (PCPU_CACHE_SIZE) bytes per
- * unit, so at most nr_cpus x cache_size bytes of every unit are cached.
+ * unit, so at most 2 x nr_cpus x cache_size bytes of every unit are cached
+ * (each CPU's cache and its spare; a spare fills only while its CPU's cache
+ * is taken, and the balancer empties it once it has stayed unused).
  * Caches idle for a whole balance interval are emptied by the balancer;
  * pcpu_balance() empties all of them.
  *
@@ -72,25 +82,58 @@ struct pcpu_cache {
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
 bool pcpu_cache_enabled;
-static struct pcpu_cache *caches;      /* [nr_caches] */
-static unsigned int nr_caches;
+static struct pcpu_cache *caches;      /* [2 x nr_caches]: each CPU's, then the spares */
+static unsigned int nr_caches;         /* CPUs (units) with a cache */
 static size_t cache_limit;             /* bytes per cache */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
 static size_t all_slots_bytes;
 
+/* Every cache, the spares included. */
+static inline unsigned int nr_all_caches(void)
+{
+	return 2 * nr_caches;
+}
+
+static inline bool is_spare(const struct pcpu_cache *c)
+{
+	return c >= caches + nr_caches;
+}
+
+/* The spare of CPU cpu (which may have run off by now: the exchange is
+ * right from any CPU), locked; NULL when it is taken or there is none. */
+static __attribute__((noinline)) struct pcpu_cache *cache_lock_spare(unsigned int cpu)
+{
+	struct pcpu_cache *c;
+
+	if (cpu >= nr_caches)
+		return NULL;
+	c = &caches[nr_caches + cpu];
+	return cache_lock_try(&c->lk) ? c : NULL;
+}
+
 /*
- * The calling CPU's cache, locked; NULL when it is busy (or, in rseq mode,
- * there is none for this CPU): the caller takes the pool instead.
+ * The calling CPU's cache, locked; else its spare, locked; NULL when both
+ * are taken (or, in rseq mode, there is none for this CPU): the caller
+ * takes the pool instead.
  */
 static inline struct pcpu_cache *cache_lock_this(void)
 {
 	struct pcpu_cache *c;
+	unsigned int cpu;
 
-	if (__builtin_expect(cache_lock_rseq, 1))
-		return (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
-								 nr_caches);
-	c = &caches[pcpu_current_cpu()];
-	return cache_lock_try(&c->lk) ? c : NULL;
+	if (__builtin_expect(cache_lock_rseq, 1)) {
+		c = (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
+							      nr_caches);
+		if (__builtin_expect(c != NULL, 1))
+			return c;
+		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
+	} else {
+		cpu = pcpu_current_cpu();
+		c = &caches[cpu];
+		if (__builtin_expect(cache_lock_try(&c->lk), 1))
+			return c;
+	}
+	return cache_lock_spare(cpu);
 }
 
 static inline void cache_unlock(struct pcpu_cache *c)
@@ -99,15 +142,18 @@ static inline void cache_unlock(struct pcpu_cache *c)
 }
 
 /* Slow paths, from any CPU: keep c's fast paths out, then lock it (holders
- * keep the lock for a few instructions).  cache_remote_end when done. */
+ * keep the lock for a few instructions).  cache_remote_end when done.  A
+ * spare needs neither: every locker of it uses the exchange. */
 static void cache_remote_begin(struct pcpu_cache *c)
 {
-	cache_lock_remote_begin(&c->lk, (unsigned int)(c - caches));
+	if (!is_spare(c))
+		cache_lock_remote_begin(&c->lk, (unsigned int)(c - caches));
 }
 
 static void cache_remote_end(struct pcpu_cache *c)
 {
-	cache_lock_remote_end(&c->lk);
+	if (!is_spare(c))
+		cache_lock_remote_end(&c->lk);
 }
 
 static void cache_lock(struct pcpu_cache *c)
@@ -436,7 +482,7 @@ static bool cache_drain(bool all, long idle_ms)
 	if (!pool_ready())      /* the caches are set up before `ready` is published */
 		return false;
 	now = pool_now_ms();
-	for (unsigned int i = 0; i < nr_caches; i++) {
+	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		struct pcpu_cache *c = &caches[i];
 
 		if (all) {
@@ -460,12 +506,12 @@ static int64_t cache_unreported_live(void)
 {
 	int64_t net = 0;
 
-	for (unsigned int i = 0; i < nr_caches; i++)
+	for (unsigned int i = 0; i < nr_all_caches(); i++)
 		net += __atomic_load_n(&caches[i].net, __ATOMIC_RELAXED);
 	return net;
 }
 
-/* Pool client: every cache's lock taken (on) or dropped. */
+/* Pool client: every cache's lock taken (on) or dropped, the spares' too. */
 static void cache_quiesce(bool on)
 {
 	if (on) {
@@ -473,7 +519,7 @@ static void cache_quiesce(bool on)
 			cache_lock_remote_raise(&caches[i].lk);
 		cache_lock_fence_all();
 	}
-	for (unsigned int i = 0; i < nr_caches; i++) {
+	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		if (on) {
 			cache_lock(&caches[i]);
 		} else {
@@ -486,8 +532,8 @@ static void cache_quiesce(bool on)
 /* Pool client, quiesced: add what the caches hold and served. */
 static void cache_census(struct pool_census *acc)
 {
-	acc->cache_limit_bytes += (uint64_t)cache_limit * nr_caches;
-	for (unsigned int i = 0; i < nr_caches; i++) {
+	acc->cache_limit_bytes += (uint64_t)cache_limit * nr_all_caches();
+	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		struct pcpu_cache *c = &caches[i];
 
 		acc->nr_alloc += c->nr_alloc;
@@ -537,23 +583,25 @@ static int cache_verify(char *msg, size_t msglen)
 	void **all;
 	int ret = 0;
 
-	for (unsigned int i = 0; i < nr_caches; i++)
+	for (unsigned int i = 0; i < nr_all_caches(); i++)
 		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
 			total += caches[i].bins[cls].n < caches[i].bins[cls].cap ?
 				 caches[i].bins[cls].n : caches[i].bins[cls].cap;
 	all = malloc((total + 1) * sizeof(*all));
 	if (!all)
 		PCPU_VERIFY_FAIL("caches: no memory to verify them");
-	for (unsigned int i = 0; i < nr_caches && !ret; i++) {
+	for (unsigned int i = 0; i < nr_all_caches() && !ret; i++) {
 		struct pcpu_cache *c = &caches[i];
+		const char *kind = is_spare(c) ? "spare cache" : "cache";
+		unsigned int cpu = i % nr_caches;
 		size_t bytes = 0;
 
 		for (unsigned int cls = 0; cls < NR_CLASSES && !ret; cls++) {
 			const struct cache_bin *b = &c->bins[cls];
 
 			if (b->n > b->cap) {
-				snprintf(msg, msglen, "cache %u class %u: %u objects, room for %u", i, cls,
-					 b->n, b->cap);
+				snprintf(msg, msglen, "%s %u class %u: %u objects, room for %u", kind, cpu,
+					 cls, b->n, b->cap);
 				ret = -1;
 			}
 			for (unsigned int k = 0; k < b->n && !ret; k++) {
@@ -563,12 +611,13 @@ static int cache_verify(char *msg, size_t msglen)
 			bytes += (size_t)b->n * (cls + 1) * PCPU_MIN_ALLOC_BYTES;
 		}
 		if (!ret && bytes != c->bytes) {
-			snprintf(msg, msglen, "cache %u holds %zu bytes, counts %zu", i, bytes, c->bytes);
+			snprintf(msg, msglen, "%s %u holds %zu bytes, counts %zu", kind, cpu, bytes,
+				 c->bytes);
 			ret = -1;
 		}
 		if (!ret && c->bytes > cache_limit) {
-			snprintf(msg, msglen, "cache %u holds %zu bytes, over its limit %zu", i, c->bytes,
-				 cache_limit);
+			snprintf(msg, msglen, "%s %u holds %zu bytes, over its limit %zu", kind, cpu,
+				 c->bytes, cache_limit);
 			ret = -1;
 		}
 	}
@@ -581,6 +630,35 @@ static int cache_verify(char *msg, size_t msglen)
 	}
 	free(all);
 	return ret;
+}
+
+/* ---- test hooks ---------------------------------------------------------------- */
+
+int cache_test_hold(unsigned int cpu, bool spare, bool hold)
+{
+	struct pcpu_cache *c;
+
+	if (cpu >= nr_caches)
+		return -1;
+	c = &caches[spare ? nr_caches + cpu : cpu];
+	if (hold) {
+		cache_remote_begin(c);
+		cache_lock(c);
+		cache_remote_end(c);    /* left held, as by a preempted fast path */
+	} else {
+		cache_unlock(c);
+	}
+	return 0;
+}
+
+size_t cache_test_count(bool spares)
+{
+	size_t n = 0;
+
+	for (unsigned int i = spares ? nr_caches : 0; i < (spares ? nr_all_caches() : nr_caches); i++)
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
+			n += __atomic_load_n(&caches[i].bins[cls].n, __ATOMIC_RELAXED);
+	return n;
 }
 
 /* ---- set-up and fork ----------------------------------------------------------- */
@@ -599,8 +677,8 @@ static void cache_ready(void)
 	 * heap. */
 	for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
 		per_cache += bin_cap((size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES);
-	all_slots_bytes = per_cache * sizeof(void *) * pcpu_pool.nr_cpus;
-	caches = aligned_alloc(64, sizeof(*caches) * pcpu_pool.nr_cpus);
+	all_slots_bytes = per_cache * sizeof(void *) * 2 * pcpu_pool.nr_cpus;
+	caches = aligned_alloc(64, sizeof(*caches) * 2 * pcpu_pool.nr_cpus);
 	all_slots = os_meta_alloc(all_slots_bytes);
 	if (!caches || !all_slots) {
 		free(caches);           /* no caches: every call takes the pool */
@@ -608,9 +686,9 @@ static void cache_ready(void)
 		caches = NULL;
 		return;
 	}
-	memset(caches, 0, sizeof(*caches) * pcpu_pool.nr_cpus);
+	memset(caches, 0, sizeof(*caches) * 2 * pcpu_pool.nr_cpus);
 	nr_caches = pcpu_pool.nr_cpus;
-	for (unsigned int i = 0; i < nr_caches; i++) {
+	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		void **slots = all_slots + (size_t)i * per_cache;
 
 		for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {

@@ -56,4 +56,15 @@ void *cache_alloc(size_t size, unsigned int flags);
  */
 int cache_free(void *handle, size_t idx, int off);
 
+/*
+ * Tests only.  cache_test_hold takes (hold) or drops the lock of CPU cpu's
+ * cache, or of its spare, leaving it held as a fast path preempted inside
+ * would; -1 if there is no such cache.  While one is held nothing may take
+ * every cache's lock (pcpu_stats_get, pcpu_verify, pcpu_balance, fork).
+ * cache_test_count: objects held now by the CPUs' caches or by the spares
+ * (read without their locks: for a test whose other threads are quiet).
+ */
+int cache_test_hold(unsigned int cpu, bool spare, bool hold);
+size_t cache_test_count(bool spares);
+
 #endif

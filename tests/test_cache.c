@@ -8,7 +8,8 @@
  * served from a cache; the caches stay within their limit; pcpu_balance()
  * empties them (so freed memory goes back to the OS); the balancer empties
  * caches left idle; a forked child's caches are consistent; the caches can
- * be turned off.  pcpu_verify, which checks every cached object against its
+ * be turned off; a CPU whose cache is held (its holder preempted) uses its
+ * spare cache.  pcpu_verify, which checks every cached object against its
  * chunk, runs after every step of a random sequence.  Random parts print
  * their seed; pass it back as the first argument.
  */
@@ -28,6 +29,7 @@
 #include "pool_kit.h"
 #include "percpu.h"
 #include "pool_init.h"
+#include "cache.h"
 #include "cache_lock.h"
 #include "os_cpu.h"
 
@@ -305,6 +307,98 @@ static int child_fork(long arg)
 	return 0;
 }
 
+/* Hold (or drop) the lock of every CPU's cache, or of every spare, as
+ * threads preempted inside them would. */
+static void hold_all(bool spare, bool hold)
+{
+	for (unsigned int cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
+		REQUIRE(cache_test_hold(cpu, spare, hold) == 0, "cpu %u: hold %d %d", cpu, spare, hold);
+}
+
+/*
+ * A CPU's cache held (its holder preempted): allocations and frees go
+ * through the CPU's spare, which pcpu_verify checks and pcpu_balance and
+ * fork handle like any cache; with the spare held too, through the pool.
+ * kind 1: a double free of an object in a spare aborts.
+ */
+static int child_spare(long kind)
+{
+	struct pcpu_config cfg = { .nr_cpus = 0, .flags = PCPU_CFG_NO_BALANCER };
+	enum { N = 100 };
+	void *h[N];
+	uint64_t hits, cached;
+	int status;
+
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	REQUIRE(pcpu_balance() == 0 && kit_stats().nr_cached == 0, "empty caches");
+	hold_all(false, true);
+	for (int i = 0; i < N; i++)
+		h[i] = pcpu_alloc(16, 0);
+	for (int i = 0; i < N; i++) {
+		REQUIRE(h[i], "alloc %d", i);
+		pcpu_free(h[i]);
+	}
+	CHECK(cache_test_count(false) == 0 && cache_test_count(true) >= N,
+	      "with the CPUs' caches held, freed objects went to the spares: %zu in the caches, "
+	      "%zu in the spares", cache_test_count(false), cache_test_count(true));
+	if (kind == 1)
+		pcpu_free(h[N - 1]);    /* double free of an object in a spare: aborts */
+	hold_all(false, false);
+	struct pcpu_stats st = kit_stats();
+
+	/* Every allocation was a hit in a spare or refilled it (through the
+	 * pool, a batch at a time). */
+	CHECK(st.nr_cache_hits + st.nr_cache_refills == N && st.nr_cache_hits >= N / 2 &&
+	      st.nr_cached >= N, "spares counted: %llu hits, %llu refills, %llu cached",
+	      (unsigned long long)st.nr_cache_hits, (unsigned long long)st.nr_cache_refills,
+	      (unsigned long long)st.nr_cached);
+	CHECK(st.cached_bytes <= st.cache_limit_bytes, "within the limit");
+	CHECK(pcpu_verify() == 0, "verify with objects in the spares");
+
+	/* Both held: the pool serves, the caches hold what they held. */
+	hits = st.nr_cache_hits;
+	cached = st.nr_cached;
+	hold_all(false, true);
+	hold_all(true, true);
+	for (int i = 0; i < N; i++)
+		h[i] = pcpu_alloc(16, 0);
+	for (int i = 0; i < N; i++) {
+		REQUIRE(h[i], "alloc %d through the pool", i);
+		CHECK(kit_zeroed(h[i], 16, 4), "zeroed");
+		pcpu_free(h[i]);
+	}
+	hold_all(true, false);
+	hold_all(false, false);
+	st = kit_stats();
+	CHECK(st.nr_cache_hits == hits && st.nr_cached == cached && st.nr_alloc == 2 * N &&
+	      st.nr_cur_alloc == 0, "both held: through the pool (%llu hits, %llu cached)",
+	      (unsigned long long)st.nr_cache_hits, (unsigned long long)st.nr_cached);
+	CHECK(pcpu_verify() == 0, "verify");
+
+	/* fork with objects in the spares: the child's are consistent. */
+	pid_t pid = fork();
+
+	if (pid == 0) {
+		bool ok = pcpu_verify() == 0 && cache_test_count(true) >= N;
+
+		for (int i = 0; i < N && ok; i++)
+			ok = (h[i] = pcpu_alloc(16, 0)) && kit_zeroed(h[i], 16, 4);
+		for (int i = 0; i < N && ok; i++)
+			pcpu_free(h[i]);
+		_exit(ok && pcpu_verify() == 0 ? 0 : 1);
+	}
+	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
+	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child with objects in the spares");
+
+	/* pcpu_balance empties the spares too. */
+	CHECK(pcpu_balance() == 0, "balance");
+	st = kit_stats();
+	CHECK(st.nr_cached == 0 && cache_test_count(true) == 0, "pcpu_balance emptied the spares "
+	      "(%llu left)", (unsigned long long)st.nr_cached);
+	CHECK(pcpu_verify() == 0, "verify");
+	return 0;
+}
+
 /* PCPU_CFG_NO_CACHE, and PCPU_CACHE_SIZE=0, turn the caches off. */
 static int child_off(long how)
 {
@@ -320,7 +414,8 @@ static int child_off(long how)
 	struct pcpu_stats st = kit_stats();
 
 	if (how == 2) {
-		CHECK(st.cache_limit_bytes == 2 * 4096 && st.nr_cache_hits > 900,
+		/* Two CPUs, each with a cache and a spare. */
+		CHECK(st.cache_limit_bytes == 2 * 2 * 4096 && st.nr_cache_hits > 900,
 		      "PCPU_CACHE_SIZE=4k: limit %llu", (unsigned long long)st.cache_limit_bytes);
 	} else {
 		CHECK(st.cache_limit_bytes == 0 && st.nr_cache_hits == 0 && st.nr_cached == 0,
@@ -377,6 +472,10 @@ int main(int argc, char **argv)
 	KIT_EXPECT(kit_fork(child_random, 0, seed, 300), KIT_EXIT(0), "random sequence");
 	KIT_EXPECT(kit_fork(child_threads, 0, seed, 300), KIT_EXIT(0), "threads, idle drain");
 	KIT_EXPECT(kit_fork(child_fork, 0, seed, 60), KIT_EXIT(0), "fork");
+	KIT_EXPECT(kit_fork(child_spare, 0, seed, 60), KIT_EXIT(0), "spare caches");
+	c = kit_fork(child_spare, 1, seed, 60);
+	KIT_EXPECT(c, KIT_SIGNAL(SIGABRT), "double free of an object in a spare cache");
+	CHECK(strstr(c->err, "not a live allocation"), "the message names it: %s", c->err);
 	for (long how = 0; how < 3; how++)
 		KIT_EXPECT(kit_fork(child_off, how, seed, 60), KIT_EXIT(0), "cache setting %ld", how);
 	TEST_DONE();
