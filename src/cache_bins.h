@@ -1,0 +1,67 @@
+/*
+ * cache_bins.h - the per-CPU caches' data, shared by the caches' fast and
+ * slow paths (cache.c) and their census and verification (cache_census.c).
+ * Private to those two files.
+ *
+ * Invariant, checked by cache_verify: a cached object is allocated in its
+ * chunk's maps (start and boundary bits set), its live bit is clear, it is
+ * aligned to its class, and it sits in exactly one bin of one cache; a
+ * cache's `bytes` is the sum over its bins of objects x class size, at most
+ * cache_limit.
+ */
+#ifndef PCPU_CACHE_BINS_H
+#define PCPU_CACHE_BINS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache.h"
+#include "cache_lock.h"
+
+#define NR_CLASSES (CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES)
+#define MAX_BIN_CAP 512
+
+struct cache_bin {
+	void **slots;           /* [cap], in the caches' metadata mapping */
+	unsigned int n, cap;
+};
+
+struct pcpu_cache {
+	struct cache_lock lk;   /* first: the rseq lock reads it at the cache's start */
+	int used;               /* touched since the balancer last looked */
+	size_t bytes;           /* bytes of every unit held in the bins */
+	/* User allocations and frees this cache served, and their sizes. */
+	uint64_t nr_alloc, nr_dealloc, nr_refills, nr_drains;
+	int64_t net;            /* nr_alloc - nr_dealloc not yet told to the pool */
+	uint64_t size_hist[PCPU_SIZE_HIST_BUCKETS];
+	/* The balancer's idle sweep only (cache_drain): unused since this
+	 * pool-clock time; emptied since then. */
+	int64_t quiet_since;
+	bool drained;
+	struct cache_bin bins[NR_CLASSES];
+} __attribute__((aligned(64)));
+
+/* Set at initialisation (cache.c), then read-only. */
+#define CACHE_HIDDEN __attribute__((visibility("hidden")))
+extern struct pcpu_cache *caches CACHE_HIDDEN;  /* [2 x nr_caches]: each CPU's, then the spares */
+extern unsigned int nr_caches CACHE_HIDDEN;     /* CPUs (units) with a cache */
+extern size_t cache_limit CACHE_HIDDEN;         /* bytes per cache */
+
+/* Every cache, the spares included. */
+static inline unsigned int nr_all_caches(void)
+{
+	return 2 * nr_caches;
+}
+
+static inline bool is_spare(const struct pcpu_cache *c)
+{
+	return c >= caches + nr_caches;
+}
+
+/* Pool clients (cache_census.c), with every cache quiesced: add what the
+ * caches hold and served; check every cached object and byte count. */
+void cache_census(struct pool_census *acc);
+int cache_verify(char *msg, size_t msglen);
+
+#endif
