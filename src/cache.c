@@ -59,10 +59,6 @@
 #define MAX_BATCH 64
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
-bool pcpu_cache_enabled;
-struct pcpu_cache *caches;
-unsigned int nr_caches;
-size_t cache_limit;
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
 static size_t all_slots_bytes;
 
@@ -123,7 +119,7 @@ static void cache_remote_end(struct pcpu_cache *c)
 		cache_lock_remote_end(&c->lk);
 }
 
-static void cache_lock(struct pcpu_cache *c)
+static void cache_take(struct pcpu_cache *c)
 {
 	cache_lock_spin(&c->lk);
 }
@@ -416,7 +412,7 @@ static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 		unsigned int n;
 		int64_t net;
 
-		cache_lock(c);
+		cache_take(c);
 		net = c->net;
 		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 		n = b->n;
@@ -488,7 +484,7 @@ static void cache_quiesce(bool on)
 	}
 	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		if (on) {
-			cache_lock(&caches[i]);
+			cache_take(&caches[i]);
 		} else {
 			cache_unlock(&caches[i]);
 			cache_remote_end(&caches[i]);
@@ -507,7 +503,7 @@ int cache_test_hold(unsigned int cpu, bool spare, bool hold)
 	c = &caches[spare ? nr_caches + cpu : cpu];
 	if (hold) {
 		cache_remote_begin(c);
-		cache_lock(c);
+		cache_take(c);
 		cache_remote_end(c);    /* left held, as by a preempted fast path */
 	} else {
 		cache_unlock(c);

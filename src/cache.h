@@ -14,21 +14,8 @@
 #include <stdbool.h>
 #include <stddef.h>
 
+#include "cache_bins.h"
 #include "pool.h"
-
-#define CACHE_MAX_SIZE 256
-#define CACHE_MAX_ALIGN 64
-
-/* Caches are on (set at initialisation, then read without a lock). */
-extern bool pcpu_cache_enabled __attribute__((visibility("hidden")));
-
-/* The alignment every cached object of this size has. */
-static inline size_t cache_class_align(size_t size)
-{
-	size_t a = size & -size;
-
-	return a < CACHE_MAX_ALIGN ? a : CACHE_MAX_ALIGN;
-}
 
 /* May an allocation of size bytes (a multiple of 4) at align (0 or a power
  * of two) with flags come from a cache? */

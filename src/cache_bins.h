@@ -1,7 +1,7 @@
 /*
- * cache_bins.h - the per-CPU caches' data, shared by the caches' fast and
- * slow paths (cache.c) and their census and verification (cache_census.c).
- * Private to those two files.
+ * cache_bins.h - the per-CPU caches' size classes and data, shared by the
+ * caches' fast and slow paths (cache.c) and their census and verification
+ * (cache_census.c); the entry points (alloc.c) read only the classes.
  *
  * Invariant, checked by cache_verify: a cached object is allocated in its
  * chunk's maps (start and boundary bits set), its live bit is clear, it is
@@ -16,8 +16,22 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "cache.h"
 #include "cache_lock.h"
+#include "pool.h"
+
+#define CACHE_MAX_SIZE 256
+#define CACHE_MAX_ALIGN 64
+
+/* Caches are on (set at initialisation, then read without a lock). */
+extern bool pcpu_cache_enabled __attribute__((visibility("hidden")));
+
+/* The alignment every cached object of this size has. */
+static inline size_t cache_class_align(size_t size)
+{
+	size_t a = size & -size;
+
+	return a < CACHE_MAX_ALIGN ? a : CACHE_MAX_ALIGN;
+}
 
 #define NR_CLASSES (CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES)
 #define MAX_BIN_CAP 512
