@@ -91,7 +91,7 @@ static void *alloc_failed(size_t size, size_t align, unsigned flags, const char 
 /* A successful allocation of a live handle: the balancer told, the probe
  * fired, the memory zeroed in every unit (unless it is known to read zero:
  * pool_area_is_zero). */
-static inline void *alloc_done(void *handle, size_t size, size_t align, unsigned int flags,
+static inline __attribute__((always_inline)) void *alloc_done(void *handle, size_t size, size_t align, unsigned int flags,
 			       bool zeroed)
 {
 	/* The balancer hears of a low pool: by the flag alone on the atomic
