@@ -221,27 +221,45 @@ bool pool_free_wants_reclaim(const struct pcpu_chunk *ch)
 
 /* ---- searching and freeing ------------------------------------------------- */
 
-/*
- * Slots from the one for size up to the free slot, each list front to
- * back.  With pop_only, only populated pages qualify and nothing is
- * sidelined (a miss there says nothing about the chunk's free space).
- */
+/* What the pool's bookkeeping needs from a chunk before its map changes. */
+struct chunk_before {
+	int slot, empty_pop;
+};
+
+static inline struct chunk_before chunk_before(const struct pcpu_chunk *ch)
+{
+	return (struct chunk_before){ pool_chunk_slot(ch), ch->map->nr_empty_pop_pages };
+}
+
+/* After allocations or frees in ch: the pool's empty-page count and the
+ * chunk's slot follow the map. */
+static void chunk_settle(struct pcpu_chunk *ch, struct chunk_before b)
+{
+	if (pool_chunk_in_pool(ch))
+		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - b.empty_pop;
+	pool_chunk_relocate(ch, b.slot);
+}
+
 /* chunk_alloc_area in ch from `start` (a find result), with the pool's
  * bookkeeping: zero tracking, the empty-page count, the chunk's slot. */
 static int alloc_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, int start)
 {
-	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	struct chunk_before b = chunk_before(ch);
 	int off = chunk_alloc_area(ch->map, bits, align_bits, start);
 
 	if (off < 0)
 		return -1;
 	ch->zero_off = hand_out(ch, off, bits) ? off : -1;
 	ch->zero_bits = bits;
-	if (pool_chunk_in_pool(ch))
-		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
-	pool_chunk_relocate(ch, oslot);
+	chunk_settle(ch, b);
 	return off;
 }
+
+/*
+ * Slots from the one for size up to the free slot, each list front to
+ * back.  With pop_only, only populated pages qualify and nothing is
+ * sidelined (a miss there says nothing about the chunk's free space).
+ */
 
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off)
 {
@@ -291,7 +309,7 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
 				  struct pcpu_chunk **chs, int *offs)
 {
-	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	struct chunk_before b = chunk_before(ch);
 	int first = ch->map->chunk_md.first_free;
 	int m = chunk_bump_many(ch->map, bits, align_bits, (int)want, true);
 
@@ -299,9 +317,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 		return 0;
 	(void)hand_out(ch, first, m * bits);
 	ch->zero_off = -1;
-	if (pool_chunk_in_pool(ch))
-		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
-	pool_chunk_relocate(ch, oslot);
+	chunk_settle(ch, b);
 	for (int i = 0; i < m; i++) {
 		chs[i] = ch;
 		offs[i] = first + i * bits;
@@ -351,14 +367,12 @@ struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off)
  * with the pool's bookkeeping, the pages in use until `when`. */
 static void free_span(struct pcpu_chunk *ch, int off, int bits, int nr_areas, int64_t when)
 {
-	int oslot = pool_chunk_slot(ch), before = ch->map->nr_empty_pop_pages;
+	struct chunk_before b = chunk_before(ch);
 
 	pcpu_assert_held(&pcpu_pool.lock);
 	chunk_free_span(ch->map, off, bits, nr_areas);
 	note_freed(ch, off, bits, when);
-	if (pool_chunk_in_pool(ch))
-		pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages - before;
-	pool_chunk_relocate(ch, oslot);
+	chunk_settle(ch, b);
 }
 
 void pool_free_area(struct pcpu_chunk *ch, int off, int bits, int64_t unused_since)
@@ -373,21 +387,17 @@ bool pool_free_handles(void *const *handles, unsigned int n, int bits, int64_t u
 	bool wake = false;
 
 	for (unsigned int i = 0, k; i < n; i += k) {
-		uintptr_t h = (uintptr_t)handles[i], lo = h;
+		uintptr_t h = (uintptr_t)handles[i], next = i + 1 < n ? (uintptr_t)handles[i + 1] : 0;
+		uintptr_t step = next == h + bytes || next == h - bytes ? next - h : 0, lo = h;
 		struct pcpu_chunk *ch;
 		int off = 0, last_off;
 
 		/* The longest run from i of areas back to back, going up or
-		 * down in address, inside one chunk. */
-		k = 1;
-		if (i + 1 < n && (uintptr_t)handles[i + 1] == h + bytes)
-			while (i + k < n && (uintptr_t)handles[i + k] == h + k * bytes)
-				k++;
-		else if (i + 1 < n && (uintptr_t)handles[i + 1] == h - bytes)
-			while (i + k < n && (uintptr_t)handles[i + k] == h - k * bytes)
-				k++;
-		if (k > 1 && (uintptr_t)handles[i + k - 1] < h)
-			lo = (uintptr_t)handles[i + k - 1];
+		 * down in address (step, modulo 2^N), inside one chunk. */
+		for (k = 1; step && i + k < n && (uintptr_t)handles[i + k] == h + k * step;)
+			k++;
+		if (step != bytes)
+			lo = h + (k - 1) * step;        /* going down: the last is the lowest */
 		ch = pool_handle_chunk((void *)lo, &off);
 		if (k > 1 && pool_handle_chunk((void *)(lo + (k - 1) * bytes), &last_off) != ch)
 			k = 1, lo = h, ch = pool_handle_chunk((void *)h, &off);
