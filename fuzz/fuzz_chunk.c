@@ -239,8 +239,8 @@ static void op_alloc(struct input *in, bool bytes)
 /*
  * A cache refill: one find_fit + alloc_area, then more of the same size,
  * first as chunk_bump_many (exactly min(n, room / bits) areas when the
- * model's only free run is its tail and the request is aligned there, else
- * none), then along chunk_find_next_fit: each area it finds must be the
+ * model's free run at its first free bit is its tail or the hint's longest
+ * run and the request is aligned there, else none), then along chunk_find_next_fit: each area it finds must be the
  * one chunk_find_fit finds (a miss only ends the batch: the walk does not
  * go back to blocks before the previous area).
  */
@@ -262,11 +262,16 @@ static void op_batch(struct input *in)
 		if (!model_used(i))
 			ff = i;
 	if (ff >= 0) {
-		bool tail = true;
+		int run = 0;
 
-		for (int i = ff; i < c->end_bits && tail; i++)
-			tail = !model_used(i);
-		room = tail ? c->end_bits - ff : 0;
+		while (ff + run < c->end_bits && !model_used(ff + run))
+			run++;
+		/* the tail, or the run the hint names as the longest (checked
+		 * against the model after every op) */
+		room = ff + run == c->end_bits || c->chunk_md.contig_start == ff ? run : 0;
+		if (room && run != c->chunk_md.contig)
+			fail("batch: the run at first free bit %d is %d bits, the hint's longest %d", ff,
+			     run, c->chunk_md.contig);
 		for (int i = ff; pop_only && i < ff + room; i++)
 			if (!populated(i))
 				room = i - ff;

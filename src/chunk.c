@@ -402,12 +402,20 @@ static int chunk_bump(struct chunk *c, int bits)
 	return off;
 }
 
+static void note_area(struct chunk *c, int off, int bits);
+
 int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only)
 {
 	const struct block_md *cm = &c->chunk_md;
 	int off = cm->first_free, room;
+	bool bump = bump_fits(c, bits, align_bits, pop_only);
 
-	if (n <= 0 || !bump_fits(c, bits, align_bits, pop_only) || (bits & (align_bits - 1)))
+	if (n <= 0 || (bits & (align_bits - 1)))
+		return 0;
+	/* Not bump state, but the chunk's longest run starts at first_free:
+	 * the same, with the hints of an area allocated there (note_area). */
+	if (!bump && !(off == cm->contig_start && cm->contig >= bits && !(off & (align_bits - 1)) &&
+		       (!pop_only || chunk_range_populated(c, off, bits))))
 		return 0;
 	room = cm->contig;
 	if (pop_only) {
@@ -425,19 +433,20 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 		maps_take(c, off + i * bits, bits);
 	c->free_bytes -= n * bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc += n;
-	bump_hints(c, off, n * bits);
+	if (bump)
+		bump_hints(c, off, n * bits);
+	else
+		note_area(c, off, n * bits);
 	return n;
 }
 
-/* Allocate [off, off + bits), known to be free: maps, counters, every hint. */
-static int alloc_at(struct chunk *c, int off, int bits)
+/* Every hint after [off, off + bits), free before, was taken (maps and
+ * counters done by the caller). */
+static void note_area(struct chunk *c, int off, int bits)
 {
 	int bmask = c->block_bits - 1;
 	int sb = off >> c->block_shift, eb = (off + bits - 1) >> c->block_shift;
 
-	maps_take(c, off, bits);
-	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
-	c->nr_alloc++;
 	count_empty(c, sb, eb, -1);
 	if (sb == eb) {
 		block_note_alloc(&c->md[sb], block_map(c, sb), off & bmask, ((off + bits - 1) & bmask) + 1);
@@ -451,6 +460,15 @@ static int alloc_at(struct chunk *c, int off, int bits)
 	if (off == c->chunk_md.first_free)
 		c->chunk_md.first_free = first_free_after(c, eb);
 	chunk_hints_alloc(c, off, bits);
+}
+
+/* Allocate [off, off + bits), known to be free: maps, counters, every hint. */
+static int alloc_at(struct chunk *c, int off, int bits)
+{
+	maps_take(c, off, bits);
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
+	note_area(c, off, bits);
 	return off;
 }
 

@@ -36,11 +36,13 @@ void chunk_destroy(struct chunk *c);
 int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start);
 
 /*
- * When the chunk's only free run is its tail and `bits` at align_bits fit
- * at its start (bits a multiple of align_bits): allocate up to n areas of
- * `bits` back to back from there (only on populated pages with pop_only),
- * with the hints updated once.  Returns how many (0 when the chunk is not
- * in that state); the first starts at the old chunk_md.first_free.
+ * When the chunk's longest free run starts at its first free bit (its
+ * only run is its tail, or chunk_md.contig_start is first_free) and `bits`
+ * at align_bits fit there (bits a multiple of align_bits): allocate up to
+ * n areas of `bits` back to back from there (only on populated pages with
+ * pop_only), with the hints updated once.  Returns how many (0 when the
+ * chunk is not in that state); the first starts at the old
+ * chunk_md.first_free.
  */
 int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only);
 

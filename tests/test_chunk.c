@@ -257,6 +257,42 @@ static void test_bump(void)
 	}
 }
 
+/*
+ * chunk_bump_many on a front run: a chunk whose longest free run starts at
+ * its first free bit but is not its tail (a large area freed at the front,
+ * a small one still in use after it).  The batch takes exactly
+ * min(n, room / bits) areas from the front (room limited to populated
+ * pages with pop_only), each an allocation of `bits`, every hint exact.
+ */
+static void test_front_run_batch(void)
+{
+	for (int pop_only = 0; pop_only < 2; pop_only++) {
+		for (int bits = 1; bits <= 64; bits = bits * 3 + 1) {
+			struct chunk *c = chunk_create(8, 4096, 0, 0);
+			int big = 5 * 1024 + 37, room, m, want = 1 << 20;
+
+			REQUIRE(c, "create");
+			chunk_mark_populated(c, 0, pop_only ? 3 : 8);
+			REQUIRE(chunk_alloc(c, (size_t)big * 4, 4, false) == 0 &&
+				chunk_alloc(c, 8, 4, false) == big * 4, "front area and its neighbour");
+			REQUIRE(chunk_free(c, 0) == big * 4, "free the front area");
+			verify(c, "front run");
+			REQUIRE(c->chunk_md.first_free == 0 && c->chunk_md.contig_start == 0 &&
+				c->chunk_md.contig == big, "the front run is the longest");
+			room = pop_only ? 3 * 1024 : big;
+			m = chunk_bump_many(c, bits, 1, want, pop_only);
+			CHECK(m == room / bits, "bits %d%s: %d areas from the front run, want %d", bits,
+			      pop_only ? " pop_only" : "", m, room / bits);
+			for (int k = 0; k < m; k++)
+				REQUIRE(chunk_area_bits(c, k * bits) == bits, "area %d of the batch", k);
+			verify(c, "front run batch");
+			CHECK(c->chunk_md.first_free == (m * bits < big ? m * bits : big + 2),
+			      "bits %d: first free bit %d after the batch", bits, c->chunk_md.first_free);
+			chunk_destroy(c);
+		}
+	}
+}
+
 /* ---- the randomised model test ------------------------------------------ */
 
 struct live { int off, bits; };
@@ -340,32 +376,39 @@ static void model_batch(struct chunk *c, unsigned long step, int prev, int bits,
 
 /*
  * chunk_bump_many: it must hand out exactly min(n, room / bits) areas when
- * the model's only free run is its tail (room: the tail, or its populated
- * start with pop_only) and the request is aligned there, and none
- * otherwise; every area free in the model, aligned, back to back.
+ * the model's free run at its first free bit is its only one (its tail) or
+ * the one the chunk's hint names as its longest (verify checks that hint),
+ * with room that run, or its populated start with pop_only, and the
+ * request aligned there; none otherwise; every area free in the model,
+ * aligned, back to back.
  */
-static unsigned long nr_bumped, nr_spans;     /* coverage, printed */
+static unsigned long nr_bumped, nr_front_runs, nr_spans;     /* coverage, printed */
 
 static void model_bump_many(struct chunk *c, unsigned long step, int bits, int align_bits,
 			    bool pop_only)
 {
 	int n = 1 + (int)rng_below(64), ff = -1, room = 0, expect = 0, m, first;
+	bool front_run = false;     /* the run at ff is not the tail */
 
 	for (int i = c->start_bits; i < c->end_bits && ff < 0; i++)
 		if (!model[i])
 			ff = i;
 	if (ff >= 0) {
-		bool tail = true;
+		int run = 0;
 
-		for (int i = ff; i < c->end_bits && tail; i++)
-			tail = !model[i];
-		room = tail ? c->end_bits - ff : 0;
+		while (ff + run < c->end_bits && !model[ff + run])
+			run++;
+		front_run = ff + run < c->end_bits;
+		room = !front_run || c->chunk_md.contig_start == ff ? run : 0;
+		REQUIRE(!room || run == c->chunk_md.contig, "step %lu: the run at first free bit %d "
+			"is %d bits, the hint's longest %d", step, ff, run, c->chunk_md.contig);
 		for (int i = ff; pop_only && i < ff + room; i++)
 			if (!bit_test(c->populated, (size_t)(i >> c->block_shift)))
 				room = i - ff;
 		if (room >= bits && ff % align_bits == 0 && bits % align_bits == 0)
 			expect = n < room / bits ? n : room / bits;
 	}
+	nr_front_runs += expect && front_run;
 	first = c->chunk_md.first_free;
 	m = chunk_bump_many(c, bits, align_bits, n, pop_only);
 	REQUIRE(m == expect, "step %lu: bump_many(%d bits align %d, %d%s) gave %d, model %d", step,
@@ -528,7 +571,8 @@ static void test_model(unsigned long steps)
 		chunk_destroy(c);
 	}
 	printf("model test: %lu steps, chunk_verify after each (every 2-16 on a quarter of the chunks); "
-	       "%lu multi-area bumps, %lu multi-area span frees\n", done, nr_bumped, nr_spans);
+	       "%lu multi-area bumps (%lu from a front run), %lu multi-area span frees\n", done,
+	       nr_bumped, nr_front_runs, nr_spans);
 }
 
 int main(int argc, char **argv)
@@ -543,6 +587,7 @@ int main(int argc, char **argv)
 	test_full_roundtrip(256, 1, 0, 0);
 	test_aligned_fit();
 	test_bump();
+	test_front_run_batch();
 	test_model(steps);
 	TEST_DONE();
 }
