@@ -96,15 +96,14 @@ static inline __attribute__((always_inline)) void *alloc_done(void *handle, size
 {
 	/* The balancer hears of a low pool: by the flag alone on the atomic
 	 * path, by a wake-up (a system call) elsewhere. */
-	if (!(flags & PCPU_ATOMIC) &&
-	    __builtin_expect(__atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED) != 0, 0))
+	if (!(flags & PCPU_ATOMIC) && __builtin_expect(pool_balance_unkicked(), 0))
 		pool_kick_balance(0);
 	(void)align;            /* only the probe reads it */
 	if (PCPU_PROBES_ENABLED) {
-		size_t idx = 0;
-		int off = 0;
+		size_t idx;
+		int off;
 
-		(void)pool_handle_locate(handle, &idx, &off);
+		pool_handle_split(handle, &idx, &off);
 		PCPU_PROBE(alloc, size, align, flags, handle, idx, (size_t)off);
 	}
 	if (!zeroed)
@@ -113,7 +112,13 @@ static inline __attribute__((always_inline)) void *alloc_done(void *handle, size
 	return handle;
 }
 
-PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int flags)
+/*
+ * Everything but a cache hit: initialisation, invalid requests, sizes the
+ * caches do not serve, busy caches, failures.  `cache_tried`: the fast
+ * path found the caches busy or empty of populated space.
+ */
+static __attribute__((noinline)) void *alloc_slow(size_t size, size_t align, unsigned int flags,
+						  bool cache_tried)
 {
 	struct pcpu_chunk *ch = NULL;
 	int bits, align_bits, req_align_bits, off = -1;
@@ -140,9 +145,9 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
 	req_align_bits = align_bits;
 	if (cache_serves(size, align, flags)) {
-		void *h = cache_alloc(size, flags);
+		void *h = cache_tried ? NULL : cache_alloc(size, flags);
 
-		if (__builtin_expect(h != NULL, 1))
+		if (h)
 			return alloc_done(h, size, cache_class_align(size), flags, false);
 		/* Taken from the pool instead, at the class's alignment, so the
 		 * object can go to a cache when it is freed. */
@@ -181,9 +186,35 @@ PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned 
 			  (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, zeroed);
 }
 
+/*
+ * The fast path: a valid request of a cached size from a ready allocator
+ * whose cache hands an object out.  Anything else goes to alloc_slow,
+ * which checks again.
+ */
+static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align,
+							     unsigned int flags)
+{
+	size_t rounded = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES);
+
+	if (__builtin_expect(pool_ready() && size - 1 < CACHE_MAX_SIZE && !(align & (align - 1)) &&
+			     cache_serves(rounded, align, flags), 1)) {
+		void *h = cache_alloc(rounded, flags);
+
+		if (__builtin_expect(h != NULL, 1))
+			return alloc_done(h, rounded, cache_class_align(rounded), flags, false);
+		return alloc_slow(size, align, flags, true);
+	}
+	return alloc_slow(size, align, flags, false);
+}
+
+PCPU_PUBLIC void __percpu *pcpu_alloc_flags(size_t size, size_t align, unsigned int flags)
+{
+	return alloc_fast(size, align, flags);
+}
+
 PCPU_PUBLIC void __percpu *pcpu_alloc(size_t size, size_t align)
 {
-	return pcpu_alloc_flags(size, align, 0);
+	return alloc_fast(size, align, 0);
 }
 
 /*
@@ -224,29 +255,14 @@ static void __attribute__((noreturn, cold)) invalid(const char *fn, const void *
  * holding every lock can see.  A bit already clear means the handle is not
  * a live allocation: abort, nothing changed.
  */
-PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
+/* pcpu_free of a live handle (checked again here) the caches did not take:
+ * freed to its chunk under the pool's lock. */
+static __attribute__((noinline)) void free_to_chunk(void *ptr, unsigned long *live, size_t idx, int off)
 {
 	struct pcpu_chunk *ch;
-	unsigned long *live;
-	size_t idx;
-	int off, bits;
+	int bits;
 	bool wake;
 
-	if (!ptr)
-		return;
-	if (!pool_ready() || !pool_handle_locate(ptr, &idx, &off) || off % PCPU_MIN_ALLOC_BYTES ||
-	    !(live = pool_live_map(idx)))
-		invalid("pcpu_free", ptr);
-	if (pcpu_cache_enabled) {
-		bits = cache_free(ptr, idx, off);
-		if (__builtin_expect(bits > 0, 1)) {
-			PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
-			pool_after_op(POOL_OP_FREE, NULL);
-			return;
-		}
-		if (bits < 0)
-			invalid("pcpu_free", ptr);
-	}
 	off /= PCPU_MIN_ALLOC_BYTES;
 	pcpu_lock(&pcpu_pool.lock);
 	if (!bit_test_and_clear_atomic(live, (size_t)off)) {
@@ -264,6 +280,30 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 	if (wake)
 		pool_kick_balance(POOL_BALANCE_FREE);
 	pool_after_op(POOL_OP_FREE, NULL);
+}
+
+PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
+{
+	unsigned long *live;
+	size_t idx;
+	int off, bits;
+
+	if (!ptr)
+		return;
+	if (!pool_ready() || !pool_handle_locate(ptr, &idx, &off) || off % PCPU_MIN_ALLOC_BYTES ||
+	    !(live = pool_live_map(idx)))
+		invalid("pcpu_free", ptr);
+	if (pcpu_cache_enabled) {
+		bits = cache_free(ptr, idx, off);
+		if (__builtin_expect(bits > 0, 1)) {
+			PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
+			pool_after_op(POOL_OP_FREE, NULL);
+			return;
+		}
+		if (bits < 0)
+			invalid("pcpu_free", ptr);
+	}
+	free_to_chunk(ptr, live, idx, off);
 }
 
 PCPU_PUBLIC size_t pcpu_alloc_size(const void __percpu *ptr)

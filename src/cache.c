@@ -64,7 +64,7 @@ static size_t all_slots_bytes;
 
 /* The spare of CPU cpu (which may have run off by now: the exchange is
  * right from any CPU), locked; NULL when it is taken or there is none. */
-static __attribute__((noinline)) struct pcpu_cache *cache_lock_spare(unsigned int cpu)
+struct pcpu_cache *cache_lock_spare(unsigned int cpu)
 {
 	struct pcpu_cache *c;
 
@@ -72,36 +72,6 @@ static __attribute__((noinline)) struct pcpu_cache *cache_lock_spare(unsigned in
 		return NULL;
 	c = &caches[nr_caches + cpu];
 	return cache_lock_try(&c->lk) ? c : NULL;
-}
-
-/*
- * The calling CPU's cache, locked; else its spare, locked; NULL when both
- * are taken (or, in rseq mode, there is none for this CPU): the caller
- * takes the pool instead.
- */
-static inline struct pcpu_cache *cache_lock_this(void)
-{
-	struct pcpu_cache *c;
-	unsigned int cpu;
-
-	if (__builtin_expect(cache_lock_rseq, 1)) {
-		c = (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
-							      nr_caches);
-		if (__builtin_expect(c != NULL, 1))
-			return c;
-		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
-	} else {
-		cpu = pcpu_current_cpu();
-		c = &caches[cpu];
-		if (__builtin_expect(cache_lock_try(&c->lk), 1))
-			return c;
-	}
-	return cache_lock_spare(cpu);
-}
-
-static inline void cache_unlock(struct pcpu_cache *c)
-{
-	cache_lock_release(&c->lk);
 }
 
 /* Slow paths, from any CPU: keep c's fast paths out, then lock it (holders
@@ -131,24 +101,14 @@ static unsigned int bin_cap(size_t size)
 	return cap < 4 ? 4 : cap > MAX_BIN_CAP ? MAX_BIN_CAP : (unsigned int)cap;
 }
 
-/* Mark a handle live: its allocation now belongs to the user. */
-static inline void mark_live(void *handle)
+/* Memory checkers: a cached object is inaccessible, a handed-out one usable. */
+void cache_annotate(void *handle, int bits, bool usable)
 {
-	size_t idx = 0;
-	int off = 0;
+	int off;
+	struct pcpu_chunk *ch;
 
-	(void)pool_handle_locate(handle, &idx, &off);
-	bit_set_atomic(pcpu_pool.live_maps[idx], (size_t)off / PCPU_MIN_ALLOC_BYTES);
-}
-
-/* Memory checkers: cached objects are inaccessible, handed-out ones usable. */
-static void memcheck_cached(struct pcpu_chunk *ch, void *handle, int bits, bool usable)
-{
-	size_t idx = 0;
-	int off = 0;
-
-	(void)pool_handle_locate(handle, &idx, &off);
 	pcpu_lock(&pcpu_pool.lock);
+	ch = pool_handle_chunk(handle, &off);
 	if (usable)
 		memcheck_alloc(ch, off / PCPU_MIN_ALLOC_BYTES, bits);
 	else
@@ -269,45 +229,17 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 
 /* ---- the fast paths --------------------------------------------------------- */
 
-void *cache_alloc(size_t size, unsigned int flags)
+/* cache_alloc found c's bin of size's class empty: unlock c, refill. */
+void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags)
 {
-	struct pcpu_cache *c = cache_lock_this();
-	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1;
-	struct cache_bin *b;
-	void *h;
+	struct cache_bin *b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
+	int64_t net = c->net;
+	/* A batch the cache can hold: taking more would give it back. */
+	size_t room = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
 
-	if (!c)
-		return NULL;
-	b = &c->bins[cls];
-	if (__builtin_expect(b->n == 0, 0)) {
-		int64_t net = c->net;
-		/* A batch the cache can hold: taking more would give it back. */
-		size_t room = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
-
-		__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
-		cache_unlock(c);
-		return refill(size, flags, net, room < b->cap ? (unsigned int)room : b->cap);
-	}
-	h = b->slots[--b->n];
-	mark_live(h);
-	c->bytes -= size;
-	c->nr_alloc++;
-	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
-	/* No min/max size here: the refill of this class handed its first
-	 * object to a user through the pool, which counted the size. */
-	c->size_hist[pool_size_bucket(size)]++;
-	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 	cache_unlock(c);
-	if (memcheck_active()) {
-		int off;
-
-		pcpu_lock(&pcpu_pool.lock);
-		struct pcpu_chunk *ch = pool_handle_chunk(h, &off);
-
-		memcheck_alloc(ch, off / PCPU_MIN_ALLOC_BYTES, (int)(size / PCPU_MIN_ALLOC_BYTES));
-		pcpu_unlock(&pcpu_pool.lock);
-	}
-	return h;
+	return refill(size, flags, net, room < b->cap ? (unsigned int)room : b->cap);
 }
 
 /*
@@ -316,9 +248,8 @@ void *cache_alloc(size_t size, unsigned int flags)
  * would only have its next allocations refill it), after the lock is
  * dropped; then take the handle if there is room.  Unlocks c.
  */
-static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struct cache_bin *b,
-						      void *handle, unsigned long *live, size_t bit,
-						      int bits)
+int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, unsigned long *live,
+		    size_t bit, int bits)
 {
 	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES, victim_size = size;
 	struct cache_bin *victim = b;
@@ -350,53 +281,13 @@ static __attribute__((noinline)) int cache_free_full(struct pcpu_cache *c, struc
 		ret = -1;               /* freed by another thread meanwhile */
 	if (ret > 0) {
 		b->slots[b->n++] = handle;
+		b->nr_dealloc++;
 		c->bytes += size;
-		c->nr_dealloc++;
 		__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
 	}
 	cache_unlock(c);
 	give_back(out, n_out, (int)(victim_size / PCPU_MIN_ALLOC_BYTES), net, false, POOL_NOW);
 	return ret;
-}
-
-int cache_free(void *handle, size_t idx, int off)
-{
-	unsigned long *live = pool_live_map(idx);
-	size_t bit = (size_t)off / PCPU_MIN_ALLOC_BYTES, size;
-	struct pcpu_chunk *ch;
-	struct pcpu_cache *c;
-	struct cache_bin *b;
-	int bits;
-
-	/* Sized without a lock: a live allocation's boundary bits are stable
-	 * while its owner, the caller, frees it. */
-	if (!bit_test_atomic(live, bit))
-		return -1;
-	ch = pool_live_chunk(idx, off);
-	bits = chunk_area_bits_shared(ch->map, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
-	size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
-	if (!bits || ch == pcpu_pool.reserved_chunk || ((size_t)off & (cache_class_align(size) - 1)))
-		return 0;
-	if (memcheck_active())
-		memcheck_cached(ch, handle, bits, false);
-	if (!(c = cache_lock_this()))
-		return 0;
-	b = &c->bins[bits - 1];
-	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit, 0))
-		return cache_free_full(c, b, handle, live, bit, bits);
-	/* The live bit is taken only with the lock held and room in the bin:
-	 * the object is live or cached at every moment a checker can see. */
-	if (!bit_test_and_clear_atomic(live, bit)) {
-		cache_unlock(c);
-		return -1;              /* freed by another thread meanwhile */
-	}
-	b->slots[b->n++] = handle;
-	c->bytes += size;
-	c->nr_dealloc++;
-	__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
-	cache_unlock(c);
-	return bits;
 }
 
 /* ---- draining, census, verification ---------------------------------------- */

@@ -15,6 +15,8 @@
 #include <stddef.h>
 
 #include "cache_bins.h"
+#include "chunk.h"
+#include "memcheck.h"
 #include "pool.h"
 
 /* May an allocation of size bytes (a multiple of 4) at align (0 or a power
@@ -25,13 +27,77 @@ static inline bool cache_serves(size_t size, size_t align, unsigned int flags)
 	       !(flags & ~(PCPU_ATOMIC | PCPU_NOWARN));
 }
 
+/* ---- the fast paths, inline in the entry points ---------------------------- */
+
+/* Slow halves (cache.c). */
+struct pcpu_cache *cache_lock_spare(unsigned int cpu);
+void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags);
+void cache_annotate(void *handle, int bits, bool usable);
+int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, unsigned long *live,
+		    size_t bit, int bits);
+
+/*
+ * The calling CPU's cache, locked; else its spare, locked; NULL when both
+ * are taken (or, in rseq mode, there is none for this CPU): the caller
+ * takes the pool instead.
+ */
+static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_this(void)
+{
+	struct pcpu_cache *c;
+	unsigned int cpu;
+
+	if (__builtin_expect(cache_lock_rseq, 1)) {
+		c = (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
+							      nr_caches);
+		if (__builtin_expect(c != NULL, 1))
+			return c;
+		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
+	} else {
+		cpu = pcpu_current_cpu();
+		c = &caches[cpu];
+		if (__builtin_expect(cache_lock_try(&c->lk), 1))
+			return c;
+	}
+	return cache_lock_spare(cpu);
+}
+
+static inline void cache_unlock(struct pcpu_cache *c)
+{
+	cache_lock_release(&c->lk);
+}
+
 /*
  * An object of size bytes from the calling CPU's cache, refilled in a
  * batch from populated pages when empty; live, not yet zeroed.  NULL when
  * the cache is busy or nothing is populated: the caller takes the pool's
  * path (which may populate).
  */
-void *cache_alloc(size_t size, unsigned int flags);
+static inline __attribute__((always_inline)) void *cache_alloc(size_t size, unsigned int flags)
+{
+	struct pcpu_cache *c = cache_lock_this();
+	struct cache_bin *b;
+	void *h;
+	size_t idx;
+	int off;
+
+	if (__builtin_expect(!c, 0))
+		return NULL;
+	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
+	if (__builtin_expect(b->n == 0, 0))
+		return cache_alloc_empty(c, size, flags);      /* unlocks c */
+	h = b->slots[--b->n];
+	/* Live from here: the object belongs to the user. */
+	pool_handle_split(h, &idx, &off);
+	bit_set_atomic(pcpu_pool.live_maps[idx], (size_t)off / PCPU_MIN_ALLOC_BYTES);
+	b->nr_alloc++;
+	c->bytes -= size;
+	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+	if (memcheck_active())
+		cache_annotate(h, (int)(size / PCPU_MIN_ALLOC_BYTES), true);
+	return h;
+}
 
 /*
  * Take back the handle at byte offset off of chunk index idx (located with
@@ -41,7 +107,45 @@ void *cache_alloc(size_t size, unsigned int flags);
  * it to its chunk, the live bit still set), -1 if it is not a live
  * allocation (nothing changed: the caller aborts).
  */
-int cache_free(void *handle, size_t idx, int off);
+static inline __attribute__((always_inline)) int cache_free(void *handle, size_t idx, int off)
+{
+	unsigned long *live = pool_live_map(idx);
+	size_t bit = (size_t)off / PCPU_MIN_ALLOC_BYTES, size;
+	struct pcpu_chunk *ch;
+	struct pcpu_cache *c;
+	struct cache_bin *b;
+	int bits;
+
+	/* Sized without a lock: a live allocation's boundary bits are stable
+	 * while its owner, the caller, frees it. */
+	if (!bit_test_atomic(live, bit))
+		return -1;
+	ch = pool_live_chunk(idx, off);
+	bits = chunk_area_bits_shared(ch->map, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
+	size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+	if (!bits || ch == pcpu_pool.reserved_chunk || ((size_t)off & (cache_class_align(size) - 1)))
+		return 0;
+	if (memcheck_active())
+		cache_annotate(handle, bits, false);
+	if (!(c = cache_lock_this()))
+		return 0;
+	b = &c->bins[bits - 1];
+	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit, 0))
+		return cache_free_full(c, b, handle, live, bit, bits);     /* unlocks c */
+	/* The live bit is taken only with the lock held and room in the bin:
+	 * the object is live or cached at every moment a checker can see. */
+	if (!bit_test_and_clear_atomic(live, bit)) {
+		cache_unlock(c);
+		return -1;              /* freed by another thread meanwhile */
+	}
+	b->slots[b->n++] = handle;
+	b->nr_dealloc++;
+	c->bytes += size;
+	__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+	return bits;
+}
 
 /*
  * Tests only.  cache_test_hold takes (hold) or drops the lock of CPU cpu's

@@ -39,16 +39,17 @@ static inline size_t cache_class_align(size_t size)
 struct cache_bin {
 	void **slots;           /* [cap], in the caches' metadata mapping */
 	unsigned int n, cap;
+	/* User allocations and frees of this class the bin served (the
+	 * statistics' counts and size histogram are summed from these). */
+	uint64_t nr_alloc, nr_dealloc;
 };
 
 struct pcpu_cache {
 	struct cache_lock lk;   /* first: the rseq lock reads it at the cache's start */
 	int used;               /* touched since the balancer last looked */
 	size_t bytes;           /* bytes of every unit held in the bins */
-	/* User allocations and frees this cache served, and their sizes. */
-	uint64_t nr_alloc, nr_dealloc, nr_refills, nr_drains;
-	int64_t net;            /* nr_alloc - nr_dealloc not yet told to the pool */
-	uint64_t size_hist[PCPU_SIZE_HIST_BUCKETS];
+	uint64_t nr_refills, nr_drains;
+	int64_t net;            /* allocations less frees served, not yet told to the pool */
 	/* The balancer's idle sweep only (cache_drain): unused since this
 	 * pool-clock time; emptied since then. */
 	int64_t quiet_since;

@@ -17,16 +17,18 @@ void cache_census(struct pool_census *acc)
 	for (unsigned int i = 0; i < nr_all_caches(); i++) {
 		struct pcpu_cache *c = &caches[i];
 
-		acc->nr_alloc += c->nr_alloc;
-		acc->nr_dealloc += c->nr_dealloc;
-		acc->nr_cache_hits += c->nr_alloc;
 		acc->nr_cache_refills += c->nr_refills;
 		acc->nr_cache_drains += c->nr_drains;
 		acc->cached_bytes += c->bytes;
-		for (int k = 0; k < PCPU_SIZE_HIST_BUCKETS; k++)
-			acc->size_hist[k] += c->size_hist[k];
-		for (unsigned int cls = 0; cls < NR_CLASSES; cls++)
-			acc->nr_cached += c->bins[cls].n;
+		for (unsigned int cls = 0; cls < NR_CLASSES; cls++) {
+			const struct cache_bin *b = &c->bins[cls];
+
+			acc->nr_alloc += b->nr_alloc;
+			acc->nr_dealloc += b->nr_dealloc;
+			acc->nr_cache_hits += b->nr_alloc;
+			acc->size_hist[pool_size_bucket((size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES)] += b->nr_alloc;
+			acc->nr_cached += b->n;
+		}
 	}
 }
 

@@ -482,7 +482,7 @@ bool pool_drain_clients(bool all, long idle_ms)
 
 void pool_kick_balance(unsigned why)
 {
-	pool_want_balance(why);
+	pool_want_balance(why | POOL_BALANCE_KICKED);
 	for (struct pool_client *c = pool_first_client(); c; c = pool_next_client(c))
 		if (c->kick)
 			c->kick();

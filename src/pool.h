@@ -290,6 +290,16 @@ static inline bool pool_handle_locate(const void *handle, size_t *idx, int *off)
 	return true;
 }
 
+/* The same for a handle known to be an allocation (one the allocator holds
+ * or just handed out): no range checks. */
+static inline void pool_handle_split(const void *handle, size_t *idx, int *off)
+{
+	uintptr_t rel = (uintptr_t)handle + pcpu_pool.guard_size - (uintptr_t)pcpu_pool.region;
+
+	*idx = rel >> pcpu_pool.stride_shift;
+	*off = (int)(rel & (((uintptr_t)1 << pcpu_pool.stride_shift) - 1));
+}
+
 static inline unsigned long *pool_live_map(size_t idx)
 {
 	return __atomic_load_n(&pcpu_pool.live_maps[idx], __ATOMIC_ACQUIRE);
@@ -418,6 +428,19 @@ static inline void pool_account_free(void)
 #define POOL_BALANCE_LOW       0x1u  /* fewer empty populated pages than the low mark */
 #define POOL_BALANCE_ATOMIC    0x2u  /* an atomic allocation failed: refill in full */
 #define POOL_BALANCE_FREE      0x4u  /* decay 0: a second fully free chunk, or pages to reclaim */
+/* Not a reason: the balancer was woken for the reasons beside it (cleared
+ * with them by the pass that takes them), so allocations need not wake it
+ * again, a system call each (or, with PCPU_CFG_NO_BALANCER, a call that
+ * does nothing until pcpu_balance()). */
+#define POOL_BALANCE_KICKED    0x80000000u
+
+/* Does the pool want a pass nobody has woken the balancer for yet? */
+static inline bool pool_balance_unkicked(void)
+{
+	unsigned w = __atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED);
+
+	return w && !(w & POOL_BALANCE_KICKED);
+}
 
 /* Ask for a balance pass.  Only sets pool.balance_wanted: no lock, no
  * system call (the atomic path uses this). */
