@@ -212,11 +212,16 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 	kept = 0;
 	if ((c = cache_lock_this()) != NULL) {
 		struct cache_bin *b = &c->bins[cls];
+		size_t fit = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
 
-		while (kept < n - 1 && b->n < b->cap && c->bytes + size <= cache_limit) {
-			b->slots[b->n++] = got[1 + kept++];
-			c->bytes += size;
-		}
+		kept = n - 1;
+		if (kept > b->cap - b->n)
+			kept = b->cap - b->n;
+		if (kept > fit)
+			kept = (unsigned int)fit;
+		memcpy(b->slots + b->n, got + 1, kept * sizeof(*got));
+		b->n += kept;
+		c->bytes += kept * size;
 		__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)kept, __ATOMIC_RELAXED);
 		c->nr_refills++;
 		__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);

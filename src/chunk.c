@@ -323,6 +323,32 @@ static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int
 }
 
 /*
+ * n areas of `bits` back to back from off, free: the span taken as one
+ * area, then the boundaries between the areas set, a word at a time (the
+ * span's words are written, so merged).
+ */
+static void maps_take_many(struct chunk *c, int off, int bits, int n)
+{
+	unsigned long *bm = c->bound_map, mask = 0;
+	size_t w = (size_t)(off + bits) / BITS_PER_LONG;
+
+	maps_take(c, off, n * bits);
+	for (int k = 1; k < n; k++) {
+		size_t pos = (size_t)(off + k * bits);
+
+		if (pos / BITS_PER_LONG != w) {
+			if (mask)
+				bound_store(bm, w, bm[w] | mask);
+			w = pos / BITS_PER_LONG;
+			mask = 0;
+		}
+		mask |= 1UL << pos % BITS_PER_LONG;
+	}
+	if (mask)
+		bound_store(bm, w, bm[w] | mask);
+}
+
+/*
  * Is the chunk in bump state for this request: its only free run is its
  * tail [first_free, end_bits), and the request fits at first_free?
  */
@@ -429,8 +455,7 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 	}
 	if (n > room / bits)
 		n = room / bits;
-	for (int i = 0; i < n; i++)
-		maps_take(c, off + i * bits, bits);
+	maps_take_many(c, off, bits, n);
 	c->free_bytes -= n * bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc += n;
 	if (bump)
