@@ -37,8 +37,8 @@
  * Caches idle for a whole balance interval are emptied by the balancer;
  * pcpu_balance() empties all of them.
  *
- * The caches' data and invariants are in cache_bins.h; their census and
- * verification in cache_census.c.
+ * The caches' data and invariants are in cache_bins.h; the fast paths
+ * (a hit) in cache.h; their census and verification in cache_census.c.
  */
 #define _GNU_SOURCE
 #include "cache.h"

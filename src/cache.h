@@ -1,6 +1,8 @@
 /*
  * cache.h - per-CPU caches of free objects in front of the chunk
- * allocator (cache.c), for the allocation entry points (alloc.c).
+ * allocator, for the allocation entry points (alloc.c): their fast paths,
+ * inline here so that a cache hit makes no call; the slow halves (refill,
+ * a full bin, memory-checker annotations), draining and set-up in cache.c.
  *
  * Objects of up to CACHE_MAX_SIZE bytes, in classes of every multiple of 4
  * bytes, each aligned to its class's natural alignment (the largest power
