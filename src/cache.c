@@ -56,7 +56,13 @@
 #include "pool_verify.h"
 
 #define DEFAULT_CACHE_SIZE (32u << 10)   /* bytes of every unit, per CPU */
-#define MAX_BATCH 64
+/* A refill's batch: half a bin, at most 64 objects, or 1 KiB of every unit
+ * for the smallest classes (4 and 8 B: 256 and 128 objects, whose fixed
+ * cost per batch would weigh on each otherwise). */
+#define MAX_BATCH 256
+#define BATCH_OBJECTS 64
+#define BATCH_BYTES 1024
+_Static_assert(BATCH_BYTES / PCPU_MIN_ALLOC_BYTES <= MAX_BATCH, "a batch fits its arrays");
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
@@ -201,7 +207,12 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
-	unsigned int want = bin_cap(size) / 2 < MAX_BATCH ? bin_cap(size) / 2 : MAX_BATCH;
+	unsigned int want = bin_cap(size) / 2, most = BATCH_BYTES / size;
+
+	if (most < BATCH_OBJECTS)
+		most = BATCH_OBJECTS;
+	if (want > most)
+		want = most;
 
 	if (want > room + 1)
 		want = room + 1;        /* the first object is the caller's */
