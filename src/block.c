@@ -15,13 +15,13 @@ void block_init_empty(struct block_md *md, int nr_bits)
 	*md = (struct block_md){
 		.contig = nr_bits, .contig_start = 0, .scan = 0, .scan_start = 0,
 		.left_free = nr_bits, .right_free = nr_bits, .first_free = 0,
-		.free = nr_bits,
+		.free = nr_bits, .nr_bits = nr_bits,
 	};
 }
 
 void block_init_full(struct block_md *md, int nr_bits)
 {
-	*md = (struct block_md){ .first_free = nr_bits };
+	*md = (struct block_md){ .first_free = nr_bits, .nr_bits = nr_bits };
 }
 
 static inline int scan_end(const struct block_md *md)
@@ -43,7 +43,7 @@ static inline int scan_end(const struct block_md *md)
  *    swallowed the scan run) while being at least as long, or it is the
  *    first run of the block.
  */
-void block_note_run(struct block_md *md, int nb, int start, int end)
+void block_note_run(struct block_md *md, int start, int end)
 {
 	int len = end - start;
 
@@ -51,7 +51,7 @@ void block_note_run(struct block_md *md, int nb, int start, int end)
 		md->first_free = start;
 	if (start == 0)
 		md->left_free = len;
-	if (end == nb)
+	if (end == md->nr_bits)
 		md->right_free = len;
 
 	if (len > md->contig) {
@@ -80,7 +80,7 @@ void block_note_run(struct block_md *md, int nb, int start, int end)
 }
 
 /* Recompute the contig (and scan) hints after the contig run was cut. */
-static void block_refresh(struct block_md *md, int nb, const unsigned long *map)
+static void block_refresh(struct block_md *md, const unsigned long *map)
 {
 	size_t from, s, e;
 
@@ -95,8 +95,8 @@ static void block_refresh(struct block_md *md, int nb, const unsigned long *map)
 		md->contig_start = 0;
 		from = (size_t)md->first_free;
 	}
-	for (s = from; bitmap_next_clear_run(map, (size_t)nb, &s, &e); s = e)
-		block_note_run(md, nb, (int)s, (int)e);
+	for (s = from; bitmap_next_clear_run(map, (size_t)md->nr_bits, &s, &e); s = e)
+		block_note_run(md, (int)s, (int)e);
 }
 
 static inline bool overlaps(int a, int alen, int b, int bend)
@@ -104,8 +104,10 @@ static inline bool overlaps(int a, int alen, int b, int bend)
 	return alen && a < bend && b < a + alen;
 }
 
-void block_note_alloc(struct block_md *md, int nb, const unsigned long *map, int start, int end)
+void block_note_alloc(struct block_md *md, const unsigned long *map, int start, int end)
 {
+	int nb = md->nr_bits;
+
 	md->free -= end - start;
 	if (md->free + (end - start) == md->contig) {
 		/* The block's only free run was cut: what is free is its two
@@ -135,16 +137,16 @@ void block_note_alloc(struct block_md *md, int nb, const unsigned long *map, int
 	if (overlaps(md->scan_start, md->scan, start, end))
 		md->scan = 0;
 	if (overlaps(md->contig_start, md->contig, start, end))
-		block_refresh(md, nb, map);
+		block_refresh(md, map);
 }
 
-void block_rebuild(struct block_md *md, int nb, const unsigned long *map)
+void block_rebuild(struct block_md *md, const unsigned long *map)
 {
 	size_t s, e;
 
-	block_init_full(md, nb);
-	for (s = 0; bitmap_next_clear_run(map, (size_t)nb, &s, &e); s = e) {
-		block_note_run(md, nb, (int)s, (int)e);
+	block_init_full(md, md->nr_bits);
+	for (s = 0; bitmap_next_clear_run(map, (size_t)md->nr_bits, &s, &e); s = e) {
+		block_note_run(md, (int)s, (int)e);
 		md->free += (int)(e - s);
 	}
 }
@@ -163,10 +165,9 @@ static bool is_maximal_run(const unsigned long *map, int nb, int start, int len)
 
 #define FAIL PCPU_VERIFY_FAIL
 
-int block_check(const struct block_md *md, int nr_bits, const unsigned long *map, char *msg,
-		size_t msglen)
+int block_check(const struct block_md *md, const unsigned long *map, char *msg, size_t msglen)
 {
-	size_t nb = (size_t)nr_bits, s, e;
+	size_t nb = (size_t)md->nr_bits, s, e;
 	int first = (int)bitmap_next_clear(map, nb, 0);
 	int left = 0, right = 0, longest = 0, longest_before_scan = 0, free = 0;
 
@@ -193,12 +194,12 @@ int block_check(const struct block_md *md, int nr_bits, const unsigned long *map
 		FAIL("contig %d != %d", md->contig, longest);
 	if (md->free != free)
 		FAIL("free %d != %d", md->free, free);
-	if (longest && !is_maximal_run(map, nr_bits, md->contig_start, md->contig))
+	if (longest && !is_maximal_run(map, md->nr_bits, md->contig_start, md->contig))
 		FAIL("contig run at %d len %d is not a maximal free run", md->contig_start, md->contig);
 	if (md->scan < 0)
 		FAIL("scan %d < 0", md->scan);
 	if (md->scan) {
-		if (!is_maximal_run(map, nr_bits, md->scan_start, md->scan))
+		if (!is_maximal_run(map, md->nr_bits, md->scan_start, md->scan))
 			FAIL("scan run at %d len %d is not a maximal free run", md->scan_start, md->scan);
 		if (md->scan_start + md->scan >= md->contig_start)
 			FAIL("scan run [%d,+%d) does not end before contig start %d",

@@ -8,13 +8,9 @@
  *
  * Invariants of a block (bits are "free" when clear in the allocation map;
  * a "run" is a maximal range of free bits inside the block):
- * A block does not store its size: every block of a chunk has the same
- * number of bits (nb, passed in), which keeps struct block_md at 32 bytes,
- * 32-byte aligned, so a block's hints share one cache line.
- *
- *   first_free  index of the first free bit, nb if the block is full;
+ *   first_free  index of the first free bit, nr_bits if the block is full;
  *   left_free   length of the run starting at bit 0 (0 if bit 0 is used);
- *   right_free  length of the run ending at nb (0 if the last bit is used);
+ *   right_free  length of the run ending at nr_bits (0 if the last bit is used);
  *   contig      length of the longest run; contig_start is the start of a run
  *               of exactly that length (0 / 0 when the block is full);
  *   scan        0, or the length of a run starting at scan_start that ends
@@ -27,7 +23,7 @@
 #ifndef PCPU_BLOCK_H
 #define PCPU_BLOCK_H
 
-struct __attribute__((aligned(32))) block_md {
+struct block_md {
 	int contig;
 	int contig_start;
 	int scan;
@@ -36,8 +32,8 @@ struct __attribute__((aligned(32))) block_md {
 	int right_free;
 	int first_free;
 	int free;
+	int nr_bits;
 };
-_Static_assert(sizeof(struct block_md) == 32, "a block's hints fill half a cache line");
 
 /* A block with no bit in use. */
 void block_init_empty(struct block_md *md, int nr_bits);
@@ -66,23 +62,23 @@ static inline void block_take_front(struct block_md *md, int bits)
  * rebuilding hints.  Runs not passed keep their previous status; `free` is
  * the caller's to count.
  */
-void block_note_run(struct block_md *md, int nb, int start, int end);
+void block_note_run(struct block_md *md, int start, int end);
 
 /*
- * Update hints after bits [start, end) of this block (nb bits) were allocated, where
+ * Update hints after bits [start, end) of this block were allocated, where
  * the allocation map (map, covering this block only) already has them set.
  * O(1) when the block had one free run; otherwise rescans at most this
  * block's bits, and only when the contig run broke.
  */
-void block_note_alloc(struct block_md *md, int nb, const unsigned long *map, int start, int end);
+void block_note_alloc(struct block_md *md, const unsigned long *map, int start, int end);
 
-/* Rebuild every hint of the block (nb bits) from its bitmap (used by verify, init). */
-void block_rebuild(struct block_md *md, int nb, const unsigned long *map);
+/* Rebuild every hint of the block from its bitmap (used by verify, init). */
+void block_rebuild(struct block_md *md, const unsigned long *map);
 
 /*
- * Compare hints against the bitmap of a block of nb bits.  Returns 0 when they hold, else -1
+ * Compare hints against the bitmap.  Returns 0 when they hold, else -1
  * with a description of the first broken invariant written to msg.
  */
-int block_check(const struct block_md *md, int nb, const unsigned long *map, char *msg, size_t msglen);
+int block_check(const struct block_md *md, const unsigned long *map, char *msg, size_t msglen);
 
 #endif

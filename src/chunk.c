@@ -37,7 +37,7 @@ static inline void bound_store(unsigned long *bm, size_t w, unsigned long v)
 /* Sizes and shape of a chunk's one block of metadata; false if invalid. */
 struct chunk_shape {
 	int block_bits, shift, nr_bits, leaves;
-	size_t head, map_words, bound_words, page_words, zeroed, md_off, bytes;
+	size_t head, map_words, bound_words, page_words, zeroed, bytes;
 };
 
 static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, size_t head_bytes,
@@ -58,18 +58,15 @@ static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, 
 	 * One block: the struct, the allocation map and the populated and
 	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
 	 * the rest as allocations reach it, see bound_open), the block hints
-	 * (32-byte aligned: one cache line each) and the tree (written at
-	 * creation or when first needed).
+	 * and the tree (written at creation or when first needed).
 	 */
 	sh->head = PCPU_ALIGN_UP(sizeof(struct chunk), (size_t)64);
 	sh->map_words = BITS_TO_LONGS(sh->nr_bits);
 	sh->bound_words = BITS_TO_LONGS(sh->nr_bits + 1);
 	sh->page_words = BITS_TO_LONGS(nr_pages);
 	sh->zeroed = sh->map_words + 2 * sh->page_words;
-	sh->md_off = PCPU_ALIGN_UP(sh->head + (sh->zeroed + sh->bound_words) * sizeof(long),
-				   _Alignof(struct block_md));
-	sh->bytes = sh->md_off + (size_t)nr_pages * sizeof(struct block_md) +
-		    2 * (size_t)sh->leaves * sizeof(struct run_node);
+	sh->bytes = sh->head + (sh->zeroed + sh->bound_words) * sizeof(long) +
+		    (size_t)nr_pages * sizeof(struct block_md) + 2 * (size_t)sh->leaves * sizeof(struct run_node);
 	return true;
 }
 
@@ -90,8 +87,7 @@ struct chunk *chunk_create(int nr_pages, size_t page_size, size_t head_bytes, si
 		errno = EINVAL;
 		return NULL;
 	}
-	/* 64-byte aligned, as chunk_create_in wants (a multiple of it long) */
-	if (!(mem = aligned_alloc(64, PCPU_ALIGN_UP(bytes, (size_t)64)))) {
+	if (!(mem = malloc(bytes))) {
 		errno = ENOMEM;
 		return NULL;
 	}
@@ -112,7 +108,7 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 		return NULL;
 	}
 	int block_bits = sh.block_bits, shift = sh.shift, nr_bits = sh.nr_bits, leaves = sh.leaves;
-	size_t head = sh.head, map_words = sh.map_words;
+	size_t head = sh.head, map_words = sh.map_words, bound_words = sh.bound_words;
 	size_t page_words = sh.page_words, zeroed = sh.zeroed;
 
 	c = (struct chunk *)mem;
@@ -130,7 +126,7 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 	c->dirty = c->populated + page_words;
 	c->bound_map = c->dirty + page_words;
 	bound_store(c->bound_map, 0, 0);
-	c->md = (struct block_md *)(mem + sh.md_off);
+	c->md = (struct block_md *)(c->bound_map + bound_words);
 	c->tree = (struct run_node *)(c->md + nr_pages);
 
 	if (!c->start_bits && c->end_bits == nr_bits) {
@@ -145,13 +141,15 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 		bitmap_set_range(c->alloc_map, 0, (size_t)c->start_bits);
 		bitmap_set_range(c->alloc_map, (size_t)c->end_bits, (size_t)(nr_bits - c->end_bits));
 		for (int b = 0; b < nr_pages; b++) {
-			block_rebuild(&c->md[b], block_bits, block_map(c, b));
+			c->md[b].nr_bits = block_bits;
+			block_rebuild(&c->md[b], block_map(c, b));
 			if (c->md[b].contig == block_bits)
 				c->nr_empty_pages++;
 		}
 		chunk_tree_build(c);
 		c->tree_built = true;
 	}
+	c->chunk_md.nr_bits = nr_bits;
 	c->chunk_md.first_free = c->start_bits;
 	c->free_bytes = (c->end_bits - c->start_bits) * PCPU_MIN_ALLOC_BYTES;
 	return c;
@@ -354,7 +352,7 @@ static void bump_blocks(struct chunk *c, int off, int end)
 	if (e < r)
 		c->md[eb] = (struct block_md){ .contig = r - e, .contig_start = e,
 					       .right_free = r == bb ? r - e : 0, .first_free = e,
-					       .free = r - e };
+					       .free = r - e, .nr_bits = bb };
 	else
 		block_init_full(&c->md[eb], bb);
 	chunk_mark_dirty(c, sb, eb);
@@ -442,12 +440,12 @@ static int alloc_at(struct chunk *c, int off, int bits)
 	c->nr_alloc++;
 	count_empty(c, sb, eb, -1);
 	if (sb == eb) {
-		block_note_alloc(&c->md[sb], c->block_bits, block_map(c, sb), off & bmask, ((off + bits - 1) & bmask) + 1);
+		block_note_alloc(&c->md[sb], block_map(c, sb), off & bmask, ((off + bits - 1) & bmask) + 1);
 	} else {
-		block_note_alloc(&c->md[sb], c->block_bits, block_map(c, sb), off & bmask, c->block_bits);
+		block_note_alloc(&c->md[sb], block_map(c, sb), off & bmask, c->block_bits);
 		for (int b = sb + 1; b < eb; b++)
 			block_init_full(&c->md[b], c->block_bits);
-		block_note_alloc(&c->md[eb], c->block_bits, block_map(c, eb), 0, ((off + bits - 1) & bmask) + 1);
+		block_note_alloc(&c->md[eb], block_map(c, eb), 0, ((off + bits - 1) & bmask) + 1);
 	}
 	chunk_mark_dirty(c, sb, eb);
 	if (off == c->chunk_md.first_free)
@@ -473,7 +471,7 @@ static inline bool front_fits(const struct chunk *c, const struct block_md *md, 
  * is in a later block. */
 static void __attribute__((noinline)) front_fill(struct chunk *c, int b)
 {
-	c->md[b] = (struct block_md){ .first_free = c->block_bits };
+	c->md[b] = (struct block_md){ .first_free = c->block_bits, .nr_bits = c->block_bits };
 	c->chunk_md.first_free = first_free_after(c, b + 1);
 }
 
@@ -652,14 +650,14 @@ int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 
 	if (sb == eb) {
 		smd->free += bits;
-		block_note_run(smd, c->block_bits, start, end);
+		block_note_run(smd, start, end);
 	} else {
 		smd->free += c->block_bits - s_off;
 		emd->free += e_off;
-		block_note_run(smd, c->block_bits, start, c->block_bits);
+		block_note_run(smd, start, c->block_bits);
 		for (int b = sb + 1; b < eb; b++)
 			block_init_empty(&c->md[b], c->block_bits);
-		block_note_run(emd, c->block_bits, 0, end);
+		block_note_run(emd, 0, end);
 	}
 	count_empty(c, sb, eb, +1);
 	chunk_mark_dirty(c, sb, eb);

@@ -22,7 +22,9 @@ static int check_blocks(const struct chunk *c, char *msg, size_t msglen)
 	for (int b = 0; b < c->nr_pages; b++) {
 		const unsigned long *map = c->alloc_map + ((size_t)b << c->block_shift) / BITS_PER_LONG;
 
-		if (block_check(&c->md[b], c->block_bits, map, sub, sizeof(sub)))
+		if (c->md[b].nr_bits != c->block_bits)
+			FAIL("block %d: nr_bits %d != %d", b, c->md[b].nr_bits, c->block_bits);
+		if (block_check(&c->md[b], map, sub, sizeof(sub)))
 			FAIL("block %d: %s", b, sub);
 	}
 	return 0;
