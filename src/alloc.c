@@ -161,8 +161,12 @@ static __attribute__((noinline)) void *alloc_slow(size_t size, size_t align, uns
 			return alloc_failed(size, align, flags, "reserved area exhausted");
 	} else {
 		/* The class's alignment is a preference: where only the request's
-		 * own fits, take that (the object bypasses the caches when freed). */
-		ch = pool_find_area_either(size, bits, align_bits, req_align_bits, true, &off);
+		 * own fits, take that (the object bypasses the caches when freed).
+		 * Only on populated pages here; a blocking allocation looks for the
+		 * class's alignment on unpopulated pages first (the blocking path). */
+		ch = flags & PCPU_ATOMIC ?
+		     pool_find_area_either(size, bits, align_bits, req_align_bits, true, &off) :
+		     pool_find_area(size, bits, align_bits, true, &off);
 	}
 	if (ch) {
 		pool_account_alloc(ch, size);
