@@ -582,6 +582,9 @@ static void balance_fork_child(void)
 	thread_running = false;
 	stopping = false;
 	__atomic_store_n(&wake_pending, false, __ATOMIC_RELAXED);
+	/* Nobody woke this process's balancer: the next call that may block
+	 * starts it for what the parent wanted. */
+	__atomic_fetch_and(&pcpu_pool.balance_wanted, ~POOL_BALANCE_KICKED, __ATOMIC_RELAXED);
 	start_retry_at = 0;
 	start_retry_s = 0;
 	forked_child = true;

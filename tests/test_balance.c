@@ -166,6 +166,30 @@ static int child_thread(long arg)
 }
 
 /*
+ * A forked child has no balancer thread, so a wake its parent sent must not
+ * stand in it: its next call that may block asks for a pass itself.
+ */
+static int child_no_inherited_wake(long arg)
+{
+	(void)arg;
+	return (__atomic_load_n(&pcpu_pool.balance_wanted, __ATOMIC_RELAXED) & POOL_BALANCE_KICKED) ?
+	       1 : 0;
+}
+
+static int child_fork_wake(long arg)
+{
+	(void)arg;
+	REQUIRE(pcpu_init(NULL) == 0, "init");
+	REQUIRE(pcpu_alloc(64, 0) != NULL, "allocator in use");
+	/* As if the balancer had been woken and not yet run. */
+	__atomic_fetch_or(&pcpu_pool.balance_wanted, POOL_BALANCE_LOW | POOL_BALANCE_KICKED,
+			  __ATOMIC_RELAXED);
+	KIT_EXPECT(kit_fork(child_no_inherited_wake, 0, 0, 0), KIT_EXIT(0),
+		   "the child does not inherit the parent's wake");
+	return 0;
+}
+
+/*
  * Steady load: three threads make PCPU_ATOMIC allocations of 4 B to a page
  * while freeing their oldest.  Failures happen (the pool is a few pages);
  * the check is that after every failure the same thread succeeds again
@@ -243,6 +267,7 @@ int main(int argc, char **argv)
 	run("release mixed", child_release, 1);
 	run("sparse", child_sparse, 0);
 	run("thread", child_thread, 0);
+	run("fork and the wake flag", child_fork_wake, 0);
 	run("steady atomic load", child_steady_atomic, 0);
 	TEST_DONE();
 }
