@@ -2,14 +2,17 @@
  * alloc.c - the public allocation entry points: pcpu_alloc*, pcpu_free,
  * pcpu_alloc_size, pcpu_nr_cpus.
  *
- * An allocation first looks for room on populated pages holding only the
- * pool's metadata lock (the path atomic allocations take, which therefore
- * makes no system call).  Only when that fails does a blocking allocation
- * take the population mutex, search again allowing unpopulated pages,
- * create a chunk if nothing fits, and populate the pages under its new
- * area before returning.  Memory is zeroed in every unit outside both
- * locks.  A free validates the handle before anything changes and aborts
- * on anything that is not a live allocation.
+ * An allocation of a cached size (up to 256 bytes) is a pop from the
+ * calling CPU's cache, a free of one a push (cache.h, inline here: a hit
+ * makes no call).  Otherwise an allocation first looks for room on
+ * populated pages holding only the pool's metadata lock (the path atomic
+ * allocations take, which therefore makes no system call).  Only when
+ * that fails does a blocking allocation take the population mutex,
+ * search again allowing unpopulated pages, create a chunk if nothing
+ * fits, and populate the pages under its new area before returning.
+ * Memory is zeroed in every unit outside both locks.  A free validates
+ * the handle before anything changes and aborts on anything that is not
+ * a live allocation.
  */
 #include <errno.h>
 #include <string.h>
@@ -252,13 +255,6 @@ static void __attribute__((noreturn, cold)) invalid(const char *fn, const void *
 	pcpu_invalid_pointer(fn, ptr, why);
 }
 
-/*
- * A free validates the handle by its live bit, which it clears: under the
- * lock of the side the object goes to (the calling CPU's cache, else the
- * pool), so the object is live, cached or free at every moment a checker
- * holding every lock can see.  A bit already clear means the handle is not
- * a live allocation: abort, nothing changed.
- */
 /* pcpu_free of a live handle (checked again here) the caches did not take:
  * freed to its chunk under the pool's lock. */
 static __attribute__((noinline)) void free_to_chunk(void *ptr, unsigned long *live, size_t idx, int off)
@@ -286,6 +282,13 @@ static __attribute__((noinline)) void free_to_chunk(void *ptr, unsigned long *li
 	pool_after_op(POOL_OP_FREE, NULL);
 }
 
+/*
+ * A free validates the handle by its live bit, which it clears: under the
+ * lock of the side the object goes to (the calling CPU's cache, else the
+ * pool), so the object is live, cached or free at every moment a checker
+ * holding every lock can see.  A bit already clear means the handle is not
+ * a live allocation: abort, nothing changed.
+ */
 PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 {
 	unsigned long *live;
