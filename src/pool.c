@@ -301,17 +301,27 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 	return ch;
 }
 
+/* Bits of the live map in one 64-byte line. */
+#define LIVE_LINE_BITS 512
+
 /*
- * A chunk in bump state (its only free run its tail) hands out up to `want`
- * more areas back to back from the tail's populated start, with the pool's
- * bookkeeping done once for all of them.  Returns how many.
+ * A chunk whose longest free run starts at its first free bit
+ * (chunk_bump_many) hands out up to `want` more areas back to back from
+ * there, with the pool's bookkeeping done once for all of them.  Returns
+ * how many.  A batch that would end inside a line of the live map ends
+ * at the line's start instead when that keeps at least half of it, so
+ * batches taken one after the other for different CPUs' caches do not
+ * share the lines their allocations and frees write.
  */
 static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
 				  struct pcpu_chunk **chs, int *offs)
 {
 	struct chunk_before b = chunk_before(ch);
-	int first = ch->map->chunk_md.first_free;
-	int m = chunk_bump_many(ch->map, bits, align_bits, (int)want, true);
+	int first = ch->map->chunk_md.first_free, end = first + (int)want * bits, m;
+
+	if (end % LIVE_LINE_BITS && end - end % LIVE_LINE_BITS >= first + (int)want * bits / 2)
+		want = (unsigned int)((end - end % LIVE_LINE_BITS - first) / bits);
+	m = chunk_bump_many(ch->map, bits, align_bits, (int)want, true);
 
 	if (m <= 0)
 		return 0;
