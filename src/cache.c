@@ -68,7 +68,7 @@
  */
 #define MAX_BATCH 256
 #define BATCH_OBJECTS 64
-#define BATCH_BYTES 2048
+#define BATCH_BYTES (POOL_LIVE_LINE_BITS * PCPU_MIN_ALLOC_BYTES)
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */

@@ -301,9 +301,6 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 	return ch;
 }
 
-/* Bits of the live map in one 64-byte line. */
-#define LIVE_LINE_BITS 512
-
 /*
  * A chunk whose longest free run starts at its first free bit
  * (chunk_bump_many) hands out up to `want` more areas back to back from
@@ -319,8 +316,8 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 	struct chunk_before b = chunk_before(ch);
 	int first = ch->map->chunk_md.first_free, end = first + (int)want * bits, m;
 
-	if (end % LIVE_LINE_BITS && end - end % LIVE_LINE_BITS >= first + (int)want * bits / 2)
-		want = (unsigned int)((end - end % LIVE_LINE_BITS - first) / bits);
+	if (end % POOL_LIVE_LINE_BITS && end - end % POOL_LIVE_LINE_BITS >= first + (int)want * bits / 2)
+		want = (unsigned int)((end - end % POOL_LIVE_LINE_BITS - first) / bits);
 	m = chunk_bump_many(ch->map, bits, align_bits, (int)want, true);
 
 	if (m <= 0)

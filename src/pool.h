@@ -272,6 +272,9 @@ static inline void *pool_chunk_handle(const struct pcpu_chunk *ch, int off)
 
 /* ---- the live map (lockless) ------------------------------------------ */
 
+/* Bits of the live map in one 64-byte cache line: 2 KiB of a unit. */
+#define POOL_LIVE_LINE_BITS 512
+
 /*
  * Locate a handle without a lock: its chunk index and byte offset, if it
  * lies in some chunk slot's unit-0 range (the chunk may not exist).
