@@ -106,6 +106,12 @@ static void cache_take(struct pcpu_cache *c)
 	cache_lock_spin(&c->lk);
 }
 
+/* How many more objects of size bytes c may hold under its byte limit. */
+static size_t cache_room(const struct pcpu_cache *c, size_t size)
+{
+	return c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
+}
+
 static unsigned int bin_cap(size_t size)
 {
 	size_t cap = cache_limit / 4 / size;
@@ -231,7 +237,7 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 	kept = 0;
 	if ((c = cache_lock_this()) != NULL) {
 		struct cache_bin *b = &c->bins[cls];
-		size_t fit = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
+		size_t fit = cache_room(c, size);
 
 		kept = n - 1;
 		if (kept > b->cap - b->n)
@@ -259,7 +265,7 @@ void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags)
 	struct cache_bin *b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
 	int64_t net = c->net;
 	/* A batch the cache can hold: taking more would give it back. */
-	size_t room = c->bytes < cache_limit ? (cache_limit - c->bytes) / size : 0;
+	size_t room = cache_room(c, size);
 
 	__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 	cache_unlock(c);

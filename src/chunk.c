@@ -211,16 +211,26 @@ static inline int first_free_after(const struct chunk *c, int eb)
 }
 
 /*
+ * Does the chunk's longest free run start at its first free bit, and the
+ * request fit there (chunk_bump_many's state)?
+ */
+static inline bool front_run_fits(const struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	const struct block_md *cm = &c->chunk_md;
+	int ff = cm->first_free;
+
+	return ff == cm->contig_start && cm->contig >= bits && !(ff & (align_bits - 1)) &&
+	       (!pop_only || chunk_range_populated(c, ff, bits));
+}
+
+/*
  * Is the chunk in bump state for this request: its only free run is its
  * tail [first_free, end_bits), and the request fits at first_free?
  */
 static inline bool bump_fits(const struct chunk *c, int bits, int align_bits, bool pop_only)
 {
-	const struct block_md *cm = &c->chunk_md;
-	int ff = cm->first_free;
-
-	return ff == cm->contig_start && ff + cm->contig == c->end_bits && cm->contig >= bits &&
-	       !(ff & (align_bits - 1)) && (!pop_only || chunk_range_populated(c, ff, bits));
+	return c->chunk_md.first_free + c->chunk_md.contig == c->end_bits &&
+	       front_run_fits(c, bits, align_bits, pop_only);
 }
 
 /*
@@ -296,15 +306,13 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 {
 	const struct block_md *cm = &c->chunk_md;
 	int off = cm->first_free, room;
-	bool bump = bump_fits(c, bits, align_bits, pop_only);
+	bool bump;
 
-	if (n <= 0 || (bits & (align_bits - 1)))
+	if (n <= 0 || (bits & (align_bits - 1)) || !front_run_fits(c, bits, align_bits, pop_only))
 		return 0;
-	/* Not bump state, but the chunk's longest run starts at first_free:
-	 * the same, with the hints of an area allocated there (note_area). */
-	if (!bump && !(off == cm->contig_start && cm->contig >= bits && !(off & (align_bits - 1)) &&
-		       (!pop_only || chunk_range_populated(c, off, bits))))
-		return 0;
+	/* Bump state (the run is the tail) keeps O(1) hints; otherwise the
+	 * hints of an area allocated there (note_area). */
+	bump = off + cm->contig == c->end_bits;
 	room = cm->contig;
 	if (pop_only) {
 		/* Only the populated pages at the run's start. */

@@ -260,7 +260,6 @@ static int alloc_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, int s
  * back.  With pop_only, only populated pages qualify and nothing is
  * sidelined (a miss there says nothing about the chunk's free space).
  */
-
 struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool pop_only, int *off)
 {
 	unsigned long todo = pcpu_pool.slot_mask & ~((1UL << pool_size_to_slot(size)) - 1) &
