@@ -1,7 +1,7 @@
 /*
  * cache_bins.h - the per-CPU caches' size classes and data, shared by the
- * caches' fast and slow paths (cache.c) and their census and verification
- * (cache_census.c); the entry points (alloc.c) read only the classes.
+ * caches' fast paths (cache.h, inline in the entry points of alloc.c), their
+ * slow paths (cache.c) and their census and verification (cache_census.c).
  *
  * Invariant, checked by cache_verify: a cached object is allocated in its
  * chunk's maps (start and boundary bits set), its live bit is clear, it is
