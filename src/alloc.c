@@ -37,33 +37,24 @@ static inline int fail_reason(unsigned flags, const char *msg)
 	return msg && strstr(msg, "populate") ? PCPU_FAIL_POPULATE : PCPU_FAIL_NOSPACE;
 }
 
-/* Zero size bytes at p: small sizes as a few inline stores (a memset of a
- * constant size), which compilers never turn into a call. */
-static inline void zero_bytes(char *p, size_t size)
-{
-#define Z(n) case n: __builtin_memset(p, 0, n); return
-	switch (size) {
-	Z(4); Z(8); Z(12); Z(16); Z(20); Z(24); Z(28); Z(32);
-	Z(40); Z(48); Z(56); Z(64);
-	default: memset(p, 0, size);
-	}
-#undef Z
-}
-
-static inline __attribute__((always_inline)) void zero_units(void *handle, size_t size)
+/* The size's switch outside the loop: a few stores per unit.  `small`:
+ * size is at most 64 (no call at all). */
+static inline __attribute__((always_inline)) void zero_units(void *handle, size_t size, bool small)
 {
 	unsigned int n = pcpu_pool.nr_cpus;
 
-	/* The size's switch outside the loop: a few stores per unit. */
 #define Z(k) case k:                                                   \
 		for (unsigned int cpu = 0; cpu < n; cpu++)                    \
 			__builtin_memset(pcpu_ptr(handle, cpu), 0, k);         \
 		return
 	switch (size) {
 	Z(4); Z(8); Z(12); Z(16); Z(20); Z(24); Z(28); Z(32);
+	Z(36); Z(40); Z(44); Z(48); Z(52); Z(56); Z(60); Z(64);
 	default:
+		if (small)
+			__builtin_unreachable();
 		for (unsigned int cpu = 0; cpu < n; cpu++)
-			zero_bytes(pcpu_ptr(handle, cpu), size);
+			memset(pcpu_ptr(handle, cpu), 0, size);
 	}
 #undef Z
 }
@@ -110,7 +101,7 @@ static inline __attribute__((always_inline)) void *alloc_done(void *handle, size
 		PCPU_PROBE(alloc, size, align, flags, handle, idx, (size_t)off);
 	}
 	if (!zeroed)
-		zero_units(handle, size);
+		zero_units(handle, size, false);
 	pool_after_op(POOL_OP_ALLOC, handle);
 	return handle;
 }
@@ -148,10 +139,10 @@ static __attribute__((noinline)) void *alloc_slow(size_t size, size_t align, uns
 	align_bits = align > PCPU_MIN_ALLOC_BYTES ? (int)(align / PCPU_MIN_ALLOC_BYTES) : 1;
 	req_align_bits = align_bits;
 	if (cache_serves(size, align, flags)) {
-		void *h = cache_tried ? NULL : cache_alloc(size, flags);
+		void *h = cache_tried ? NULL : cache_alloc(size, flags, &zeroed);
 
 		if (h)
-			return alloc_done(h, size, cache_class_align(size), flags, false);
+			return alloc_done(h, size, cache_class_align(size), flags, zeroed);
 		/* Taken from the pool instead, at the class's alignment, so the
 		 * object can go to a cache when it is freed. */
 		align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
@@ -193,23 +184,50 @@ static __attribute__((noinline)) void *alloc_slow(size_t size, size_t align, uns
 			  (size_t)align_bits * PCPU_MIN_ALLOC_BYTES, flags, zeroed);
 }
 
+/* Debug hooks that send a cache hit to the out-of-line paths: memory
+ * checkers' annotations, verification after every operation. */
+static inline bool op_hooks_on(void)
+{
+	return PCPU_ASAN ||
+	       __builtin_expect(pcpu_pool.debug & (POOL_DEBUG_VERIFY | POOL_DEBUG_VALGRIND), 0);
+}
+
+/* A cache hit the inline path does not finish: hooks, a balancer to wake,
+ * sizes zeroed by a call. */
+static __attribute__((noinline)) void *alloc_hit_slow(void *h, size_t size, unsigned int flags,
+						      bool zeroed)
+{
+	if (memcheck_active())
+		cache_annotate(h, (int)(size / PCPU_MIN_ALLOC_BYTES), true);
+	return alloc_done(h, size, cache_class_align(size), flags, zeroed);
+}
+
 /*
  * The fast path: a valid request of a cached size from a ready allocator
- * whose cache hands an object out.  Anything else goes to alloc_slow,
- * which checks again.
+ * whose cache holds an object of its class.  No call on the way (the
+ * rest are tail calls): anything else goes to alloc_slow, which checks
+ * again and refills.
  */
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align,
 							     unsigned int flags)
 {
-	size_t rounded = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES);
+	size_t rounded = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES), idx;
+	bool zeroed;
+	int off;
 
 	if (__builtin_expect(pool_ready() && size - 1 < CACHE_MAX_SIZE && !(align & (align - 1)) &&
 			     cache_serves(rounded, align, flags), 1)) {
-		void *h = cache_alloc(rounded, flags);
+		void *h = cache_pop(rounded, &idx, &off, &zeroed);
 
-		if (__builtin_expect(h != NULL, 1))
-			return alloc_done(h, rounded, cache_class_align(rounded), flags, false);
-		return alloc_slow(size, align, flags, true);
+		if (__builtin_expect(h != NULL, 1)) {
+			if (__builtin_expect(op_hooks_on() || rounded > 64 ||
+					     (!(flags & PCPU_ATOMIC) && pool_balance_unkicked()), 0))
+				return alloc_hit_slow(h, rounded, flags, zeroed);
+			PCPU_PROBE(alloc, rounded, cache_class_align(rounded), flags, h, idx, (size_t)off);
+			if (!zeroed)
+				zero_units(h, rounded, true);
+			return h;
+		}
 	}
 	return alloc_slow(size, align, flags, false);
 }
@@ -289,14 +307,12 @@ static __attribute__((noinline)) void free_to_chunk(void *ptr, unsigned long *li
  * holding every lock can see.  A bit already clear means the handle is not
  * a live allocation: abort, nothing changed.
  */
-PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
+static __attribute__((noinline)) void free_slow(void *ptr)
 {
 	unsigned long *live;
 	size_t idx;
 	int off, bits;
 
-	if (!ptr)
-		return;
 	if (!pool_ready() || !pool_handle_locate(ptr, &idx, &off) || off % PCPU_MIN_ALLOC_BYTES ||
 	    !(live = pool_live_map(idx)))
 		invalid("pcpu_free", ptr);
@@ -311,6 +327,40 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 			invalid("pcpu_free", ptr);
 	}
 	free_to_chunk(ptr, live, idx, off);
+}
+
+/*
+ * The fast path: a live allocation of a cached size, class-aligned, outside
+ * the reserved area, into the calling CPU's cache with room.  No call on the
+ * way; anything else (including every invalid pointer) goes to free_slow,
+ * which checks it all again.
+ */
+PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
+{
+	unsigned long *live;
+	size_t idx, bit;
+	int off, bits;
+
+	if (!ptr)
+		return;
+	if (__builtin_expect(pcpu_cache_enabled && !op_hooks_on() && pool_ready() &&
+			     pool_handle_locate(ptr, &idx, &off) && !(off % PCPU_MIN_ALLOC_BYTES) &&
+			     !(idx == 0 && off < pcpu_pool.reserved_end) &&
+			     (live = pool_live_map(idx)) != NULL, 1)) {
+		bit = (size_t)off / PCPU_MIN_ALLOC_BYTES;
+		/* Sized without a lock: a live allocation's boundary bits are
+		 * stable while its owner, the caller, frees it. */
+		if (__builtin_expect(bit_test_atomic(live, bit), 1)) {
+			bits = chunk_area_bits_shared(pool_live_chunk(idx, off)->map, (int)bit,
+						      CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
+			if (__builtin_expect(bits && cache_takes(bits, off) &&
+					     cache_push(ptr, live, bit, bits), 1)) {
+				PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
+				return;
+			}
+		}
+	}
+	free_slow(ptr);
 }
 
 PCPU_PUBLIC size_t pcpu_alloc_size(const void __percpu *ptr)

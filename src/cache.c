@@ -72,6 +72,8 @@
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
+
+__thread unsigned int cache_home_cpu __attribute__((tls_model("initial-exec")));
 static size_t all_slots_bytes;
 
 /* The spare of CPU cpu (which may have run off by now: the exchange is
@@ -209,16 +211,32 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out, int
 	return n;
 }
 
+/* Zero n objects of size bytes in every unit, a run of consecutive handles
+ * (a batch taken from one free run is one) with one memset per unit. */
+static void zero_objects(void *const *h, unsigned int n, size_t size)
+{
+	for (unsigned int i = 0, k; i < n; i += k) {
+		for (k = 1; i + k < n && (char *)h[i + k] == (char *)h[i] + k * size; k++)
+			;
+		for (unsigned int cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
+			memset(pcpu_ptr(h[i], cpu), 0, k * size);
+	}
+}
+
 /*
  * The bin of size's class was empty: refill it and return one object.  The
  * rest (at most `room`, what the cache could take when it was looked at) go
- * to the cache of the CPU the thread runs on by then (or back).
+ * to the cache of the CPU the thread runs on by then (or back), zeroed
+ * here in bulk, outside every lock, and kept below any objects freed into
+ * the bin meanwhile (the bin's clean slots), so allocations hand them out
+ * without zeroing.  Not with a memory checker: they are inaccessible.
  */
 static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int room)
 {
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
+	bool clean;
 	unsigned int want = bin_cap(size) / 2, most = BATCH_BYTES / size;
 
 	if (most < BATCH_OBJECTS)
@@ -234,6 +252,9 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 	n = refill_batch(size, want, got, net, flags & PCPU_ATOMIC);
 	if (n <= 1)
 		return n ? got[0] : NULL;
+	clean = !memcheck_active();
+	if (clean)
+		zero_objects(got + 1, n - 1, size);
 	kept = 0;
 	if ((c = cache_lock_this()) != NULL) {
 		struct cache_bin *b = &c->bins[cls];
@@ -244,7 +265,14 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 			kept = b->cap - b->n;
 		if (kept > fit)
 			kept = (unsigned int)fit;
-		memcpy(b->slots + b->n, got + 1, kept * sizeof(*got));
+		if (clean) {
+			memmove(b->slots + b->clean + kept, b->slots + b->clean,
+				(b->n - b->clean) * sizeof(*got));
+			memcpy(b->slots + b->clean, got + 1, kept * sizeof(*got));
+			b->clean += kept;
+		} else {
+			memcpy(b->slots + b->n, got + 1, kept * sizeof(*got));
+		}
 		b->n += kept;
 		c->bytes += kept * size;
 		__atomic_fetch_sub(&pcpu_pool.nr_transit, (long)kept, __ATOMIC_RELAXED);
@@ -300,6 +328,8 @@ int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, uns
 	}
 	n_out = (victim->n + 1) / 2;
 	victim->n -= n_out;
+	if (victim->clean > victim->n)
+		victim->clean = victim->n;
 	if (n_out)
 		memcpy(out, victim->slots + victim->n, n_out * sizeof(*out));
 	c->bytes -= n_out * victim_size;
@@ -339,7 +369,7 @@ static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 		n = b->n;
 		if (n)
 			memcpy(out, b->slots, n * sizeof(*out));
-		b->n = 0;
+		b->n = b->clean = 0;
 		c->bytes -= n * (cls + 1) * PCPU_MIN_ALLOC_BYTES;
 		if (n)
 			c->nr_drains++;

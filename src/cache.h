@@ -38,12 +38,18 @@ void cache_annotate(void *handle, int bits, bool usable);
 int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, unsigned long *live,
 		    size_t bit, int bits);
 
+/* Lock mode: the unit the thread last found itself on, plus 1 (0: not yet
+ * looked).  Any cache may be locked from anywhere in that mode, so a stale
+ * value costs locality only; cache_lock_this refreshes it. */
+extern __thread unsigned int cache_home_cpu
+	__attribute__((tls_model("initial-exec"), visibility("hidden")));
+
 /*
  * The calling CPU's cache, locked; else its spare, locked; NULL when both
  * are taken (or, in rseq mode, there is none for this CPU): the caller
  * takes the pool instead.
  */
-static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_this(void)
+static inline struct pcpu_cache *cache_lock_this(void)
 {
 	struct pcpu_cache *c;
 	unsigned int cpu;
@@ -56,6 +62,7 @@ static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_this(
 		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
 	} else {
 		cpu = pcpu_current_cpu();
+		cache_home_cpu = cpu + 1;
 		c = &caches[cpu];
 		if (__builtin_expect(cache_lock_try(&c->lk), 1))
 			return c;
@@ -63,18 +70,84 @@ static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_this(
 	return cache_lock_spare(cpu);
 }
 
+/*
+ * The fast paths' cache_lock_this, which makes no call: the calling CPU's
+ * cache (in lock mode, the home unit's), locked, or NULL (the caller takes
+ * the slow path, which tries the spare and refreshes the home unit).
+ */
+static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(void)
+{
+	struct pcpu_cache *c;
+	unsigned int cpu;
+
+	if (__builtin_expect(cache_lock_rseq, 1))
+		return (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
+								 nr_caches);
+	cpu = cache_home_cpu - 1;
+	if (cpu >= nr_caches)
+		return NULL;
+	c = &caches[cpu];
+	return cache_lock_try(&c->lk) ? c : NULL;
+}
+
 static inline void cache_unlock(struct pcpu_cache *c)
 {
 	cache_lock_release(&c->lk);
 }
 
+/* The caller holds c and b (of size's class) is not empty: pop an object and
+ * make it live (its chunk index and byte offset in *idx, *off; whether it
+ * reads zero in *zeroed); unlocks c. */
+static inline __attribute__((always_inline)) void *cache_hand_out(struct pcpu_cache *c,
+								   struct cache_bin *b, size_t size,
+								   size_t *idx, int *off, bool *zeroed)
+{
+	void *h = b->slots[--b->n];
+
+	*zeroed = b->n < b->clean;
+	if (*zeroed)
+		b->clean = b->n;
+
+	/* Live from here: the object belongs to the user. */
+	pool_handle_split(h, idx, off);
+	bit_set_atomic(pcpu_pool.live_maps[*idx], (size_t)*off / PCPU_MIN_ALLOC_BYTES);
+	b->nr_alloc++;
+	c->bytes -= size;
+	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+	return h;
+}
+
+/*
+ * The allocation fast path: an object of size bytes from the calling CPU's
+ * cache, live, not annotated for memory checkers, zeroed if *zeroed; its
+ * chunk index and offset in *idx, *off.  NULL when the cache is busy or
+ * that bin is empty (the caller takes cache_alloc's path).
+ */
+static inline __attribute__((always_inline)) void *cache_pop(size_t size, size_t *idx, int *off,
+							    bool *zeroed)
+{
+	struct pcpu_cache *c = cache_lock_fast();
+	struct cache_bin *b;
+
+	if (__builtin_expect(!c, 0))
+		return NULL;
+	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
+	if (__builtin_expect(b->n == 0, 0)) {
+		cache_unlock(c);
+		return NULL;
+	}
+	return cache_hand_out(c, b, size, idx, off, zeroed);
+}
+
 /*
  * An object of size bytes from the calling CPU's cache, refilled in a
- * batch from populated pages when empty; live, not yet zeroed.  NULL when
- * the cache is busy or nothing is populated: the caller takes the pool's
- * path (which may populate).
+ * batch from populated pages when empty; live, zeroed if *zeroed.  NULL
+ * when the cache is busy or nothing is populated: the caller takes the
+ * pool's path (which may populate).
  */
-static inline __attribute__((always_inline)) void *cache_alloc(size_t size, unsigned int flags)
+static inline void *cache_alloc(size_t size, unsigned int flags, bool *zeroed)
 {
 	struct pcpu_cache *c = cache_lock_this();
 	struct cache_bin *b;
@@ -85,20 +158,69 @@ static inline __attribute__((always_inline)) void *cache_alloc(size_t size, unsi
 	if (__builtin_expect(!c, 0))
 		return NULL;
 	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
+	*zeroed = false;
 	if (__builtin_expect(b->n == 0, 0))
 		return cache_alloc_empty(c, size, flags);      /* unlocks c */
-	h = b->slots[--b->n];
-	/* Live from here: the object belongs to the user. */
-	pool_handle_split(h, &idx, &off);
-	bit_set_atomic(pcpu_pool.live_maps[idx], (size_t)off / PCPU_MIN_ALLOC_BYTES);
-	b->nr_alloc++;
-	c->bytes -= size;
-	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
-	cache_unlock(c);
+	h = cache_hand_out(c, b, size, &idx, &off, zeroed);
 	if (memcheck_active())
 		cache_annotate(h, (int)(size / PCPU_MIN_ALLOC_BYTES), true);
 	return h;
+}
+
+/*
+ * Whether an object of `bits` bits at byte offset off of its chunk may go
+ * to a cache: every cached object is aligned to its class.  (The class
+ * alignment, the lowest set bit of the size capped at CACHE_MAX_ALIGN,
+ * divides off exactly when off's low bits below it are clear.)
+ */
+static inline bool cache_takes(int bits, int off)
+{
+	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+
+	return !((size_t)off & (CACHE_MAX_ALIGN - 1) & ~size & (size - 1));
+}
+
+/* The caller holds c, and b (the class of handle, `size` bytes) has room:
+ * push the handle, its live bit already cleared; unlocks c. */
+static inline __attribute__((always_inline)) void cache_take_back(struct pcpu_cache *c,
+								  struct cache_bin *b, void *handle,
+								  size_t size)
+{
+	b->slots[b->n++] = handle;
+	b->nr_dealloc++;
+	c->bytes += size;
+	__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
+	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
+	cache_unlock(c);
+}
+
+/*
+ * The free fast path: put the live allocation of `bits` bits (a cacheable
+ * size, class-aligned, not reserved, memory checkers off) whose live bit
+ * is `bit` of `live` into the calling CPU's cache.  False when the cache
+ * is busy or that bin full, or the live bit was found clear (nothing
+ * changed in any case: the caller takes cache_free's path, which sorts
+ * them out).
+ */
+static inline __attribute__((always_inline)) bool cache_push(void *handle, unsigned long *live,
+							    size_t bit, int bits)
+{
+	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+	struct pcpu_cache *c = cache_lock_fast();
+	struct cache_bin *b;
+
+	if (__builtin_expect(!c, 0))
+		return false;
+	b = &c->bins[bits - 1];
+	/* The live bit is taken only with the lock held and room in the bin:
+	 * the object is live or cached at every moment a checker can see. */
+	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit ||
+			     !bit_test_and_clear_atomic(live, bit), 0)) {
+		cache_unlock(c);
+		return false;
+	}
+	cache_take_back(c, b, handle, size);
+	return true;
 }
 
 /*
@@ -109,7 +231,7 @@ static inline __attribute__((always_inline)) void *cache_alloc(size_t size, unsi
  * it to its chunk, the live bit still set), -1 if it is not a live
  * allocation (nothing changed: the caller aborts).
  */
-static inline __attribute__((always_inline)) int cache_free(void *handle, size_t idx, int off)
+static inline int cache_free(void *handle, size_t idx, int off)
 {
 	unsigned long *live = pool_live_map(idx);
 	size_t bit = (size_t)off / PCPU_MIN_ALLOC_BYTES, size;
@@ -125,7 +247,7 @@ static inline __attribute__((always_inline)) int cache_free(void *handle, size_t
 	ch = pool_live_chunk(idx, off);
 	bits = chunk_area_bits_shared(ch->map, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 	size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
-	if (!bits || ch == pcpu_pool.reserved_chunk || ((size_t)off & (cache_class_align(size) - 1)))
+	if (!bits || ch == pcpu_pool.reserved_chunk || !cache_takes(bits, off))
 		return 0;
 	if (memcheck_active())
 		cache_annotate(handle, bits, false);
@@ -134,18 +256,11 @@ static inline __attribute__((always_inline)) int cache_free(void *handle, size_t
 	b = &c->bins[bits - 1];
 	if (__builtin_expect(b->n == b->cap || c->bytes + size > cache_limit, 0))
 		return cache_free_full(c, b, handle, live, bit, bits);     /* unlocks c */
-	/* The live bit is taken only with the lock held and room in the bin:
-	 * the object is live or cached at every moment a checker can see. */
 	if (!bit_test_and_clear_atomic(live, bit)) {
 		cache_unlock(c);
 		return -1;              /* freed by another thread meanwhile */
 	}
-	b->slots[b->n++] = handle;
-	b->nr_dealloc++;
-	c->bytes += size;
-	__atomic_store_n(&c->net, c->net - 1, __ATOMIC_RELAXED);
-	__atomic_store_n(&c->used, 1, __ATOMIC_RELAXED);
-	cache_unlock(c);
+	cache_take_back(c, b, handle, size);
 	return bits;
 }
 

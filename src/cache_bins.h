@@ -7,7 +7,8 @@
  * chunk's maps (start and boundary bits set), its live bit is clear, it is
  * aligned to its class, and it sits in exactly one bin of one cache; a
  * cache's `bytes` is the sum over its bins of objects x class size, at most
- * cache_limit.
+ * cache_limit; the objects in a bin's first `clean` slots read zero in
+ * every unit.
  */
 #ifndef PCPU_CACHE_BINS_H
 #define PCPU_CACHE_BINS_H
@@ -39,6 +40,9 @@ static inline size_t cache_class_align(size_t size)
 struct cache_bin {
 	void **slots;           /* [cap], in the caches' metadata mapping */
 	unsigned int n, cap;
+	/* Slots [0, clean) hold objects zeroed by their refill (never with a
+	 * memory checker): handed out without zeroing.  Frees push above. */
+	unsigned int clean;
 	/* User allocations and frees of this class the bin served (the
 	 * statistics' counts and size histogram are summed from these). */
 	uint64_t nr_alloc, nr_dealloc;

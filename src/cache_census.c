@@ -59,6 +59,25 @@ static int check_cached(void *h, unsigned int cls, char *msg, size_t msglen)
 	return 0;
 }
 
+/* A clean slot's object (class cls) must read zero in every unit. */
+static int check_zero(const void *h, unsigned int cls, char *msg, size_t msglen)
+{
+	size_t size = (size_t)(cls + 1) * PCPU_MIN_ALLOC_BYTES;
+
+	for (unsigned int cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++) {
+		const unsigned char *p = pcpu_ptr(h, cpu);
+
+		for (size_t i = 0; i < size; i++) {
+			if (p[i]) {
+				snprintf(msg, msglen, "cached handle %p (a clean slot) has byte %zu of "
+					 "unit %u set", h, i, cpu);
+				return -1;
+			}
+		}
+	}
+	return 0;
+}
+
 /* Pool client, quiesced: every cached object, and the caches' byte counts. */
 int cache_verify(char *msg, size_t msglen)
 {
@@ -82,11 +101,13 @@ int cache_verify(char *msg, size_t msglen)
 		for (unsigned int cls = 0; cls < NR_CLASSES && !ret; cls++) {
 			const struct cache_bin *b = &c->bins[cls];
 
-			if (b->n > b->cap) {
-				snprintf(msg, msglen, "%s %u class %u: %u objects, room for %u", kind, cpu,
-					 cls, b->n, b->cap);
+			if (b->n > b->cap || b->clean > b->n) {
+				snprintf(msg, msglen, "%s %u class %u: %u objects (%u clean), room for %u",
+					 kind, cpu, cls, b->n, b->clean, b->cap);
 				ret = -1;
 			}
+			for (unsigned int k = 0; k < b->clean && !ret; k++)
+				ret = check_zero(b->slots[k], cls, msg, msglen);
 			for (unsigned int k = 0; k < b->n && !ret; k++) {
 				ret = check_cached(b->slots[k], cls, msg, msglen);
 				all[n++] = b->slots[k];

@@ -61,24 +61,27 @@ int chunk_area_bits(const struct chunk *c, int bit_off);
  * most max_bits, else 0, read without the lock: the caller must own that
  * allocation (no one else can free it meanwhile), so its boundary bits are
  * stable; words shared with other allocations are read atomically (every
- * write to bound_map is a relaxed atomic store, see bitops.h).
+ * write to bound_map is a relaxed atomic store, see bitops.h).  Its end bit
+ * is in the map (bound_map has nr_bits + 1 bits): the common case finds it
+ * in bit_off's word; the next words are read up to the map's end only (a
+ * racing double free may have cleared the bits meanwhile).
  */
 static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int max_bits)
 {
 	size_t pos = (size_t)bit_off + 1, limit = (size_t)bit_off + (size_t)max_bits + 1;
+	unsigned long v = bitmap_word_shared(c->bound_map, pos / BITS_PER_LONG) >> (pos % BITS_PER_LONG);
 
+	if (__builtin_expect(v != 0, 1))
+		return (size_t)__builtin_ctzl(v) + 1 <= (size_t)max_bits ? __builtin_ctzl(v) + 1 : 0;
 	if (limit > (size_t)c->nr_bits + 1)
 		limit = (size_t)c->nr_bits + 1;
-	while (pos < limit) {
-		size_t w = pos / BITS_PER_LONG;
-		unsigned long v = bitmap_word_shared(c->bound_map, w) & (~0UL << (pos % BITS_PER_LONG));
-
+	for (size_t w = pos / BITS_PER_LONG + 1; w * BITS_PER_LONG < limit; w++) {
+		v = bitmap_word_shared(c->bound_map, w);
 		if (v) {
 			size_t end = w * BITS_PER_LONG + (size_t)__builtin_ctzl(v);
 
 			return end < limit ? (int)(end - (size_t)bit_off) : 0;
 		}
-		pos = (w + 1) * BITS_PER_LONG;
 	}
 	return 0;
 }

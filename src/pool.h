@@ -283,11 +283,12 @@ static inline bool pool_handle_locate(const void *handle, size_t *idx, int *off)
 {
 	uintptr_t rel = (uintptr_t)handle + pcpu_pool.guard_size - (uintptr_t)pcpu_pool.region;
 
+	/* The region is max_chunks strides: an index below it is in range. */
 	if (rel >= pcpu_pool.region_size)
 		return false;
 	*idx = rel >> pcpu_pool.stride_shift;
 	rel &= ((uintptr_t)1 << pcpu_pool.stride_shift) - 1;
-	if (*idx >= (size_t)pcpu_pool.max_chunks || rel >= pcpu_pool.unit_size)
+	if (rel >= pcpu_pool.unit_size)
 		return false;
 	*off = (int)rel;
 	return true;
