@@ -335,6 +335,31 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 	return n;
 }
 
+int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only)
+{
+	int limit, end, m;
+
+	if (n <= 0 || start < 0 || start >= c->nr_bits)
+		return 0;
+	limit = n > (c->nr_bits - start) / bits ? c->nr_bits : start + n * bits;
+	end = (int)bitmap_next_set(c->alloc_map, (size_t)limit, (size_t)start);
+	if (pop_only) {
+		int p = (int)bitmap_next_clear(c->populated, (size_t)c->nr_pages,
+					       (size_t)(start >> c->block_shift));
+
+		if (p << c->block_shift < end)
+			end = p << c->block_shift;
+	}
+	m = end > start ? (end - start) / bits : 0;
+	if (!m)
+		return 0;
+	maps_take_many(c, start, bits, m);
+	c->free_bytes -= m * bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc += m;
+	note_area(c, start, m * bits);
+	return m;
+}
+
 /* Every hint after [off, off + bits), free before, was taken (maps and
  * counters done by the caller). */
 static void note_area(struct chunk *c, int off, int bits)

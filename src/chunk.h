@@ -46,6 +46,15 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start);
  */
 int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only);
 
+/*
+ * Allocate up to n areas of `bits` back to back from `start` (aligned as
+ * the caller needs), as far as the free run at start goes (and, with
+ * pop_only, its populated pages), with the hints updated once.  Returns
+ * how many (0 when start is not free).  A batch's next objects after one
+ * chunk_alloc_area placed in a hole.
+ */
+int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only);
+
 /* chunk_find_fit + chunk_alloc_area in bytes: byte offset, or -1. */
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
 

@@ -331,10 +331,33 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 	return (unsigned int)m;
 }
 
+/*
+ * After an area placed at start - bits (in a hole): up to `want` more
+ * areas back to back in the rest of that free run (chunk_take_run), with
+ * the pool's bookkeeping done once.  Returns how many.
+ */
+static unsigned int run_in_chunk(struct pcpu_chunk *ch, int start, int bits, unsigned int want,
+				 struct pcpu_chunk **chs, int *offs)
+{
+	struct chunk_before b = chunk_before(ch);
+	int m = chunk_take_run(ch->map, start, bits, (int)want, true);
+
+	if (m <= 0)
+		return 0;
+	(void)hand_out(ch, start, m * bits);
+	ch->zero_off = -1;
+	chunk_settle(ch, b);
+	for (int i = 0; i < m; i++) {
+		chs[i] = ch;
+		offs[i] = start + i * bits;
+	}
+	return (unsigned int)m;
+}
+
 unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
 			     struct pcpu_chunk **chs, int *offs)
 {
-	unsigned int n = 0;
+	unsigned int n = 0, m;
 
 	while (n < want) {
 		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &offs[n]);
@@ -342,14 +365,21 @@ unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int
 		if (!ch)
 			break;
 		chs[n++] = ch;
-		n += bump_in_chunk(ch, bits, align_bits, want - n, chs + n, offs + n);
-		/* Go on in the same chunk while its hint walk finds room. */
+		m = bump_in_chunk(ch, bits, align_bits, want - n, chs + n, offs + n);
+		if (!m && !(bits & (align_bits - 1)))
+			m = run_in_chunk(ch, offs[n - 1] + bits, bits, want - n, chs + n, offs + n);
+		n += m;
+		/* Go on in the same chunk while its hint walk finds room: each
+		 * hole found takes as many objects as it holds. */
 		while (n < want) {
 			int start = chunk_find_next_fit(ch->map, offs[n - 1], bits, align_bits, true);
 
 			if (start < 0 || (offs[n] = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
 				break;
 			chs[n++] = ch;
+			if (!(bits & (align_bits - 1)))
+				n += run_in_chunk(ch, offs[n - 1] + bits, bits, want - n, chs + n,
+						  offs + n);
 		}
 	}
 	return n;

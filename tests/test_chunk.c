@@ -425,6 +425,33 @@ static void model_bump_many(struct chunk *c, unsigned long step, int bits, int a
 	}
 }
 
+/*
+ * chunk_take_run after an area placed at off - bits: it must hand out
+ * exactly min(n, room / bits) areas back to back from off, room being the
+ * model's free run there (cut at the first unpopulated page with
+ * pop_only); every hint exact (the step's verify).
+ */
+static unsigned long nr_runs;     /* coverage, printed */
+
+static void model_take_run(struct chunk *c, unsigned long step, int off, int bits, bool pop_only)
+{
+	int n = 1 + (int)rng_below(64), room = 0, expect, m;
+
+	while (off + room < c->end_bits && !model[off + room] &&
+	       (!pop_only || bit_test(c->populated, (size_t)((off + room) >> c->block_shift))))
+		room++;
+	expect = n < room / bits ? n : room / bits;
+	m = chunk_take_run(c, off, bits, n, pop_only);
+	REQUIRE(m == expect, "step %lu: take_run(at %d, %d bits, %d%s) gave %d, model %d", step, off,
+		bits, n, pop_only ? " pop_only" : "", m, expect);
+	nr_runs += m > 1;
+	for (int k = 0; k < m; k++) {
+		for (int i = off + k * bits; i < off + (k + 1) * bits; i++)
+			model[i] = true;
+		lives[nr_lives++] = (struct live){ off + k * bits, bits };
+	}
+}
+
 /* Free the live area k and the live areas back to back after it (up to 8)
  * as one span, as a drained cache does. */
 static void model_free_span(struct chunk *c, unsigned long step, int k)
@@ -483,6 +510,8 @@ static void model_step(struct chunk *c, unsigned long step)
 				model_batch(c, step, off, bits, align_bits, pop_only);
 			else if (rng_below(3) == 0)
 				model_bump_many(c, step, bits, align_bits, pop_only);
+			else if (rng_below(2) == 0 && bits % align_bits == 0)
+				model_take_run(c, step, off + bits, bits, pop_only);
 		} else {
 			/* The documented guarantee (chunk.h): failure only when no
 			 * free run holds `bits` bits at alignment align_bits. */
@@ -571,8 +600,8 @@ static void test_model(unsigned long steps)
 		chunk_destroy(c);
 	}
 	printf("model test: %lu steps, chunk_verify after each (every 2-16 on a quarter of the chunks); "
-	       "%lu multi-area bumps (%lu from a front run), %lu multi-area span frees\n", done,
-	       nr_bumped, nr_front_runs, nr_spans);
+	       "%lu multi-area bumps (%lu from a front run), %lu multi-area runs after a hole, "
+	       "%lu multi-area span frees\n", done, nr_bumped, nr_front_runs, nr_runs, nr_spans);
 }
 
 int main(int argc, char **argv)
