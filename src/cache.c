@@ -185,23 +185,17 @@ static unsigned int refill_batch(size_t size, unsigned int want, void **out, int
 				 bool atomic)
 {
 	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
-	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
-	struct pcpu_chunk *chs[MAX_BATCH];
-	int offs[MAX_BATCH];
+	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES), off0 = 0;
+	struct pcpu_chunk *ch0 = NULL;
 	unsigned int n;
 
 	pool_lock_for(atomic);
 	pool_note_live(net);
-	n = pool_find_areas(size, bits, align_bits, want, chs, offs);
-	for (unsigned int i = 0; i < n; i++) {
-		if (size > chs[i]->max_alloc_size)
-			chs[i]->max_alloc_size = size;
-		out[i] = pool_chunk_handle(chs[i], offs[i] * PCPU_MIN_ALLOC_BYTES);
-	}
+	n = pool_find_areas(size, bits, align_bits, want, out, &ch0, &off0);
 	if (n) {
-		pool_account_alloc(chs[0], size);
-		pool_live_set(chs[0], offs[0]);
-		memcheck_alloc(chs[0], offs[0], bits);
+		pool_account_alloc(ch0, size);
+		pool_live_set(ch0, off0);
+		memcheck_alloc(ch0, off0, bits);
 	}
 	if (n > 1)
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);

@@ -126,7 +126,9 @@ static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int
 /*
  * n areas of `bits` back to back from off, free: the span taken as one
  * area, then the boundaries between the areas set, a word at a time (the
- * span's words are written, so merged).
+ * span's words are written, so merged).  When bits divides the word, every
+ * word's boundaries are one pattern (a bit every `bits`) shifted to off's
+ * phase.
  */
 static void maps_take_many(struct chunk *c, int off, int bits, int n)
 {
@@ -134,6 +136,23 @@ static void maps_take_many(struct chunk *c, int off, int bits, int n)
 	size_t w = (size_t)(off + bits) / BITS_PER_LONG;
 
 	maps_take(c, off, n * bits);
+	if (n > 1 && !(bits & (bits - 1))) {
+		size_t first = (size_t)(off + bits), end = (size_t)off + (size_t)n * (size_t)bits;
+		size_t ew = (end - 1) / BITS_PER_LONG;
+		unsigned long pattern = (~0UL / ((bits < BITS_PER_LONG ? 1UL << bits : 0) - 1)) <<
+					((size_t)off % (size_t)bits);
+
+		for (; w <= ew; w++) {
+			unsigned long m = pattern;
+
+			if (w == first / BITS_PER_LONG)
+				m &= ~0UL << first % BITS_PER_LONG;
+			if (w == ew && end % BITS_PER_LONG)
+				m &= (1UL << end % BITS_PER_LONG) - 1;
+			bound_store(bm, w, bm[w] | m);
+		}
+		return;
+	}
 	for (int k = 1; k < n; k++) {
 		size_t pos = (size_t)(off + k * bits);
 

@@ -300,6 +300,16 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 	return ch;
 }
 
+/* The handles of m areas of `bits` back to back from bit `first` of ch. */
+static void handles_of_run(const struct pcpu_chunk *ch, int first, int bits, int m, void **out)
+{
+	char *h = pool_chunk_handle(ch, first * PCPU_MIN_ALLOC_BYTES);
+	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+
+	for (int i = 0; i < m; i++)
+		out[i] = h + (size_t)i * size;
+}
+
 /*
  * A chunk whose longest free run starts at its first free bit
  * (chunk_bump_many) hands out up to `want` more areas back to back from
@@ -310,7 +320,7 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
  * share the lines their allocations and frees write.
  */
 static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
-				  struct pcpu_chunk **chs, int *offs)
+				  void **out)
 {
 	struct chunk_before b = chunk_before(ch);
 	int first = ch->map->chunk_md.first_free, end = first + (int)want * bits, m;
@@ -324,10 +334,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 	(void)hand_out(ch, first, m * bits);
 	ch->zero_off = -1;
 	chunk_settle(ch, b);
-	for (int i = 0; i < m; i++) {
-		chs[i] = ch;
-		offs[i] = first + i * bits;
-	}
+	handles_of_run(ch, first, bits, m, out);
 	return (unsigned int)m;
 }
 
@@ -337,7 +344,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
  * the pool's bookkeeping done once.  Returns how many.
  */
 static unsigned int run_in_chunk(struct pcpu_chunk *ch, int start, int bits, unsigned int want,
-				 struct pcpu_chunk **chs, int *offs)
+				 void **out)
 {
 	struct chunk_before b = chunk_before(ch);
 	int m = chunk_take_run(ch->map, start, bits, (int)want, true);
@@ -347,39 +354,47 @@ static unsigned int run_in_chunk(struct pcpu_chunk *ch, int start, int bits, uns
 	(void)hand_out(ch, start, m * bits);
 	ch->zero_off = -1;
 	chunk_settle(ch, b);
-	for (int i = 0; i < m; i++) {
-		chs[i] = ch;
-		offs[i] = start + i * bits;
-	}
+	handles_of_run(ch, start, bits, m, out);
 	return (unsigned int)m;
 }
 
-unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
-			     struct pcpu_chunk **chs, int *offs)
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want, void **out,
+			     struct pcpu_chunk **first_ch, int *first_off)
 {
 	unsigned int n = 0, m;
+	bool runs = !(bits & (align_bits - 1));    /* areas back to back stay aligned */
+	int off, last;
 
 	while (n < want) {
-		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &offs[n]);
+		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &off);
 
 		if (!ch)
 			break;
-		chs[n++] = ch;
-		m = bump_in_chunk(ch, bits, align_bits, want - n, chs + n, offs + n);
-		if (!m && !(bits & (align_bits - 1)))
-			m = run_in_chunk(ch, offs[n - 1] + bits, bits, want - n, chs + n, offs + n);
+		if (!n) {
+			*first_ch = ch;
+			*first_off = off;
+		}
+		if (size > ch->max_alloc_size)
+			ch->max_alloc_size = size;
+		out[n++] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
+		m = bump_in_chunk(ch, bits, align_bits, want - n, out + n);
+		if (!m && runs)
+			m = run_in_chunk(ch, off + bits, bits, want - n, out + n);
 		n += m;
+		last = m ? (int)(((char *)out[n - 1] - (char *)pool_chunk_handle(ch, 0)) /
+				 PCPU_MIN_ALLOC_BYTES) : off;
 		/* Go on in the same chunk while its hint walk finds room: each
 		 * hole found takes as many objects as it holds. */
 		while (n < want) {
-			int start = chunk_find_next_fit(ch->map, offs[n - 1], bits, align_bits, true);
+			int start = chunk_find_next_fit(ch->map, last, bits, align_bits, true);
 
-			if (start < 0 || (offs[n] = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
+			if (start < 0 || (last = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
 				break;
-			chs[n++] = ch;
-			if (!(bits & (align_bits - 1)))
-				n += run_in_chunk(ch, offs[n - 1] + bits, bits, want - n, chs + n,
-						  offs + n);
+			out[n++] = pool_chunk_handle(ch, last * PCPU_MIN_ALLOC_BYTES);
+			if (runs && (m = run_in_chunk(ch, last + bits, bits, want - n, out + n)) > 0) {
+				n += m;
+				last += m * bits;
+			}
 		}
 	}
 	return n;

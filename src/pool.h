@@ -344,11 +344,13 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
  * Up to `want` areas of `bits` at align_bits on populated pages, for a
  * cache refill: each chunk found is used while its hint walk goes on
  * finding room (chunk_find_next_fit), then the search moves on as
- * pool_find_area does.  Chunks and bit offsets go to chs[] and offs[].
- * `lock` held.  Returns how many.
+ * pool_find_area does.  Their handles go to out[] (back to back where they
+ * were taken as a run), the first one's chunk and bit offset to *first_ch
+ * and *first_off; each chunk's max_alloc_size follows.  `lock` held.
+ * Returns how many.
  */
-unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
-			     struct pcpu_chunk **chs, int *offs);
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want, void **out,
+			     struct pcpu_chunk **first_ch, int *first_off);
 /* The same in the reserved chunk (PCPU_RESERVED, libraries' variables). */
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
 /* Free an area, keeping the empty-page count and the chunk's slot right,
