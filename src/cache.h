@@ -25,7 +25,8 @@
  * of two) with flags come from a cache? */
 static inline bool cache_serves(size_t size, size_t align, unsigned int flags)
 {
-	return pcpu_cache_enabled && size <= CACHE_MAX_SIZE && align <= cache_class_align(size) &&
+	return pcpu_cache_enabled && size <= CACHE_MAX_SIZE &&
+	       (align <= PCPU_MIN_ALLOC_BYTES || align <= cache_class_align(size)) &&
 	       !(flags & ~(PCPU_ATOMIC | PCPU_NOWARN));
 }
 
