@@ -351,7 +351,7 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 		/* Sized without a lock: a live allocation's boundary bits are
 		 * stable while its owner, the caller, frees it. */
 		if (__builtin_expect(bit_test_atomic(live, bit), 1)) {
-			bits = chunk_area_bits_shared(pool_live_chunk(idx, off)->map, (int)bit,
+			bits = chunk_area_bits_shared(pool_live_dyn_chunk(idx)->map, (int)bit,
 						      CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits && cache_takes(bits, off) &&
 					     cache_push(ptr, live, bit, bits), 1)) {

@@ -117,6 +117,9 @@ struct pcpu_pool {
 	size_t region_size;
 	size_t guard_size;
 	int stride_shift;
+	/* Locating a handle: region - guard_size (a chunk's handles are its
+	 * unit-0 addresses less guard_size), 2^stride_shift - 1. */
+	uintptr_t handle_base, stride_mask;
 	int max_chunks;
 	struct pcpu_chunk *first_chunk;    /* dynamic part of the first chunk */
 	struct pcpu_chunk *reserved_chunk; /* NULL if reserved_size == 0 */
@@ -281,13 +284,13 @@ static inline void *pool_chunk_handle(const struct pcpu_chunk *ch, int off)
  */
 static inline bool pool_handle_locate(const void *handle, size_t *idx, int *off)
 {
-	uintptr_t rel = (uintptr_t)handle + pcpu_pool.guard_size - (uintptr_t)pcpu_pool.region;
+	uintptr_t rel = (uintptr_t)handle - pcpu_pool.handle_base;
 
 	/* The region is max_chunks strides: an index below it is in range. */
 	if (rel >= pcpu_pool.region_size)
 		return false;
 	*idx = rel >> pcpu_pool.stride_shift;
-	rel &= ((uintptr_t)1 << pcpu_pool.stride_shift) - 1;
+	rel &= pcpu_pool.stride_mask;
 	if (rel >= pcpu_pool.unit_size)
 		return false;
 	*off = (int)rel;
@@ -298,15 +301,22 @@ static inline bool pool_handle_locate(const void *handle, size_t *idx, int *off)
  * or just handed out): no range checks. */
 static inline void pool_handle_split(const void *handle, size_t *idx, int *off)
 {
-	uintptr_t rel = (uintptr_t)handle + pcpu_pool.guard_size - (uintptr_t)pcpu_pool.region;
+	uintptr_t rel = (uintptr_t)handle - pcpu_pool.handle_base;
 
 	*idx = rel >> pcpu_pool.stride_shift;
-	*off = (int)(rel & (((uintptr_t)1 << pcpu_pool.stride_shift) - 1));
+	*off = (int)(rel & pcpu_pool.stride_mask);
 }
 
 static inline unsigned long *pool_live_map(size_t idx)
 {
 	return __atomic_load_n(&pcpu_pool.live_maps[idx], __ATOMIC_ACQUIRE);
+}
+
+/* The dynamic chunk of index idx, read without the lock (stable while it
+ * holds an allocation the caller owns). */
+static inline struct pcpu_chunk *pool_live_dyn_chunk(size_t idx)
+{
+	return __atomic_load_n(&pcpu_pool.chunk_table[idx], __ATOMIC_ACQUIRE);
 }
 
 /* Chunk of index idx, read without the lock (stable while it holds an
@@ -316,7 +326,7 @@ static inline struct pcpu_chunk *pool_live_chunk(size_t idx, int off)
 {
 	if (__builtin_expect(idx == 0 && off < pcpu_pool.reserved_end, 0))
 		return pcpu_pool.reserved_chunk;
-	return __atomic_load_n(&pcpu_pool.chunk_table[idx], __ATOMIC_ACQUIRE);
+	return pool_live_dyn_chunk(idx);
 }
 
 /* The area at bit_off of ch now belongs to the user. */

@@ -311,6 +311,8 @@ static int do_init(const struct pcpu_config *user)
 	}
 	if (reserve_region(cfg.addr_space, stride))
 		goto fail;
+	pcpu_pool.handle_base = (uintptr_t)pcpu_pool.region - pcpu_pool.guard_size;
+	pcpu_pool.stride_mask = stride - 1;
 	pcpu_pool.max_chunks = (int)(pcpu_pool.region_size >> pcpu_pool.stride_shift);
 	pcpu_pool.chunk_table = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.chunk_table));
 	pcpu_pool.chunk_used = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
