@@ -72,16 +72,28 @@ int chunk_area_bits(const struct chunk *c, int bit_off);
  * stable; words shared with other allocations are read atomically (every
  * write to bound_map is a relaxed atomic store, see bitops.h).  Its end bit
  * is in the map (bound_map has nr_bits + 1 bits): the common case finds it
- * in bit_off's word; the next words are read up to the map's end only (a
+ * in bit_off's word (chunk_area_bits_near, from the map alone: -1 when it
+ * is not there); the next words are read up to the map's end only (a
  * racing double free may have cleared the bits meanwhile).
  */
+static inline int chunk_area_bits_near(const unsigned long *bound_map, int bit_off, int max_bits)
+{
+	size_t pos = (size_t)bit_off + 1;
+	unsigned long v = bitmap_word_shared(bound_map, pos / BITS_PER_LONG) >> (pos % BITS_PER_LONG);
+
+	if (__builtin_expect(v == 0, 0))
+		return -1;
+	return (size_t)__builtin_ctzl(v) + 1 <= (size_t)max_bits ? __builtin_ctzl(v) + 1 : 0;
+}
+
 static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int max_bits)
 {
 	size_t pos = (size_t)bit_off + 1, limit = (size_t)bit_off + (size_t)max_bits + 1;
-	unsigned long v = bitmap_word_shared(c->bound_map, pos / BITS_PER_LONG) >> (pos % BITS_PER_LONG);
+	int near = chunk_area_bits_near(c->bound_map, bit_off, max_bits);
+	unsigned long v;
 
-	if (__builtin_expect(v != 0, 1))
-		return (size_t)__builtin_ctzl(v) + 1 <= (size_t)max_bits ? __builtin_ctzl(v) + 1 : 0;
+	if (__builtin_expect(near >= 0, 1))
+		return near;
 	if (limit > (size_t)c->nr_bits + 1)
 		limit = (size_t)c->nr_bits + 1;
 	for (size_t w = pos / BITS_PER_LONG + 1; w * BITS_PER_LONG < limit; w++) {

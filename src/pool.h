@@ -138,6 +138,9 @@ struct pcpu_pool {
 
 	struct pcpu_chunk **chunk_table;   /* [max_chunks] (pop+lock; entries stored
 	                                      and read with atomics: pool_live_chunk) */
+	/* [max_chunks]: each chunk's boundary map beside it (pool_publish_chunk),
+	 * for the free path to size an object without going through the chunk. */
+	const unsigned long **bound_maps;
 	/*
 	 * The exact state of every object handed to the user: per chunk index,
 	 * one bit per 4-byte fragment, set where an allocation the user owns
@@ -310,6 +313,22 @@ static inline void pool_handle_split(const void *handle, size_t *idx, int *off)
 static inline unsigned long *pool_live_map(size_t idx)
 {
 	return __atomic_load_n(&pcpu_pool.live_maps[idx], __ATOMIC_ACQUIRE);
+}
+
+/* Install ch at index idx of the chunk table (NULL: remove it), with its
+ * boundary map.  `lock` held. */
+static inline void pool_publish_chunk(int idx, struct pcpu_chunk *ch)
+{
+	__atomic_store_n(&pcpu_pool.bound_maps[idx], ch ? (const unsigned long *)ch->map->bound_map : NULL,
+			 __ATOMIC_RELEASE);
+	__atomic_store_n(&pcpu_pool.chunk_table[idx], ch, __ATOMIC_RELEASE);
+}
+
+/* The boundary map of the dynamic chunk of index idx, read without the lock
+ * (stable while it holds an allocation the caller owns). */
+static inline const unsigned long *pool_live_bound_map(size_t idx)
+{
+	return __atomic_load_n(&pcpu_pool.bound_maps[idx], __ATOMIC_ACQUIRE);
 }
 
 /* The dynamic chunk of index idx, read without the lock (stable while it

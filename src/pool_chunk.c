@@ -220,7 +220,7 @@ struct pcpu_chunk *pool_create_chunk(void)
 	bind_groups(ch->base);
 
 	pcpu_lock(&pcpu_pool.lock);
-	__atomic_store_n(&pcpu_pool.chunk_table[idx], ch, __ATOMIC_RELEASE);
+	pool_publish_chunk(idx, ch);
 	if (idx >= pcpu_pool.chunk_hiwater)
 		pcpu_pool.chunk_hiwater = idx + 1;
 	pcpu_pool.nr_empty_pop_pages += ch->map->nr_empty_pop_pages;
@@ -252,7 +252,7 @@ void pool_destroy_chunk(struct pcpu_chunk *ch)
 	PCPU_PROBE(destroy_chunk, ch->index, ch->base);
 	pcpu_lock(&pcpu_pool.lock);
 	pool_chunk_move(ch, -1);
-	__atomic_store_n(&pcpu_pool.chunk_table[ch->index], NULL, __ATOMIC_RELEASE);
+	pool_publish_chunk(ch->index, NULL);
 	if (pool_chunk_in_pool(ch))
 		pcpu_pool.nr_empty_pop_pages -= ch->map->nr_empty_pop_pages;
 	populated = ch->map->nr_populated;

@@ -219,7 +219,7 @@ static int setup_first_chunk(size_t static_size)
 	pcpu_pool.reserved_chunk = rc;
 	pcpu_pool.reserved_end = rc ? rc->map->end_bits * PCPU_MIN_ALLOC_BYTES : 0;
 	pcpu_pool.first_chunk_populated = (size_t)pop_pages << pcpu_pool.page_shift;
-	__atomic_store_n(&pcpu_pool.chunk_table[0], fc, __ATOMIC_RELEASE);
+	pool_publish_chunk(0, fc);
 	bit_set(pcpu_pool.chunk_used, 0);
 	pcpu_pool.chunk_hiwater = 1;
 	pool_note_populated(fc, 0, pop_pages);
@@ -241,6 +241,7 @@ static void reset_pool(void)
 	struct pcpu_lock lock = pcpu_pool.lock, pop = pcpu_pool.pop_mutex;
 
 	free(pcpu_pool.chunk_table);
+	free(pcpu_pool.bound_maps);
 	free(pcpu_pool.chunk_used);
 	if (pcpu_pool.live_maps)
 		free(pcpu_pool.live_maps[0]);
@@ -315,6 +316,7 @@ static int do_init(const struct pcpu_config *user)
 	pcpu_pool.stride_mask = stride - 1;
 	pcpu_pool.max_chunks = (int)(pcpu_pool.region_size >> pcpu_pool.stride_shift);
 	pcpu_pool.chunk_table = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.chunk_table));
+	pcpu_pool.bound_maps = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.bound_maps));
 	pcpu_pool.chunk_used = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
 	pcpu_pool.live_maps = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.live_maps));
 	if (pcpu_pool.live_maps)
@@ -328,7 +330,7 @@ static int do_init(const struct pcpu_config *user)
 	pcpu_pool.to_depopulate_slot = pcpu_pool.free_slot + 1;
 	pcpu_pool.nr_slots = pcpu_pool.to_depopulate_slot + 1;
 	pcpu_pool.slots = calloc((size_t)pcpu_pool.nr_slots, sizeof(*pcpu_pool.slots));
-	if (!pcpu_pool.chunk_table || !pcpu_pool.chunk_used || !pcpu_pool.chunk_unclean ||
+	if (!pcpu_pool.chunk_table || !pcpu_pool.bound_maps || !pcpu_pool.chunk_used || !pcpu_pool.chunk_unclean ||
 	    !pcpu_pool.unit_iov || !pcpu_pool.slots || !pcpu_pool.live_maps || !pcpu_pool.live_maps[0])
 		goto fail;
 
