@@ -334,6 +334,9 @@ long balance_pass(bool forced)
 	balance_free(&pc);
 	reclaim_populated(&pc);
 	balance_populated(why & POOL_BALANCE_ATOMIC, forced);
+	/* Atomic failures counted while the pass waited for the population
+	 * mutex are reported by the pass itself, not the next one. */
+	pcpu_warn_flush();
 	pcpu_lock(&pcpu_pool.lock);
 	pcpu_pool.stats.nr_balance_passes++;
 	pcpu_pool.stats.balance_ns += (uint64_t)(now_ns() - t0);

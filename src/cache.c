@@ -178,60 +178,55 @@ static void give_back(void *const *handles, unsigned int n, int bits, int64_t ne
  * Allocate up to `want` objects for class cls from populated pages under
  * one acquisition of the pool's lock.  The first is the caller's (live,
  * counted as an allocation made through the pool, usable for memory
- * checkers); the rest are in transit to the bin, inaccessible.  Returns
- * how many.
+ * checkers); the rest are in transit to the bin, inaccessible.  With
+ * `zero`, all of them are zeroed in every unit after the lock is dropped
+ * (one memset per run and unit; none for fresh memory).  Returns how many.
  */
 static unsigned int refill_batch(size_t size, unsigned int want, void **out, int64_t net,
-				 bool atomic)
+				 bool atomic, bool zero)
 {
 	int bits = (int)(size / PCPU_MIN_ALLOC_BYTES);
-	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES), off0 = 0;
-	struct pcpu_chunk *ch0 = NULL;
+	int align_bits = (int)(cache_class_align(size) / PCPU_MIN_ALLOC_BYTES);
+	struct pool_run runs[MAX_BATCH];
+	struct pool_batch bt = { .out = out, .runs = runs };
 	unsigned int n;
 
 	pool_lock_for(atomic);
 	pool_note_live(net);
-	n = pool_find_areas(size, bits, align_bits, want, out, &ch0, &off0);
+	n = pool_find_areas(size, bits, align_bits, want, &bt);
 	if (n) {
-		pool_account_alloc(ch0, size);
-		pool_live_set(ch0, off0);
-		memcheck_alloc(ch0, off0, bits);
+		pool_account_alloc(bt.first_ch, size);
+		pool_live_set(bt.first_ch, bt.first_off);
+		memcheck_alloc(bt.first_ch, bt.first_off, bits);
 	}
 	if (n > 1)
 		__atomic_fetch_add(&pcpu_pool.nr_transit, (long)n - 1, __ATOMIC_RELAXED);
 	if (pcpu_pool.nr_empty_pop_pages < pcpu_pool.empty_pop_low)
 		pool_want_balance(POOL_BALANCE_LOW);
 	pool_unlock_for(atomic);
+	for (unsigned int r = 0, at = 0; zero && r < bt.nr_runs; at += runs[r++].n)
+		if (!runs[r].zero)
+			for (unsigned int cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
+				memset(pcpu_ptr(out[at], cpu), 0, runs[r].n * size);
 	return n;
 }
 
-/* Zero n objects of size bytes in every unit, a run of consecutive handles
- * (a batch taken from one free run is one) with one memset per unit. */
-static void zero_objects(void *const *h, unsigned int n, size_t size)
-{
-	for (unsigned int i = 0, k; i < n; i += k) {
-		for (k = 1; i + k < n && (char *)h[i + k] == (char *)h[i] + k * size; k++)
-			;
-		for (unsigned int cpu = 0; cpu < pcpu_pool.nr_cpus; cpu++)
-			memset(pcpu_ptr(h[i], cpu), 0, k * size);
-	}
-}
-
 /*
- * The bin of size's class was empty: refill it and return one object.  The
- * rest (at most `room`, what the cache could take when it was looked at) go
- * to the cache of the CPU the thread runs on by then (or back), zeroed
- * here in bulk, outside every lock, and kept below any objects freed into
- * the bin meanwhile (the bin's clean slots), so allocations hand them out
- * without zeroing.  Not with a memory checker: they are inaccessible.
+ * The bin of size's class was empty: refill it and return one object
+ * (zeroed if *zeroed).  The rest (at most `room`, what the cache could take
+ * when it was looked at) go to the cache of the CPU the thread runs on by
+ * then (or back), zeroed by refill_batch, outside every lock, and kept
+ * below any objects freed into the bin meanwhile (the bin's clean slots),
+ * so allocations hand them out without zeroing.  Not with a memory
+ * checker: they are inaccessible.
  */
-static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int room)
+static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int room, bool *zeroed)
 {
 	struct pcpu_cache *c;
 	unsigned int cls = (unsigned int)(size / PCPU_MIN_ALLOC_BYTES) - 1, n, kept;
 	void *got[MAX_BATCH];
-	bool clean;
 	unsigned int want = bin_cap(size) / 2, most = BATCH_BYTES / size;
+	bool clean = !memcheck_active();
 
 	if (most < BATCH_OBJECTS)
 		most = BATCH_OBJECTS;
@@ -243,12 +238,10 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 	if (want > room + 1)
 		want = room + 1;        /* the first object is the caller's */
 
-	n = refill_batch(size, want, got, net, flags & PCPU_ATOMIC);
+	n = refill_batch(size, want, got, net, flags & PCPU_ATOMIC, clean);
+	*zeroed = n && clean;
 	if (n <= 1)
 		return n ? got[0] : NULL;
-	clean = !memcheck_active();
-	if (clean)
-		zero_objects(got + 1, n - 1, size);
 	kept = 0;
 	if ((c = cache_lock_this()) != NULL) {
 		struct cache_bin *b = &c->bins[cls];
@@ -282,7 +275,7 @@ static void *refill(size_t size, unsigned int flags, int64_t net, unsigned int r
 /* ---- the fast paths --------------------------------------------------------- */
 
 /* cache_alloc found c's bin of size's class empty: unlock c, refill. */
-void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags)
+void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags, bool *zeroed)
 {
 	struct cache_bin *b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
 	int64_t net = c->net;
@@ -291,7 +284,7 @@ void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags)
 
 	__atomic_store_n(&c->net, 0, __ATOMIC_RELAXED);
 	cache_unlock(c);
-	return refill(size, flags, net, room < b->cap ? (unsigned int)room : b->cap);
+	return refill(size, flags, net, room < b->cap ? (unsigned int)room : b->cap, zeroed);
 }
 
 /*

@@ -34,7 +34,7 @@ static inline bool cache_serves(size_t size, size_t align, unsigned int flags)
 
 /* Slow halves (cache.c). */
 struct pcpu_cache *cache_lock_spare(unsigned int cpu);
-void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags);
+void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags, bool *zeroed);
 void cache_annotate(void *handle, int bits, bool usable);
 int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, unsigned long *live,
 		    size_t bit, int bits);
@@ -161,7 +161,7 @@ static inline void *cache_alloc(size_t size, unsigned int flags, bool *zeroed)
 	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
 	*zeroed = false;
 	if (__builtin_expect(b->n == 0, 0))
-		return cache_alloc_empty(c, size, flags);      /* unlocks c */
+		return cache_alloc_empty(c, size, flags, zeroed);      /* unlocks c */
 	h = cache_hand_out(c, b, size, &idx, &off, zeroed);
 	if (memcheck_active())
 		cache_annotate(h, (int)(size / PCPU_MIN_ALLOC_BYTES), true);

@@ -320,7 +320,7 @@ static void handles_of_run(const struct pcpu_chunk *ch, int first, int bits, int
  * share the lines their allocations and frees write.
  */
 static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
-				  void **out)
+				  void **out, bool *zero)
 {
 	struct chunk_before b = chunk_before(ch);
 	int first = ch->map->chunk_md.first_free, end = first + (int)want * bits, m;
@@ -331,7 +331,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 
 	if (m <= 0)
 		return 0;
-	(void)hand_out(ch, first, m * bits);
+	*zero = hand_out(ch, first, m * bits);
 	ch->zero_off = -1;
 	chunk_settle(ch, b);
 	handles_of_run(ch, first, bits, m, out);
@@ -344,44 +344,71 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
  * the pool's bookkeeping done once.  Returns how many.
  */
 static unsigned int run_in_chunk(struct pcpu_chunk *ch, int start, int bits, unsigned int want,
-				 void **out)
+				 void **out, bool *zero)
 {
 	struct chunk_before b = chunk_before(ch);
 	int m = chunk_take_run(ch->map, start, bits, (int)want, true);
 
 	if (m <= 0)
 		return 0;
-	(void)hand_out(ch, start, m * bits);
+	*zero = hand_out(ch, start, m * bits);
 	ch->zero_off = -1;
 	chunk_settle(ch, b);
 	handles_of_run(ch, start, bits, m, out);
 	return (unsigned int)m;
 }
 
-unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want, void **out,
-			     struct pcpu_chunk **first_ch, int *first_off)
+/* Append n areas (out[at..]) known zero or not to the batch's runs,
+ * extending the last run when they follow it back to back. */
+static void note_run(struct pool_batch *bt, unsigned int at, unsigned int n, size_t size, bool zero)
+{
+	struct pool_run *r = bt->nr_runs ? &bt->runs[bt->nr_runs - 1] : NULL;
+
+	if (r && r->zero == zero && (char *)bt->out[at - 1] + size == (char *)bt->out[at])
+		r->n += n;
+	else
+		bt->runs[bt->nr_runs++] = (struct pool_run){ n, zero };
+}
+
+/* Whether the area just found at off (pool_find_area, alloc_in_chunk) reads
+ * zero; the chunk's note of it is used up. */
+static bool found_zero(struct pcpu_chunk *ch, int off, int bits)
+{
+	bool zero = ch->zero_off == off && ch->zero_bits == bits;
+
+	ch->zero_off = -1;
+	return zero;
+}
+
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
+			     struct pool_batch *bt)
 {
 	unsigned int n = 0, m;
 	bool runs = !(bits & (align_bits - 1));    /* areas back to back stay aligned */
+	bool zero;
 	int off, last;
 
+	bt->nr_runs = 0;
 	while (n < want) {
 		struct pcpu_chunk *ch = pool_find_area(size, bits, align_bits, true, &off);
 
 		if (!ch)
 			break;
 		if (!n) {
-			*first_ch = ch;
-			*first_off = off;
+			bt->first_ch = ch;
+			bt->first_off = off;
 		}
 		if (size > ch->max_alloc_size)
 			ch->max_alloc_size = size;
-		out[n++] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
-		m = bump_in_chunk(ch, bits, align_bits, want - n, out + n);
+		bt->out[n] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
+		note_run(bt, n++, 1, size, found_zero(ch, off, bits));
+		m = bump_in_chunk(ch, bits, align_bits, want - n, bt->out + n, &zero);
 		if (!m && runs)
-			m = run_in_chunk(ch, off + bits, bits, want - n, out + n);
+			m = run_in_chunk(ch, off + bits, bits, want - n, bt->out + n, &zero);
+		if (m)
+			note_run(bt, n, m, size, zero);
 		n += m;
-		last = m ? (int)(((char *)out[n - 1] - (char *)pool_chunk_handle(ch, 0)) /
+		last = m ? (int)(((char *)bt->out[n - 1] - (char *)pool_chunk_handle(ch, 0)) /
 				 PCPU_MIN_ALLOC_BYTES) : off;
 		/* Go on in the same chunk while its hint walk finds room: each
 		 * hole found takes as many objects as it holds. */
@@ -390,8 +417,11 @@ unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int
 
 			if (start < 0 || (last = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
 				break;
-			out[n++] = pool_chunk_handle(ch, last * PCPU_MIN_ALLOC_BYTES);
-			if (runs && (m = run_in_chunk(ch, last + bits, bits, want - n, out + n)) > 0) {
+			bt->out[n] = pool_chunk_handle(ch, last * PCPU_MIN_ALLOC_BYTES);
+			note_run(bt, n++, 1, size, found_zero(ch, last, bits));
+			if (runs && (m = run_in_chunk(ch, last + bits, bits, want - n, bt->out + n,
+						      &zero)) > 0) {
+				note_run(bt, n, m, size, zero);
 				n += m;
 				last += m * bits;
 			}

@@ -369,17 +369,29 @@ struct pcpu_chunk *pool_find_area(size_t size, int bits, int align_bits, bool po
 /* The same at align_bits, else (where only that fits) at min_align_bits. */
 struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, int min_align_bits,
 					 bool pop_only, int *off);
+/* A cache refill's batch (pool_find_areas): out[] and runs[] have room for
+ * as many areas as asked for. */
+struct pool_run {
+	unsigned int n;         /* areas back to back, the next ones of out[] */
+	bool zero;              /* they read zero (fresh pages above the zero marks) */
+};
+struct pool_batch {
+	void **out;             /* the areas' handles */
+	struct pool_run *runs;  /* out[] in runs, in order */
+	unsigned int nr_runs;
+	struct pcpu_chunk *first_ch;    /* out[0]'s chunk and bit offset */
+	int first_off;
+};
 /*
  * Up to `want` areas of `bits` at align_bits on populated pages, for a
  * cache refill: each chunk found is used while its hint walk goes on
  * finding room (chunk_find_next_fit), then the search moves on as
- * pool_find_area does.  Their handles go to out[] (back to back where they
- * were taken as a run), the first one's chunk and bit offset to *first_ch
- * and *first_off; each chunk's max_alloc_size follows.  `lock` held.
- * Returns how many.
+ * pool_find_area does; each place found hands out as many areas back to
+ * back as its free run holds.  Fills bt; each chunk's max_alloc_size
+ * follows.  `lock` held.  Returns how many.
  */
-unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want, void **out,
-			     struct pcpu_chunk **first_ch, int *first_off);
+unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
+			     struct pool_batch *bt);
 /* The same in the reserved chunk (PCPU_RESERVED, libraries' variables). */
 struct pcpu_chunk *pool_find_reserved(int bits, int align_bits, int *off);
 /* Free an area, keeping the empty-page count and the chunk's slot right,
