@@ -73,21 +73,31 @@ static inline struct pcpu_cache *cache_lock_this(void)
 
 /*
  * The fast paths' cache_lock_this, which makes no call: the calling CPU's
- * cache (in lock mode, the home unit's), locked, or NULL (the caller takes
- * the slow path, which tries the spare and refreshes the home unit).
+ * cache (in lock mode, the home unit's), else its spare, locked; or NULL
+ * (the caller takes the slow path, which refreshes the home unit).
  */
 static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(void)
 {
 	struct pcpu_cache *c;
 	unsigned int cpu;
 
-	if (__builtin_expect(cache_lock_rseq, 1))
-		return (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
-								 nr_caches);
-	cpu = cache_home_cpu - 1;
+	if (__builtin_expect(cache_lock_rseq, 1)) {
+		c = (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
+							      nr_caches);
+		if (__builtin_expect(c != NULL, 1))
+			return c;
+		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
+	} else {
+		cpu = cache_home_cpu - 1;
+		if (cpu >= nr_caches)
+			return NULL;
+		c = &caches[cpu];
+		if (__builtin_expect(cache_lock_try(&c->lk), 1))
+			return c;
+	}
 	if (cpu >= nr_caches)
 		return NULL;
-	c = &caches[cpu];
+	c = &caches[nr_caches + cpu];       /* the spare (cache_lock_spare) */
 	return cache_lock_try(&c->lk) ? c : NULL;
 }
 

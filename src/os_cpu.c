@@ -75,13 +75,6 @@ int os_rseq_probe(struct os_rseq *out)
 #endif
 }
 
-uint32_t os_rseq_read(ptrdiff_t off)
-{
-	const char *tp = (const char *)__builtin_thread_pointer();
-
-	return __atomic_load_n((const uint32_t *)(tp + off), __ATOMIC_RELAXED);
-}
-
 int os_getcpu(void)
 {
 	return sched_getcpu();

@@ -49,7 +49,12 @@ int os_rseq_probe(struct os_rseq *out);
 
 /* The calling thread's u32 at offset off from its thread pointer: a field
  * of its rseq area (os_rseq.area + OS_RSEQ_CPU_ID, say). */
-uint32_t os_rseq_read(ptrdiff_t off);
+static inline uint32_t os_rseq_read(ptrdiff_t off)
+{
+	const char *tp = (const char *)__builtin_thread_pointer();
+
+	return __atomic_load_n((const uint32_t *)(tp + off), __ATOMIC_RELAXED);
+}
 
 /* The calling thread's CPU from the kernel (sched_getcpu), or -1. */
 int os_getcpu(void);
