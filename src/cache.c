@@ -76,18 +76,6 @@ static void **all_slots;               /* every bin's slots (os_meta_alloc) */
 __thread unsigned int cache_home_cpu __attribute__((tls_model("initial-exec")));
 static size_t all_slots_bytes;
 
-/* The spare of CPU cpu (which may have run off by now: the exchange is
- * right from any CPU), locked; NULL when it is taken or there is none. */
-struct pcpu_cache *cache_lock_spare(unsigned int cpu)
-{
-	struct pcpu_cache *c;
-
-	if (cpu >= nr_caches)
-		return NULL;
-	c = &caches[nr_caches + cpu];
-	return cache_lock_try(&c->lk) ? c : NULL;
-}
-
 /* Slow paths, from any CPU: keep c's fast paths out, then lock it (holders
  * keep the lock for a few instructions).  cache_remote_end when done.  A
  * spare needs neither: every locker of it uses the exchange. */

@@ -33,7 +33,6 @@ static inline bool cache_serves(size_t size, size_t align, unsigned int flags)
 /* ---- the fast paths, inline in the entry points ---------------------------- */
 
 /* Slow halves (cache.c). */
-struct pcpu_cache *cache_lock_spare(unsigned int cpu);
 void *cache_alloc_empty(struct pcpu_cache *c, size_t size, unsigned int flags, bool *zeroed);
 void cache_annotate(void *handle, int bits, bool usable);
 int cache_free_full(struct pcpu_cache *c, struct cache_bin *b, void *handle, unsigned long *live,
@@ -46,35 +45,10 @@ extern __thread unsigned int cache_home_cpu
 	__attribute__((tls_model("initial-exec"), visibility("hidden")));
 
 /*
- * The calling CPU's cache, locked; else its spare, locked; NULL when both
- * are taken (or, in rseq mode, there is none for this CPU): the caller
- * takes the pool instead.
- */
-static inline struct pcpu_cache *cache_lock_this(void)
-{
-	struct pcpu_cache *c;
-	unsigned int cpu;
-
-	if (__builtin_expect(cache_lock_rseq, 1)) {
-		c = (struct pcpu_cache *)cache_lock_here_rseq((char *)caches, sizeof(*caches),
-							      nr_caches);
-		if (__builtin_expect(c != NULL, 1))
-			return c;
-		cpu = os_rseq_read(cache_lock_area + OS_RSEQ_CPU_ID);
-	} else {
-		cpu = pcpu_current_cpu();
-		cache_home_cpu = cpu + 1;
-		c = &caches[cpu];
-		if (__builtin_expect(cache_lock_try(&c->lk), 1))
-			return c;
-	}
-	return cache_lock_spare(cpu);
-}
-
-/*
- * The fast paths' cache_lock_this, which makes no call: the calling CPU's
- * cache (in lock mode, the home unit's), else its spare, locked; or NULL
- * (the caller takes the slow path, which refreshes the home unit).
+ * The fast paths' lock: the calling CPU's cache (in lock mode, the home
+ * unit's), else its spare, locked; NULL when both are taken (or, in rseq
+ * mode, there is none for this CPU: more CPUs than units): the caller takes
+ * the slow path, then the pool.  Makes no call.
  */
 static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(void)
 {
@@ -97,8 +71,17 @@ static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(
 	}
 	if (cpu >= nr_caches)
 		return NULL;
-	c = &caches[nr_caches + cpu];       /* the spare (cache_lock_spare) */
+	c = &caches[nr_caches + cpu];       /* the spare */
 	return cache_lock_try(&c->lk) ? c : NULL;
+}
+
+/* The slow paths' lock: cache_lock_fast, the home unit refreshed first in
+ * lock mode. */
+static inline struct pcpu_cache *cache_lock_this(void)
+{
+	if (!cache_lock_rseq)
+		cache_home_cpu = pcpu_current_cpu() + 1;
+	return cache_lock_fast();
 }
 
 static inline void cache_unlock(struct pcpu_cache *c)
