@@ -300,14 +300,21 @@ struct pcpu_chunk *pool_find_area_either(size_t size, int bits, int align_bits, 
 	return ch;
 }
 
-/* The handles of m areas of `bits` back to back from bit `first` of ch. */
-static void handles_of_run(const struct pcpu_chunk *ch, int first, int bits, int m, void **out)
+/* The pool's bookkeeping after m areas of `bits` were taken back to back
+ * from bit `first` of ch (b: before they were): zero marks, slot; their
+ * handles to out[].  Returns whether they read zero. */
+static bool run_taken(struct pcpu_chunk *ch, struct chunk_before b, int first, int bits, int m,
+		      void **out)
 {
 	char *h = pool_chunk_handle(ch, first * PCPU_MIN_ALLOC_BYTES);
 	size_t size = (size_t)bits * PCPU_MIN_ALLOC_BYTES;
+	bool zero = hand_out(ch, first, m * bits);
 
+	ch->zero_off = -1;
+	chunk_settle(ch, b);
 	for (int i = 0; i < m; i++)
 		out[i] = h + (size_t)i * size;
+	return zero;
 }
 
 /*
@@ -331,10 +338,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 
 	if (m <= 0)
 		return 0;
-	*zero = hand_out(ch, first, m * bits);
-	ch->zero_off = -1;
-	chunk_settle(ch, b);
-	handles_of_run(ch, first, bits, m, out);
+	*zero = run_taken(ch, b, first, bits, m, out);
 	return (unsigned int)m;
 }
 
@@ -351,10 +355,7 @@ static unsigned int run_in_chunk(struct pcpu_chunk *ch, int start, int bits, uns
 
 	if (m <= 0)
 		return 0;
-	*zero = hand_out(ch, start, m * bits);
-	ch->zero_off = -1;
-	chunk_settle(ch, b);
-	handles_of_run(ch, start, bits, m, out);
+	*zero = run_taken(ch, b, start, bits, m, out);
 	return (unsigned int)m;
 }
 
