@@ -127,12 +127,10 @@ static void bad_write_freed(void)
 	*(volatile unsigned char *)(copy + 8) = 2;      /* use after free */
 }
 
-/* Read a never-allocated 8-byte granule (ASan's unit) of a populated page. */
-static void bad_read_unallocated(void)
+/* A never-allocated 8-byte granule (ASan's unit) of a populated page of
+ * chunk ch, in CPU 1's unit, or NULL. */
+static volatile unsigned char *free_granule(const struct pcpu_chunk *ch)
 {
-	unsigned char *h = pcpu_alloc(64, 64);
-	int off;
-	struct pcpu_chunk *ch = pool_handle_chunk(h, &off);
 	const struct chunk *c = ch->map;
 
 	for (int page = 0; page < c->nr_pages; page++) {
@@ -142,14 +140,35 @@ static void bad_read_unallocated(void)
 			if (bit < c->start_bits || bit + 2 > c->end_bits ||
 			    bit_test(c->alloc_map, (size_t)bit) || bit_test(c->alloc_map, (size_t)bit + 1))
 				continue;
-			volatile unsigned char *p = per_cpu_ptr(
-				(unsigned char *)pool_chunk_handle(ch, bit * PCPU_MIN_ALLOC_BYTES), 1);
-
-			(void)p[3];                     /* never allocated */
-			return;
+			return per_cpu_ptr((unsigned char *)pool_chunk_handle(ch, bit * PCPU_MIN_ALLOC_BYTES), 1);
 		}
 	}
-	fprintf(stderr, "no free granule on a populated page\n");
+	return NULL;
+}
+
+/* Read a never-allocated granule of a populated page: of the chunk a new
+ * object lies in, else of any chunk (the workload may have left the first
+ * one's populated pages full: cached and live objects), else of the page a
+ * half-page object leaves half free. */
+static void bad_read_unallocated(void)
+{
+	unsigned char *h = pcpu_alloc(64, 64);
+	int off;
+	volatile unsigned char *p = free_granule(pool_handle_chunk(h, &off));
+
+	for (int i = 0; !p && i < pcpu_pool.chunk_hiwater; i++)
+		if (pcpu_pool.chunk_table[i])
+			p = free_granule(pcpu_pool.chunk_table[i]);
+	if (!p) {
+		unsigned char *half = pcpu_alloc(pcpu_pool.page_size / 2, pcpu_pool.page_size);
+
+		p = half ? free_granule(pool_handle_chunk(half, &off)) : NULL;
+	}
+	if (!p) {
+		dprintf(kit_report_fd, "no free granule on a populated page\n");
+		return;
+	}
+	(void)p[3];                     /* never allocated */
 }
 
 /* In a child: bad access number which; exit 0 means it was not stopped. */
