@@ -72,9 +72,9 @@
 
 /* Set at initialisation (a pool client's ready hook), then read-only. */
 static void **all_slots;               /* every bin's slots (os_meta_alloc) */
+static size_t all_slots_bytes;
 
 __thread unsigned int cache_home_cpu __attribute__((tls_model("initial-exec")));
-static size_t all_slots_bytes;
 
 /* Slow paths, from any CPU: keep c's fast paths out, then lock it (holders
  * keep the lock for a few instructions).  cache_remote_end when done.  A

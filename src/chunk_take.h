@@ -126,8 +126,8 @@ static inline __attribute__((always_inline)) void maps_take(struct chunk *c, int
 /*
  * n areas of `bits` back to back from off, free: the span taken as one
  * area, then the boundaries between the areas set, a word at a time (the
- * span's words are written, so merged).  When bits divides the word, every
- * word's boundaries are one pattern (a bit every `bits`) shifted to off's
+ * span's words are written, so merged).  When bits is a power of two up
+ * to the word, every word's boundaries are one pattern shifted to off's
  * phase.
  */
 static void maps_take_many(struct chunk *c, int off, int bits, int n)
@@ -136,9 +136,10 @@ static void maps_take_many(struct chunk *c, int off, int bits, int n)
 	size_t w = (size_t)(off + bits) / BITS_PER_LONG;
 
 	maps_take(c, off, n * bits);
-	if (n > 1 && !(bits & (bits - 1))) {
+	if (n > 1 && bits <= BITS_PER_LONG && !(bits & (bits - 1))) {
 		size_t first = (size_t)(off + bits), end = (size_t)off + (size_t)n * (size_t)bits;
 		size_t ew = (end - 1) / BITS_PER_LONG;
+		/* a bit every `bits` (a power of two up to the word) */
 		unsigned long pattern = (~0UL / ((bits < BITS_PER_LONG ? 1UL << bits : 0) - 1)) <<
 					((size_t)off % (size_t)bits);
 

@@ -293,6 +293,32 @@ static void test_front_run_batch(void)
 	}
 }
 
+/*
+ * chunk_take_run with power-of-two sizes, below, at and above the word,
+ * from starts at every phase modulo the size: each area is its own (its
+ * boundaries set a word at a time), every hint exact.
+ */
+static void test_take_run_pow2(void)
+{
+	for (int bits = 1; bits <= 256; bits *= 2) {
+		for (int phase = 1; phase < 70; phase += 23) {
+			struct chunk *c = chunk_create(8, 4096, 0, 0);
+			int n = 5, m;
+
+			REQUIRE(c, "create");
+			chunk_mark_populated(c, 0, 8);
+			REQUIRE(chunk_alloc(c, (size_t)phase * 4, 4, false) == 0, "the area before");
+			m = chunk_take_run(c, phase, bits, n, false);
+			CHECK(m == n, "bits %d phase %d: %d areas, want %d", bits, phase, m, n);
+			for (int k = 0; k < m; k++)
+				CHECK(chunk_area_bits(c, phase + k * bits) == bits, "bits %d phase %d: area %d",
+				      bits, phase, k);
+			verify(c, "run of powers of two");
+			chunk_destroy(c);
+		}
+	}
+}
+
 /* ---- the randomised model test ------------------------------------------ */
 
 struct live { int off, bits; };
@@ -617,6 +643,7 @@ int main(int argc, char **argv)
 	test_aligned_fit();
 	test_bump();
 	test_front_run_batch();
+	test_take_run_pow2();
 	test_model(steps);
 	TEST_DONE();
 }
