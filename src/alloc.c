@@ -354,8 +354,8 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 			bits = chunk_area_bits_near(pool_live_bound_map(idx), (int)bit,
 						    CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits < 0, 0))     /* it ends in a later word */
-				bits = chunk_area_bits_shared(pool_live_dyn_chunk(idx)->map, (int)bit,
-							      CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
+				bits = chunk_area_bits_far(pool_live_dyn_chunk(idx)->map, (int)bit,
+							   CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits > 0 && cache_takes(bits, off) &&
 					     cache_push(ptr, live, bit, bits), 1)) {
 				PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);

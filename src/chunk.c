@@ -302,32 +302,42 @@ static int chunk_bump(struct chunk *c, int bits)
 
 static void note_area(struct chunk *c, int off, int bits);
 
+/* The end of the free run [off, end), cut at the first unpopulated page from
+ * off on. */
+static int populated_end(const struct chunk *c, int off, int end)
+{
+	int p = (int)bitmap_next_clear(c->populated, (size_t)c->nr_pages,
+				       (size_t)(off >> c->block_shift)) << c->block_shift;
+
+	return p < end ? p : end;
+}
+
+/* n areas of `bits` back to back from off, free: the maps and the chunk's
+ * counts (its hints are the caller's). */
+static void take_areas(struct chunk *c, int off, int bits, int n)
+{
+	maps_take_many(c, off, bits, n);
+	c->free_bytes -= n * bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc += n;
+}
+
 int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only)
 {
 	const struct block_md *cm = &c->chunk_md;
-	int off = cm->first_free, room;
+	int off = cm->first_free, end;
 	bool bump;
 
 	if (n <= 0 || (bits & (align_bits - 1)) || !front_run_fits(c, bits, align_bits, pop_only))
 		return 0;
 	/* Bump state (the run is the tail) keeps O(1) hints; otherwise the
 	 * hints of an area allocated there (note_area). */
-	bump = off + cm->contig == c->end_bits;
-	room = cm->contig;
-	if (pop_only) {
-		/* Only the populated pages at the run's start. */
-		int p = (int)bitmap_next_clear(c->populated, (size_t)c->nr_pages,
-					       (size_t)(off >> c->block_shift));
-		int pop_end = p << c->block_shift;
-
-		if (pop_end - off < room)
-			room = pop_end - off;
-	}
-	if (n > room / bits)
-		n = room / bits;
-	maps_take_many(c, off, bits, n);
-	c->free_bytes -= n * bits * PCPU_MIN_ALLOC_BYTES;
-	c->nr_alloc += n;
+	end = off + cm->contig;
+	bump = end == c->end_bits;
+	if (pop_only)
+		end = populated_end(c, off, end);
+	if (n > (end - off) / bits)
+		n = (end - off) / bits;
+	take_areas(c, off, bits, n);
 	if (bump)
 		bump_hints(c, off, n * bits);
 	else
@@ -343,19 +353,12 @@ int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only)
 		return 0;
 	limit = n > (c->nr_bits - start) / bits ? c->nr_bits : start + n * bits;
 	end = (int)bitmap_next_set(c->alloc_map, (size_t)limit, (size_t)start);
-	if (pop_only) {
-		int p = (int)bitmap_next_clear(c->populated, (size_t)c->nr_pages,
-					       (size_t)(start >> c->block_shift));
-
-		if (p << c->block_shift < end)
-			end = p << c->block_shift;
-	}
+	if (pop_only)
+		end = populated_end(c, start, end);
 	m = end > start ? (end - start) / bits : 0;
 	if (!m)
 		return 0;
-	maps_take_many(c, start, bits, m);
-	c->free_bytes -= m * bits * PCPU_MIN_ALLOC_BYTES;
-	c->nr_alloc += m;
+	take_areas(c, start, bits, m);
 	note_area(c, start, m * bits);
 	return m;
 }

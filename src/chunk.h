@@ -86,18 +86,17 @@ static inline int chunk_area_bits_near(const unsigned long *bound_map, int bit_o
 	return (size_t)__builtin_ctzl(v) + 1 <= (size_t)max_bits ? __builtin_ctzl(v) + 1 : 0;
 }
 
-static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int max_bits)
+/* The same when chunk_area_bits_near found no end in bit_off's word: the
+ * words after it. */
+static inline int chunk_area_bits_far(const struct chunk *c, int bit_off, int max_bits)
 {
 	size_t pos = (size_t)bit_off + 1, limit = (size_t)bit_off + (size_t)max_bits + 1;
-	int near = chunk_area_bits_near(c->bound_map, bit_off, max_bits);
-	unsigned long v;
 
-	if (__builtin_expect(near >= 0, 1))
-		return near;
 	if (limit > (size_t)c->nr_bits + 1)
 		limit = (size_t)c->nr_bits + 1;
 	for (size_t w = pos / BITS_PER_LONG + 1; w * BITS_PER_LONG < limit; w++) {
-		v = bitmap_word_shared(c->bound_map, w);
+		unsigned long v = bitmap_word_shared(c->bound_map, w);
+
 		if (v) {
 			size_t end = w * BITS_PER_LONG + (size_t)__builtin_ctzl(v);
 
@@ -105,6 +104,13 @@ static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int
 		}
 	}
 	return 0;
+}
+
+static inline int chunk_area_bits_shared(const struct chunk *c, int bit_off, int max_bits)
+{
+	int near = chunk_area_bits_near(c->bound_map, bit_off, max_bits);
+
+	return __builtin_expect(near >= 0, 1) ? near : chunk_area_bits_far(c, bit_off, max_bits);
 }
 
 /*

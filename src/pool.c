@@ -126,26 +126,12 @@ bool pool_reintegrate_all(void)
 
 struct pcpu_chunk *pool_handle_chunk(const void *handle, int *off)
 {
-	uintptr_t a = (uintptr_t)handle + pcpu_pool.guard_size;
-	uintptr_t region = (uintptr_t)pcpu_pool.region;
 	struct pcpu_chunk *ch;
-	uintptr_t rel;
 	size_t idx;
 
-	if (a < region || a - region >= pcpu_pool.region_size)
+	if (!pool_handle_locate(handle, &idx, off) || !(ch = pcpu_pool.chunk_table[idx]))
 		return NULL;
-	rel = a - region;
-	idx = rel >> pcpu_pool.stride_shift;
-	rel &= ((uintptr_t)1 << pcpu_pool.stride_shift) - 1;
-	if (idx >= (size_t)pcpu_pool.max_chunks || rel >= pcpu_pool.unit_size)
-		return NULL;
-	ch = pcpu_pool.chunk_table[idx];
-	if (!ch)
-		return NULL;
-	if (idx == 0 && (int)rel < pcpu_pool.reserved_end)
-		ch = pcpu_pool.reserved_chunk;
-	*off = (int)rel;
-	return ch;
+	return idx == 0 && *off < pcpu_pool.reserved_end ? pcpu_pool.reserved_chunk : ch;
 }
 
 /* ---- reclaim and zeroing bookkeeping -------------------------------------- */
@@ -327,7 +313,7 @@ static bool run_taken(struct pcpu_chunk *ch, struct chunk_before b, int first, i
  * share the lines their allocations and frees write.
  */
 static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bits, unsigned int want,
-				  void **out, bool *zero)
+				  void **out, bool *zero, int *start)
 {
 	struct chunk_before b = chunk_before(ch);
 	int first = ch->map->chunk_md.first_free, end = first + (int)want * bits, m;
@@ -339,6 +325,7 @@ static unsigned int bump_in_chunk(struct pcpu_chunk *ch, int bits, int align_bit
 	if (m <= 0)
 		return 0;
 	*zero = run_taken(ch, b, first, bits, m, out);
+	*start = first;
 	return (unsigned int)m;
 }
 
@@ -371,23 +358,39 @@ static void note_run(struct pool_batch *bt, unsigned int at, unsigned int n, siz
 		bt->runs[bt->nr_runs++] = (struct pool_run){ n, zero };
 }
 
-/* Whether the area just found at off (pool_find_area, alloc_in_chunk) reads
- * zero; the chunk's note of it is used up. */
-static bool found_zero(struct pcpu_chunk *ch, int off, int bits)
+/*
+ * The area at bit off of ch, just found (pool_find_area, alloc_in_chunk),
+ * goes to out[n], and after it as many more of up to `want` as lie back to
+ * back: from the chunk's front run when `bump` (chunk_bump_many), else, or
+ * when that gives none, from the rest of the area's free run.  Returns how
+ * many areas in all; *last: the bit offset of the last.
+ */
+static unsigned int take_from(struct pcpu_chunk *ch, struct pool_batch *bt, unsigned int n,
+			      unsigned int want, size_t size, int off, int bits, int align_bits, bool bump,
+			      int *last)
 {
-	bool zero = ch->zero_off == off && ch->zero_bits == bits;
+	bool zero = ch->zero_off == off && ch->zero_bits == bits;  /* alloc_in_chunk's note */
+	int first = off + bits;
+	unsigned int m = 0;
 
 	ch->zero_off = -1;
-	return zero;
+	bt->out[n] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
+	note_run(bt, n++, 1, size, zero);
+	if (bump)
+		m = bump_in_chunk(ch, bits, align_bits, want - n, bt->out + n, &zero, &first);
+	if (!m && !(bits & (align_bits - 1)))   /* areas back to back stay aligned */
+		m = run_in_chunk(ch, off + bits, bits, want - n, bt->out + n, &zero);
+	if (m)
+		note_run(bt, n, m, size, zero);
+	*last = m ? first + (int)(m - 1) * bits : off;
+	return m + 1;
 }
 
 unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int want,
 			     struct pool_batch *bt)
 {
-	unsigned int n = 0, m;
-	bool runs = !(bits & (align_bits - 1));    /* areas back to back stay aligned */
-	bool zero;
-	int off, last;
+	unsigned int n = 0;
+	int off, start;
 
 	bt->nr_runs = 0;
 	while (n < want) {
@@ -401,32 +404,12 @@ unsigned int pool_find_areas(size_t size, int bits, int align_bits, unsigned int
 		}
 		if (size > ch->max_alloc_size)
 			ch->max_alloc_size = size;
-		bt->out[n] = pool_chunk_handle(ch, off * PCPU_MIN_ALLOC_BYTES);
-		note_run(bt, n++, 1, size, found_zero(ch, off, bits));
-		m = bump_in_chunk(ch, bits, align_bits, want - n, bt->out + n, &zero);
-		if (!m && runs)
-			m = run_in_chunk(ch, off + bits, bits, want - n, bt->out + n, &zero);
-		if (m)
-			note_run(bt, n, m, size, zero);
-		n += m;
-		last = m ? (int)(((char *)bt->out[n - 1] - (char *)pool_chunk_handle(ch, 0)) /
-				 PCPU_MIN_ALLOC_BYTES) : off;
+		n += take_from(ch, bt, n, want, size, off, bits, align_bits, true, &off);
 		/* Go on in the same chunk while its hint walk finds room: each
 		 * hole found takes as many objects as it holds. */
-		while (n < want) {
-			int start = chunk_find_next_fit(ch->map, last, bits, align_bits, true);
-
-			if (start < 0 || (last = alloc_in_chunk(ch, bits, align_bits, start)) < 0)
-				break;
-			bt->out[n] = pool_chunk_handle(ch, last * PCPU_MIN_ALLOC_BYTES);
-			note_run(bt, n++, 1, size, found_zero(ch, last, bits));
-			if (runs && (m = run_in_chunk(ch, last + bits, bits, want - n, bt->out + n,
-						      &zero)) > 0) {
-				note_run(bt, n, m, size, zero);
-				n += m;
-				last += m * bits;
-			}
-		}
+		while (n < want && (start = chunk_find_next_fit(ch->map, off, bits, align_bits, true)) >= 0 &&
+		       (off = alloc_in_chunk(ch, bits, align_bits, start)) >= 0)
+			n += take_from(ch, bt, n, want, size, off, bits, align_bits, false, &off);
 	}
 	return n;
 }

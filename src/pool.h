@@ -269,7 +269,8 @@ void pool_reintegrate_chunk(struct pcpu_chunk *ch);
 /* Take every isolated chunk back; false if there was none.  `lock` held. */
 bool pool_reintegrate_all(void);
 
-/* Chunk owning a handle and the byte offset inside it, or NULL. */
+/* Chunk owning a handle and the byte offset inside it (pool_handle_locate),
+ * or NULL. */
 struct pcpu_chunk *pool_handle_chunk(const void *handle, int *off);
 static inline void *pool_chunk_handle(const struct pcpu_chunk *ch, int off)
 {
