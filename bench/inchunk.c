@@ -33,7 +33,7 @@ struct drv_chunk {
 struct driver {
 	const struct inchunk_ops *ops;
 	int unit_bytes, unit_shift, page_size, nr_units;
-	bool sideline;
+	bool sideline, no_zero;
 	int top_slot;           /* slot of a unit-sized contig area */
 	int free_slot;          /* fully free chunks */
 	int sidelined;          /* list never walked */
@@ -238,6 +238,7 @@ struct driver *driver_create(const struct inchunk_ops *ops, const struct driver_
 	d->page_size = cfg->page_size;
 	d->nr_units = cfg->nr_units;
 	d->sideline = cfg->sideline;
+	d->no_zero = cfg->no_zero;
 	d->top_slot = bytes_to_slot(ub);
 	d->free_slot = d->top_slot + 1;
 	d->sidelined = d->free_slot + 1;     /* < BITS_PER_LONG: ub <= 2^31 */
@@ -311,7 +312,7 @@ static inline long finish_alloc(struct driver *d, struct drv_chunk *c, int off, 
 	size_t bytes = (size + 3) & ~(size_t)3;
 	char *p = c->mem + off;
 
-	for (int u = 0; u < d->nr_units; u++, p += d->unit_bytes)
+	for (int u = 0; u < d->nr_units && !d->no_zero; u++, p += d->unit_bytes)
 		memset(p, 0, bytes);
 	return ((long)c->index << d->unit_shift) | off;
 }

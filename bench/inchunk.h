@@ -40,6 +40,7 @@ struct driver_cfg {
 	int page_size;
 	int nr_units;           /* units (CPUs) per chunk */
 	bool sideline;          /* sideline chunks that fail small requests */
+	bool no_zero;           /* diagnosis only (chunk-insns): skip the zeroing */
 };
 
 struct driver;
