@@ -49,14 +49,6 @@ static int count_free(void *c, int off)
 	return real->free(c, off);
 }
 
-/* An environment switch: set, and neither empty nor "0". */
-static bool env_on(const char *name)
-{
-	const char *v = getenv(name);
-
-	return v && *v && strcmp(v, "0");
-}
-
 static double now_ms(void)
 {
 	struct timespec ts;
@@ -167,7 +159,7 @@ int main(int argc, char **argv)
 	int rounds = getenv("CHUNK_INSNS_ROUNDS") ? atoi(getenv("CHUNK_INSNS_ROUNDS")) : 1;
 	struct driver_cfg cfg = { .unit_bytes = unit_kb * 1024, .page_size = (int)sysconf(_SC_PAGESIZE),
 				  .nr_units = units, .sideline = true,
-				  .no_zero = env_on("CHUNK_INSNS_NOZERO") };
+				  .no_zero = getenv("CHUNK_INSNS_NOZERO") != NULL };
 	long *h = malloc(sizeof(*h) * (size_t)n);
 	bool both = !strcmp(argv[4], "both");
 
