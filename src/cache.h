@@ -152,7 +152,6 @@ static inline void *cache_alloc(size_t size, unsigned int flags, bool *zeroed)
 	if (__builtin_expect(!c, 0))
 		return NULL;
 	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
-	*zeroed = false;
 	if (__builtin_expect(b->n == 0, 0))
 		return cache_alloc_empty(c, size, flags, zeroed);      /* unlocks c */
 	h = cache_hand_out(c, b, size, &idx, &off, zeroed);
