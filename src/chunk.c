@@ -7,6 +7,9 @@
  * further than one block past the candidate.  When the first free bit
  * opens its block's only free run and that holds the request, the front
  * path (take_front) allocates there with every hint updated in O(1).
+ * When that run is the chunk's tail (bump state), chunk_alloc opens a run
+ * instead: allocations of the same size only advance first_free, and the
+ * maps and block hints take them all at once when it closes (chunk_run.h).
  * Free: the boundary map gives the size; the freed range is merged with its
  * neighbours inside the first and last blocks it touches, and each block
  * reports its merged run once.  After either, the blocks touched are
@@ -23,6 +26,7 @@
 #include "chunk.h"
 #include "chunk_fit.h"
 #include "chunk_hints.h"
+#include "chunk_run.h"
 #include "chunk_take.h"
 #include "util.h"
 
@@ -125,7 +129,7 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 
 	if (!c->start_bits && c->end_bits == nr_bits) {
 		/* Nothing hidden: every block is one free run, so is the chunk;
-		 * the tree is built when first needed (tree_flush). */
+		 * the tree is built when first needed (chunk_tree_flush). */
 		block_init_empty(&c->md[0], block_bits);
 		for (int b = 1; b < nr_pages; b++)
 			c->md[b] = c->md[0];
@@ -159,6 +163,7 @@ void chunk_destroy(struct chunk *c)
 
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 {
+	chunk_run_close(c);
 	if (c->nofit_pop)
 		c->nofit_bits = 0;
 	for (int p = page_start; p < page_end; p++) {
@@ -173,6 +178,7 @@ void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 
 void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end)
 {
+	chunk_run_close(c);
 	for (int p = page_start; p < page_end; p++) {
 		if (!page_populated(c, p))
 			continue;
@@ -180,18 +186,6 @@ void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end)
 		c->nr_populated--;
 		if (c->md[p].contig == c->block_bits)
 			c->nr_empty_pop_pages--;
-	}
-}
-
-/* Account blocks [b0, b1] that are (were) empty: sign -1 before, +1 after. */
-static inline void count_empty(struct chunk *c, int b0, int b1, int sign)
-{
-	for (int b = b0; b <= b1; b++) {
-		if (c->md[b].contig != c->block_bits)
-			continue;
-		c->nr_empty_pages += sign;
-		if (page_populated(c, b))
-			c->nr_empty_pop_pages += sign;
 	}
 }
 
@@ -234,58 +228,27 @@ static inline bool bump_fits(const struct chunk *c, int bits, int align_bits, bo
 }
 
 /*
- * The bump path's blocks when the allocation [off, end) fills its first
- * block or crosses into others: every block before the last is now full,
- * the last one's only free run is what is left of the tail in it.
- */
-static void bump_blocks(struct chunk *c, int off, int end)
-{
-	int bb = c->block_bits, sb = off >> c->block_shift, eb = (end - 1) >> c->block_shift;
-	int base = eb << c->block_shift, e = end - base;
-	int r = c->end_bits - base < bb ? c->end_bits - base : bb;
-
-	count_empty(c, sb, eb, -1);
-	for (int b = sb; b < eb; b++)
-		block_init_full(&c->md[b], bb);
-	if (e < r)
-		c->md[eb] = (struct block_md){ .contig = r - e, .contig_start = e,
-					       .right_free = r == bb ? r - e : 0, .first_free = e,
-					       .free = r - e, .nr_bits = bb };
-	else
-		block_init_full(&c->md[eb], bb);
-	chunk_mark_dirty(c, sb, eb);
-}
-
-/*
  * The bump path's hints after [off, off + bits) was taken from the start
- * of the chunk's only free run (maps and counters done by the caller).  In
- * bump state every block's only free run is its part of the chunk's tail
- * run, so an area that stays inside one block and leaves some of it free
- * just moves that block's run start; otherwise bump_blocks.  The chunk's
- * only run shrinks from its start.  Every hint stays exact.
+ * of the chunk's only free run (maps and counters done by the caller): the
+ * blocks' (chunk_bump_blocks), then the chunk's only run shrinks from its
+ * start (bump_chunk_hints).  Every hint stays exact.
  */
-static void bump_hints(struct chunk *c, int off, int bits)
+static inline void bump_chunk_hints(struct chunk *c, int end, int bits)
 {
 	struct block_md *cm = &c->chunk_md;
-	int end = off + bits, b = off >> c->block_shift;
-	struct block_md *md = &c->md[b];
 
-	if (bits < md->contig) {
-		if (md->contig == c->block_bits) {
-			c->nr_empty_pages--;
-			c->nr_empty_pop_pages -= page_populated(c, b);
-		}
-		block_take_front(md, bits);
-		bit_set(c->dirty, (size_t)b);
-	} else {
-		bump_blocks(c, off, end);
-	}
 	cm->contig -= bits;
 	cm->contig_start = cm->contig ? end : 0;
 	cm->first_free = cm->contig ? end : c->nr_bits;
 	cm->left_free = 0;
 	if (cm->right_free)
 		cm->right_free = cm->contig;
+}
+
+static void bump_hints(struct chunk *c, int off, int bits)
+{
+	chunk_bump_blocks(c, off, bits);
+	bump_chunk_hints(c, off + bits, bits);
 }
 
 /* The bump path (bump_fits holds): allocate at first_free. */
@@ -324,9 +287,11 @@ static void take_areas(struct chunk *c, int off, int bits, int n)
 int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_only)
 {
 	const struct block_md *cm = &c->chunk_md;
-	int off = cm->first_free, end;
+	int off, end;
 	bool bump;
 
+	chunk_run_close(c);
+	off = cm->first_free;
 	if (n <= 0 || (bits & (align_bits - 1)) || !front_run_fits(c, bits, align_bits, pop_only))
 		return 0;
 	/* Bump state (the run is the tail) keeps O(1) hints; otherwise the
@@ -349,6 +314,7 @@ int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only)
 {
 	int limit, end, m;
 
+	chunk_run_close(c);
 	if (n <= 0 || start < 0 || start >= c->nr_bits)
 		return 0;
 	limit = n > (c->nr_bits - start) / bits ? c->nr_bits : start + n * bits;
@@ -370,7 +336,7 @@ static void note_area(struct chunk *c, int off, int bits)
 	int bmask = c->block_bits - 1;
 	int sb = off >> c->block_shift, eb = (off + bits - 1) >> c->block_shift;
 
-	count_empty(c, sb, eb, -1);
+	chunk_count_empty(c, sb, eb, -1);
 	if (sb == eb) {
 		block_note_alloc(&c->md[sb], block_map(c, sb), off & bmask, ((off + bits - 1) & bmask) + 1);
 	} else {
@@ -483,6 +449,7 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	int end = start + bits + c->block_bits, off;
 	const struct block_md *smd = &c->md[start >> c->block_shift];
 
+	chunk_run_close(c);
 	if (start == c->chunk_md.first_free && !(start & (align_bits - 1))) {
 		if (front_fits(c, smd, bits, false))
 			return take_front(c, (struct block_md *)smd, bits);
@@ -501,18 +468,15 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 }
 
 /*
- * chunk_alloc past the front path: the bump path for a request that
- * crosses blocks; first fit at first_free when its block's longest run
- * starts there and holds the request; else find a fit and allocate there.
- * Bytes or -1.
+ * chunk_alloc past the run and the front path: first fit at first_free
+ * when its block's longest run starts there and holds the request; else
+ * find a fit and allocate there.  Bytes or -1.
  */
 static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, int align_bits,
 						     bool pop_only)
 {
 	int ff = c->chunk_md.first_free, start, off;
 
-	if (bump_fits(c, bits, align_bits, pop_only))
-		return chunk_bump(c, bits) * PCPU_MIN_ALLOC_BYTES;
 	if (ff < c->nr_bits && !(ff & (align_bits - 1))) {
 		const struct block_md *md = &c->md[ff >> c->block_shift];
 
@@ -528,10 +492,33 @@ static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, 
 	return off < 0 ? -1 : off * PCPU_MIN_ALLOC_BYTES;
 }
 
+/* The open run's next area (chunk_map.h): chunk_md and the counters only;
+ * the run is closed when no further area of its size fits. */
+static inline __attribute__((always_inline)) int run_take(struct chunk *c, int bits)
+{
+	int off = c->chunk_md.first_free;
+
+	bump_chunk_hints(c, off + bits, bits);
+	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc++;
+	if (c->chunk_md.contig < bits)
+		chunk_run_write(c);
+	return off;
+}
+
+/* Open a run at first_free (bump_fits holds) and take its first area. */
+static int __attribute__((noinline)) run_open(struct chunk *c, int bits)
+{
+	c->run_start = c->chunk_md.first_free;
+	c->run_bits = bits;
+	c->run_pop_end = populated_end(c, c->run_start, c->end_bits);
+	return run_take(c, bits);
+}
+
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 {
 	size_t bits = (size + PCPU_MIN_ALLOC_BYTES - 1) / PCPU_MIN_ALLOC_BYTES;
-	int align_bits = 1;
+	int align_bits = 1, ff = c->chunk_md.first_free;
 	struct block_md *md;
 
 	/* bits - 1 wraps for a size of 0 (or so large that bits did) */
@@ -543,27 +530,55 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 		align_bits = (int)(align / PCPU_MIN_ALLOC_BYTES);
 		if (align_bits & (align_bits - 1))
 			return -1;
-		if (c->chunk_md.first_free & (align_bits - 1))
-			return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 	}
-	md = &c->md[c->chunk_md.first_free >> c->block_shift];
+	/* an open run of this size with room (and populated pages) left */
+	if (c->run_bits == (int)bits && !(ff & (align_bits - 1)) &&
+	    (!pop_only || ff + (int)bits <= c->run_pop_end))
+		return run_take(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
+	chunk_run_close(c);
+	ff = c->chunk_md.first_free;
+	if (ff & (align_bits - 1))
+		return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
+	if (bump_fits(c, (int)bits, align_bits, pop_only))
+		return run_open(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
+	md = &c->md[ff >> c->block_shift];
 	if (front_fits(c, md, (int)bits, pop_only))
 		return take_front(c, md, (int)bits) * PCPU_MIN_ALLOC_BYTES;
 	return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 }
 
+/* Sync the tree (tests, fuzzing) after closing an open run. */
+void chunk_sync(struct chunk *c)
+{
+	chunk_run_close(c);
+	chunk_tree_flush(c);
+}
+
 /* ---- free ------------------------------------------------------------- */
+
+/* chunk_area_bits for an offset the maps do not show as a live start: an
+ * area of the open run, or nothing. */
+static int __attribute__((noinline)) run_area_bits(const struct chunk *c, int bit_off)
+{
+	if (c->run_bits && bit_off >= c->run_start && bit_off < c->chunk_md.first_free)
+		return (bit_off - c->run_start) % c->run_bits ? 0 : c->run_bits;
+	return 0;
+}
 
 int chunk_area_bits(const struct chunk *c, int bit_off)
 {
-	if (bit_off < c->start_bits || bit_off >= c->end_bits ||
-	    !bit_test(c->alloc_map, (size_t)bit_off) || !bit_test(c->bound_map, (size_t)bit_off))
+	/* an open run's bits are still clear in the allocation map */
+	if (bit_off < c->start_bits || bit_off >= c->end_bits || !bit_test(c->alloc_map, (size_t)bit_off))
+		return run_area_bits(c, bit_off);
+	if (!bit_test(c->bound_map, (size_t)bit_off))
 		return 0;
 	return (int)bitmap_next_set(c->bound_map, (size_t)c->nr_bits + 1, (size_t)bit_off + 1) - bit_off;
 }
 
 int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 {
+	chunk_run_close(c);
+
 	int bmask = c->block_bits - 1;
 	int sb = bit_off >> c->block_shift, eb = (bit_off + bits - 1) >> c->block_shift;
 	int s_off = bit_off & bmask, e_off = ((bit_off + bits - 1) & bmask) + 1;
@@ -600,7 +615,7 @@ int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 			block_init_empty(&c->md[b], c->block_bits);
 		block_note_run(emd, 0, end);
 	}
-	count_empty(c, sb, eb, +1);
+	chunk_count_empty(c, sb, eb, +1);
 	chunk_mark_dirty(c, sb, eb);
 	chunk_hints_free(c, sb, start, eb, end);
 	return bits;

@@ -55,7 +55,12 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
  */
 int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only);
 
-/* chunk_find_fit + chunk_alloc_area in bytes: byte offset, or -1. */
+/*
+ * chunk_find_fit + chunk_alloc_area in bytes: byte offset, or -1.  In bump
+ * state it opens a run (chunk_map.h): the next allocations of the same
+ * size only advance first_free, and the maps and block hints are written
+ * once for all of them, when the run closes.
+ */
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only);
 
 /*
@@ -151,6 +156,9 @@ static inline bool chunk_is_empty(const struct chunk *c)
 {
 	return c->free_bytes == chunk_usable_bytes(c);
 }
+
+/* Bring the summary tree up to date (an open run closed first). */
+void chunk_sync(struct chunk *c);
 
 /*
  * Recompute every hint and counter from the bitmaps and compare; then bring

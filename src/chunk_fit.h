@@ -14,8 +14,8 @@
  * some block was passed over for alignment alone (its longest run holds
  * `bits` bits, but not at align_bits) are those blocks' bitmaps scanned;
  * a failure after that is remembered (nofit) until the next free.  With
- * pop_only, only populated pages are considered.  Returns a bit offset to
- * hand to chunk_alloc_area, or -1.
+ * pop_only, only populated pages are considered.  Closes an open run
+ * first.  Returns a bit offset to hand to chunk_alloc_area, or -1.
  *
  * Guarantee (exact): chunk_find_fit returns -1 only if no free run (on
  * populated pages when pop_only) holds `bits` bits at alignment align_bits;
@@ -31,7 +31,7 @@ int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only);
  * changed (allocations only shrink runs; prev's block's hints may have
  * moved to another run), so the walk resumes at prev's block.  A -1 here
  * is not exact (blocks passed over for alignment are not scanned): the
- * caller falls back to chunk_find_fit.
+ * caller falls back to chunk_find_fit (so it does with an open run).
  */
 int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bits, bool pop_only);
 

@@ -83,7 +83,7 @@ void chunk_tree_build(struct chunk *c)
  * j * w - total (total = tree_leaves * block_bits).  Then chunk_md's
  * contig and edge runs are read from the root.
  */
-static void tree_flush(struct chunk *c)
+void chunk_tree_flush(struct chunk *c)
 {
 	int total = c->tree_leaves << c->block_shift;
 	size_t b = 0;
@@ -152,7 +152,7 @@ void chunk_hints_alloc(struct chunk *c, int off, int bits)
 			return;
 		}
 	}
-	tree_flush(c);
+	chunk_tree_flush(c);
 }
 
 /*
@@ -176,7 +176,7 @@ void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
 	else if (c->md[sb - 1].right_free < c->block_bits)
 		lo = (sb << c->block_shift) - c->md[sb - 1].right_free;
 	else
-		return tree_flush(c);
+		return chunk_tree_flush(c);
 	if (end < c->block_bits)
 		hi = (eb << c->block_shift) + end;
 	else if (eb + 1 == c->nr_pages || c->nr_bits - cm->right_free <= (eb + 1) << c->block_shift)
@@ -184,7 +184,7 @@ void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
 	else if (c->md[eb + 1].left_free < c->block_bits)
 		hi = ((eb + 1) << c->block_shift) + c->md[eb + 1].left_free;
 	else
-		return tree_flush(c);
+		return chunk_tree_flush(c);
 
 	if (lo == 0)
 		cm->left_free = hi;
@@ -194,11 +194,6 @@ void chunk_hints_free(struct chunk *c, int sb, int start, int eb, int end)
 		cm->contig = hi - lo;
 		cm->contig_start = lo;
 	}
-}
-
-void chunk_sync(struct chunk *c)
-{
-	tree_flush(c);
 }
 
 /* What inner node i (1 <= i < tree_leaves) should hold, from its children. */

@@ -35,6 +35,22 @@
  *               left_free (the run from bit 0), right_free (the run to the
  *               end).  Exact after every allocation and every free.
  *   populated   one bit per page, 1 = backed by memory in every unit;
+ *   run         the open bump run: in bump state (the only free run is the
+ *               tail) chunk_alloc hands out areas of run_bits bits back to
+ *               back from run_start, writing only chunk_md and the counters
+ *               (free_bytes, nr_alloc), which count them and stay exact.  The
+ *               maps, block hints, empty-page counts, dirty bits and tree
+ *               still describe the chunk as it was at run_start: its only
+ *               free run [run_start, end_bits).  The run's areas are
+ *               [run_start, first_free); an open run always has room for
+ *               one more area (chunk_md.contig >= run_bits), else it is
+ *               closed.  Closing writes the areas into the maps and block
+ *               hints at once (chunk_run_close); every chunk function but
+ *               chunk_alloc's run path and the readers of chunk_md and the
+ *               counters closes it first, and chunk_area_bits reads it.  The
+ *               lock-free reader chunk_area_bits_shared does not know it:
+ *               its callers (the pool) never allocate with chunk_alloc, so
+ *               their chunks never have an open run.  run_bits 0: none;
  *   nofit       a remembered failure: when nofit_bits > 0, no free run (on
  *               populated pages when nofit_pop) holds nofit_bits bits at
  *               alignment nofit_align.  Allocations keep it true; a free, or
@@ -91,6 +107,10 @@ struct chunk {
 	int bound_clean;        /* no bound_map bit after this index is set, this
 				   one is (but at 0); words after the one holding
 				   it are not written yet */
+
+	int run_start;          /* the open bump run (see above), */
+	int run_bits;           /* run_bits 0 when there is none; */
+	int run_pop_end;        /* the end of the populated pages from run_start */
 
 	bool owns_mem;          /* chunk_create's malloc: chunk_destroy frees it */
 

@@ -1,7 +1,7 @@
 /*
  * chunk_take.h - writing an allocation into a chunk's two maps (the
- * allocation bitmap and the boundary map), for chunk.c's allocation paths
- * and chunk creation only.  Inline: the bump and front paths write the maps
+ * allocation bitmap and the boundary map), for the chunk layer's allocation
+ * paths, the closing of an open run and chunk creation only.  Inline: the bump and front paths write the maps
  * of every allocation they make.
  */
 #ifndef PCPU_CHUNK_TAKE_H

@@ -11,6 +11,7 @@
 
 #include "bitops.h"
 #include "chunk.h"
+#include "chunk_hints.h"
 #include "util.h"
 
 #define FAIL PCPU_VERIFY_FAIL
@@ -206,8 +207,74 @@ static int check_nofit(const struct chunk *c, char *msg, size_t msglen)
 	return 0;
 }
 
+/* chunk_md of a chunk whose only free run is its tail from bit s. */
+static struct block_md tail_hints(const struct chunk *c, int s)
+{
+	struct block_md md = c->chunk_md;
+	int len = c->end_bits - s;
+
+	md.contig = len;
+	md.contig_start = len ? s : 0;
+	md.first_free = len ? s : c->nr_bits;
+	md.left_free = s == 0 ? len : 0;
+	md.right_free = c->end_bits == c->nr_bits ? len : 0;
+	return md;
+}
+
+/*
+ * The open run (chunk_map.h): whole areas inside the managed region, room
+ * for one more, chunk_md the tail from the run's end, and run_pop_end the
+ * end of the populated pages from run_start.
+ */
+static int check_run(const struct chunk *c, char *msg, size_t msglen)
+{
+	int bits = c->run_bits, s = c->run_start, ff = c->chunk_md.first_free, pe = c->run_pop_end;
+	struct block_md want = tail_hints(c, ff);
+	const struct block_md *cm = &c->chunk_md;
+
+	if (bits < 0 || s < c->start_bits || ff <= s || ff > c->end_bits || (ff - s) % bits)
+		FAIL("run: %d bits from %d to first_free %d is not whole areas in [%d,%d)", bits, s, ff,
+		     c->start_bits, c->end_bits);
+	if (cm->contig < bits)
+		FAIL("run: no room for another %d bits (contig %d)", bits, cm->contig);
+	if (cm->contig != want.contig || cm->contig_start != want.contig_start ||
+	    cm->left_free != want.left_free || cm->right_free != want.right_free)
+		FAIL("run: chunk contig %d@%d left %d right %d, not the tail from %d", cm->contig,
+		     cm->contig_start, cm->left_free, cm->right_free, ff);
+	if (pe > c->end_bits || (pe > s && !chunk_range_populated(c, s, pe - s)) ||
+	    (pe < c->end_bits && pe >= s && page_populated(c, pe >> c->block_shift)))
+		FAIL("run: run_pop_end %d is not where the populated pages from %d end", pe, s);
+	return 0;
+}
+
+/*
+ * An open run: check it, then everything else against the chunk as it was
+ * at run_start (what its maps and block hints still describe), put in
+ * place for the check and taken back after it.
+ */
+static int verify_open_run(struct chunk *c, char *msg, size_t msglen)
+{
+	struct block_md cm = c->chunk_md;
+	int bits = c->run_bits, span = cm.first_free - c->run_start, ret;
+
+	if (check_run(c, msg, msglen))
+		return -1;
+	c->chunk_md = tail_hints(c, c->run_start);
+	c->free_bytes += span * PCPU_MIN_ALLOC_BYTES;
+	c->nr_alloc -= span / bits;
+	c->run_bits = 0;
+	ret = chunk_verify(c, msg, msglen);
+	c->run_bits = bits;
+	c->nr_alloc += span / bits;
+	c->free_bytes -= span * PCPU_MIN_ALLOC_BYTES;
+	c->chunk_md = cm;
+	return ret;
+}
+
 int chunk_verify(struct chunk *c, char *msg, size_t msglen)
 {
+	if (c->run_bits)
+		return verify_open_run(c, msg, msglen);
 	if (check_blocks(c, msg, msglen) || check_chunk_hints(c, msg, msglen) ||
 	    check_counters(c, msg, msglen) || check_bounds(c, msg, msglen) ||
 	    check_nofit(c, msg, msglen))
@@ -216,7 +283,7 @@ int chunk_verify(struct chunk *c, char *msg, size_t msglen)
 	 * it agrees with them and with the (already checked) chunk hints. */
 	struct block_md before = c->chunk_md;
 
-	chunk_sync(c);
+	chunk_tree_flush(c);
 	if (before.contig != c->chunk_md.contig || before.left_free != c->chunk_md.left_free ||
 	    before.right_free != c->chunk_md.right_free)
 		FAIL("chunk: contig/left/right %d/%d/%d, the tree says %d/%d/%d", before.contig,

@@ -126,6 +126,10 @@ int pool_verify(void)
 			VFAIL("chunk %d: index or base address wrong", i);
 		if (chunk_verify(ch->map, msg, sizeof(msg)))
 			VFAIL("chunk %d: %s", i, msg);
+		/* pcpu_free sizes objects from the maps without the lock
+		 * (chunk_area_bits_shared): no area may be waiting in a run */
+		if (ch->map->run_bits)
+			VFAIL("chunk %d: an open run of %d bits", i, ch->map->run_bits);
 		if (verify_reclaim_state(ch, now, msg, sizeof(msg)))
 			VFAIL("chunk %d: %s", i, msg);
 		if (ch->isolated ? ch->slot != pcpu_pool.to_depopulate_slot :
