@@ -53,7 +53,8 @@ static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, 
 	for (sh->leaves = 1; sh->leaves < nr_pages;)
 		sh->leaves *= 2;
 	/*
-	 * One block: the struct, the allocation map and the populated and
+	 * One block: the struct, the allocation map (zeroed; with nothing
+	 * hidden, when first needed: map_unwritten) and the populated and
 	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
 	 * the rest as allocations reach it, see bound_open), the block hints
 	 * and the tree (written at creation or when first needed).
@@ -119,8 +120,8 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 	c->end_bits = nr_bits - (int)(tail_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->tree_leaves = leaves;
 	c->alloc_map = (unsigned long *)(mem + head);
-	memset(c->alloc_map, 0, zeroed * sizeof(long));
 	c->populated = c->alloc_map + map_words;
+	memset(c->populated, 0, (zeroed - map_words) * sizeof(long));
 	c->dirty = c->populated + page_words;
 	c->bound_map = c->dirty + page_words;
 	bound_store(c->bound_map, 0, 0);
@@ -135,7 +136,9 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 			c->md[b] = c->md[0];
 		c->nr_empty_pages = nr_pages;
 		c->chunk_md.contig = c->chunk_md.left_free = c->chunk_md.right_free = nr_bits;
+		c->map_unwritten = true;        /* written when first needed */
 	} else {
+		memset(c->alloc_map, 0, map_words * sizeof(long));
 		bitmap_set_range(c->alloc_map, 0, (size_t)c->start_bits);
 		bitmap_set_range(c->alloc_map, (size_t)c->end_bits, (size_t)(nr_bits - c->end_bits));
 		for (int b = 0; b < nr_pages; b++) {
@@ -163,7 +166,7 @@ void chunk_destroy(struct chunk *c)
 
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 {
-	chunk_run_close(c);
+	chunk_close_run(c);
 	if (c->nofit_pop)
 		c->nofit_bits = 0;
 	for (int p = page_start; p < page_end; p++) {
@@ -178,7 +181,7 @@ void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 
 void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end)
 {
-	chunk_run_close(c);
+	chunk_close_run(c);
 	for (int p = page_start; p < page_end; p++) {
 		if (!page_populated(c, p))
 			continue;
@@ -290,7 +293,7 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 	int off, end;
 	bool bump;
 
-	chunk_run_close(c);
+	chunk_settle(c);
 	off = cm->first_free;
 	if (n <= 0 || (bits & (align_bits - 1)) || !front_run_fits(c, bits, align_bits, pop_only))
 		return 0;
@@ -314,7 +317,7 @@ int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only)
 {
 	int limit, end, m;
 
-	chunk_run_close(c);
+	chunk_settle(c);
 	if (n <= 0 || start < 0 || start >= c->nr_bits)
 		return 0;
 	limit = n > (c->nr_bits - start) / bits ? c->nr_bits : start + n * bits;
@@ -449,7 +452,7 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	int end = start + bits + c->block_bits, off;
 	const struct block_md *smd = &c->md[start >> c->block_shift];
 
-	chunk_run_close(c);
+	chunk_settle(c);
 	if (start == c->chunk_md.first_free && !(start & (align_bits - 1))) {
 		if (front_fits(c, smd, bits, false))
 			return take_front(c, (struct block_md *)smd, bits);
@@ -502,7 +505,7 @@ static inline __attribute__((always_inline)) int run_take(struct chunk *c, int b
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
 	if (c->chunk_md.contig < bits)
-		chunk_run_write(c);
+		chunk_settle_slow(c);
 	return off;
 }
 
@@ -535,22 +538,28 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 	if (c->run_bits == (int)bits && !(ff & (align_bits - 1)) &&
 	    (!pop_only || ff + (int)bits <= c->run_pop_end))
 		return run_take(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
-	chunk_run_close(c);
+	chunk_close_run(c);
 	ff = c->chunk_md.first_free;
+	if (!(ff & (align_bits - 1)) && bump_fits(c, (int)bits, align_bits, pop_only))
+		return run_open(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
+	chunk_settle(c);        /* a new chunk's map, unwritten until here */
 	if (ff & (align_bits - 1))
 		return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
-	if (bump_fits(c, (int)bits, align_bits, pop_only))
-		return run_open(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
 	md = &c->md[ff >> c->block_shift];
 	if (front_fits(c, md, (int)bits, pop_only))
 		return take_front(c, md, (int)bits) * PCPU_MIN_ALLOC_BYTES;
 	return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
 }
 
-/* Sync the tree (tests, fuzzing) after closing an open run. */
+void chunk_write_out(struct chunk *c)
+{
+	chunk_settle(c);
+}
+
+/* Sync the tree (tests, fuzzing) after writing out what is deferred. */
 void chunk_sync(struct chunk *c)
 {
-	chunk_run_close(c);
+	chunk_settle(c);
 	chunk_tree_flush(c);
 }
 
@@ -567,8 +576,10 @@ static int __attribute__((noinline)) run_area_bits(const struct chunk *c, int bi
 
 int chunk_area_bits(const struct chunk *c, int bit_off)
 {
-	/* an open run's bits are still clear in the allocation map */
-	if (bit_off < c->start_bits || bit_off >= c->end_bits || !bit_test(c->alloc_map, (size_t)bit_off))
+	/* an open run's bits are still clear in the allocation map, or not
+	 * written at all */
+	if (bit_off < c->start_bits || bit_off >= c->end_bits || c->map_unwritten ||
+	    !bit_test(c->alloc_map, (size_t)bit_off))
 		return run_area_bits(c, bit_off);
 	if (!bit_test(c->bound_map, (size_t)bit_off))
 		return 0;
@@ -577,7 +588,7 @@ int chunk_area_bits(const struct chunk *c, int bit_off)
 
 int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 {
-	chunk_run_close(c);
+	chunk_settle(c);
 
 	int bmask = c->block_bits - 1;
 	int sb = bit_off >> c->block_shift, eb = (bit_off + bits - 1) >> c->block_shift;
