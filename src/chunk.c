@@ -53,8 +53,7 @@ static bool chunk_shape(struct chunk_shape *sh, int nr_pages, size_t page_size, 
 	for (sh->leaves = 1; sh->leaves < nr_pages;)
 		sh->leaves *= 2;
 	/*
-	 * One block: the struct, the allocation map (zeroed; with nothing
-	 * hidden, when first needed: map_unwritten) and the populated and
+	 * One block: the struct, the allocation map and the populated and
 	 * dirty bitmaps (zeroed); then the boundary map (its first word zeroed,
 	 * the rest as allocations reach it, see bound_open), the block hints
 	 * and the tree (written at creation or when first needed).
@@ -120,8 +119,8 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 	c->end_bits = nr_bits - (int)(tail_bytes / PCPU_MIN_ALLOC_BYTES);
 	c->tree_leaves = leaves;
 	c->alloc_map = (unsigned long *)(mem + head);
+	memset(c->alloc_map, 0, zeroed * sizeof(long));
 	c->populated = c->alloc_map + map_words;
-	memset(c->populated, 0, (zeroed - map_words) * sizeof(long));
 	c->dirty = c->populated + page_words;
 	c->bound_map = c->dirty + page_words;
 	bound_store(c->bound_map, 0, 0);
@@ -136,9 +135,7 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 			c->md[b] = c->md[0];
 		c->nr_empty_pages = nr_pages;
 		c->chunk_md.contig = c->chunk_md.left_free = c->chunk_md.right_free = nr_bits;
-		c->map_unwritten = true;        /* written when first needed */
 	} else {
-		memset(c->alloc_map, 0, map_words * sizeof(long));
 		bitmap_set_range(c->alloc_map, 0, (size_t)c->start_bits);
 		bitmap_set_range(c->alloc_map, (size_t)c->end_bits, (size_t)(nr_bits - c->end_bits));
 		for (int b = 0; b < nr_pages; b++) {
@@ -166,7 +163,7 @@ void chunk_destroy(struct chunk *c)
 
 void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 {
-	chunk_close_run(c);
+	chunk_run_close(c);
 	if (c->nofit_pop)
 		c->nofit_bits = 0;
 	for (int p = page_start; p < page_end; p++) {
@@ -181,7 +178,7 @@ void chunk_mark_populated(struct chunk *c, int page_start, int page_end)
 
 void chunk_mark_depopulated(struct chunk *c, int page_start, int page_end)
 {
-	chunk_close_run(c);
+	chunk_run_close(c);
 	for (int p = page_start; p < page_end; p++) {
 		if (!page_populated(c, p))
 			continue;
@@ -293,7 +290,7 @@ int chunk_bump_many(struct chunk *c, int bits, int align_bits, int n, bool pop_o
 	int off, end;
 	bool bump;
 
-	chunk_settle(c);
+	chunk_run_close(c);
 	off = cm->first_free;
 	if (n <= 0 || (bits & (align_bits - 1)) || !front_run_fits(c, bits, align_bits, pop_only))
 		return 0;
@@ -317,7 +314,7 @@ int chunk_take_run(struct chunk *c, int start, int bits, int n, bool pop_only)
 {
 	int limit, end, m;
 
-	chunk_settle(c);
+	chunk_run_close(c);
 	if (n <= 0 || start < 0 || start >= c->nr_bits)
 		return 0;
 	limit = n > (c->nr_bits - start) / bits ? c->nr_bits : start + n * bits;
@@ -409,8 +406,10 @@ static void __attribute__((noinline)) front_cut(struct chunk *c, int off, int bi
  * run shrinks if it was this one.  Every hint stays exact in O(1), but
  * when the chunk's longest run was cut and other runs remain (front_cut).
  */
+static void run_open_empty(struct chunk *c, int bits);
+
 static inline __attribute__((always_inline)) int take_front(struct chunk *c, struct block_md *md,
-							     int bits)
+							     int bits, bool may_open)
 {
 	struct block_md *cm = &c->chunk_md;
 	int off = cm->first_free, end = off + bits, b = off >> c->block_shift;
@@ -438,6 +437,10 @@ static inline __attribute__((always_inline)) int take_front(struct chunk *c, str
 		cm->contig_start = cm->contig ? end : 0;
 		if (cm->right_free)
 			cm->right_free = cm->contig;
+		/* chunk_alloc: the chunk in bump state, the next ones of this
+		 * size take a run */
+		if (may_open && end + cm->contig == c->end_bits && cm->contig >= bits)
+			run_open_empty(c, bits);
 		return off;
 	}
 	if (end > c->nr_bits - cm->right_free)
@@ -452,10 +455,10 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	int end = start + bits + c->block_bits, off;
 	const struct block_md *smd = &c->md[start >> c->block_shift];
 
-	chunk_settle(c);
+	chunk_run_close(c);
 	if (start == c->chunk_md.first_free && !(start & (align_bits - 1))) {
 		if (front_fits(c, smd, bits, false))
-			return take_front(c, (struct block_md *)smd, bits);
+			return take_front(c, (struct block_md *)smd, bits, false);
 		if (bump_fits(c, bits, align_bits, false))
 			return chunk_bump(c, bits);
 	}
@@ -470,16 +473,21 @@ int chunk_alloc_area(struct chunk *c, int bits, int align_bits, int start)
 	return off < end ? alloc_at(c, off, bits) : -1;
 }
 
+static int run_open(struct chunk *c, int bits);
+
 /*
- * chunk_alloc past the run and the front path: first fit at first_free
- * when its block's longest run starts there and holds the request; else
- * find a fit and allocate there.  Bytes or -1.
+ * chunk_alloc past the run and the front path (no open run): a run
+ * for a request that crosses blocks in bump state; first fit at
+ * first_free when its block's longest run starts there and holds the
+ * request; else find a fit and allocate there.  Bytes or -1.
  */
 static int __attribute__((noinline)) chunk_alloc_fit(struct chunk *c, int bits, int align_bits,
 						     bool pop_only)
 {
 	int ff = c->chunk_md.first_free, start, off;
 
+	if (bump_fits(c, bits, align_bits, pop_only))
+		return run_open(c, bits) * PCPU_MIN_ALLOC_BYTES;
 	if (ff < c->nr_bits && !(ff & (align_bits - 1))) {
 		const struct block_md *md = &c->md[ff >> c->block_shift];
 
@@ -505,24 +513,52 @@ static inline __attribute__((always_inline)) int run_take(struct chunk *c, int b
 	c->free_bytes -= bits * PCPU_MIN_ALLOC_BYTES;
 	c->nr_alloc++;
 	if (c->chunk_md.contig < bits)
-		chunk_settle_slow(c);
+		chunk_run_write(c);
 	return off;
+}
+
+/* Open a run with no area yet at first_free, in bump state with room for
+ * an area of `bits`. */
+static void __attribute__((noinline)) run_open_empty(struct chunk *c, int bits)
+{
+	c->run_start = c->chunk_md.first_free;
+	c->run_bits = bits;
+	c->run_pop_end = populated_end(c, c->run_start, c->end_bits);
 }
 
 /* Open a run at first_free (bump_fits holds) and take its first area. */
 static int __attribute__((noinline)) run_open(struct chunk *c, int bits)
 {
-	c->run_start = c->chunk_md.first_free;
-	c->run_bits = bits;
-	c->run_pop_end = populated_end(c, c->run_start, c->end_bits);
+	run_open_empty(c, bits);
 	return run_take(c, bits);
+}
+
+/* chunk_alloc with no open run, first_free aligned: the front path
+ * (opening a run when it leaves the chunk in bump state), else a fit. */
+static inline __attribute__((always_inline)) int alloc_no_run(struct chunk *c, int bits, int align_bits,
+								bool pop_only)
+{
+	struct block_md *md = &c->md[c->chunk_md.first_free >> c->block_shift];
+
+	if (!front_fits(c, md, bits, pop_only))
+		return chunk_alloc_fit(c, bits, align_bits, pop_only);
+	return take_front(c, md, bits, true) * PCPU_MIN_ALLOC_BYTES;
+}
+
+/* chunk_alloc with an open run that cannot take the request: close it,
+ * then a run of this size or the paths without one. */
+static int __attribute__((noinline)) alloc_in_run(struct chunk *c, int bits, int align_bits, bool pop_only)
+{
+	chunk_run_write(c);
+	if (bump_fits(c, bits, align_bits, pop_only))
+		return run_open(c, bits) * PCPU_MIN_ALLOC_BYTES;
+	return alloc_no_run(c, bits, align_bits, pop_only);
 }
 
 int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 {
 	size_t bits = (size + PCPU_MIN_ALLOC_BYTES - 1) / PCPU_MIN_ALLOC_BYTES;
 	int align_bits = 1, ff = c->chunk_md.first_free;
-	struct block_md *md;
 
 	/* bits - 1 wraps for a size of 0 (or so large that bits did) */
 	if (bits - 1 >= (size_t)c->nr_bits)
@@ -533,33 +569,25 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 		align_bits = (int)(align / PCPU_MIN_ALLOC_BYTES);
 		if (align_bits & (align_bits - 1))
 			return -1;
+		if (ff & (align_bits - 1)) {
+			chunk_run_close(c);
+			return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
+		}
 	}
-	/* an open run of this size with room (and populated pages) left */
-	if (c->run_bits == (int)bits && !(ff & (align_bits - 1)) &&
-	    (!pop_only || ff + (int)bits <= c->run_pop_end))
-		return run_take(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
-	chunk_close_run(c);
-	ff = c->chunk_md.first_free;
-	if (!(ff & (align_bits - 1)) && bump_fits(c, (int)bits, align_bits, pop_only))
-		return run_open(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
-	chunk_settle(c);        /* a new chunk's map, unwritten until here */
-	if (ff & (align_bits - 1))
-		return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
-	md = &c->md[ff >> c->block_shift];
-	if (front_fits(c, md, (int)bits, pop_only))
-		return take_front(c, md, (int)bits) * PCPU_MIN_ALLOC_BYTES;
-	return chunk_alloc_fit(c, (int)bits, align_bits, pop_only);
+	if (c->run_bits) {
+		/* first_free is aligned: an open run of this size with room
+		 * (and populated pages) left */
+		if (c->run_bits == (int)bits && (!pop_only || ff + (int)bits <= c->run_pop_end))
+			return run_take(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
+		return alloc_in_run(c, (int)bits, align_bits, pop_only);
+	}
+	return alloc_no_run(c, (int)bits, align_bits, pop_only);
 }
 
-void chunk_write_out(struct chunk *c)
-{
-	chunk_settle(c);
-}
-
-/* Sync the tree (tests, fuzzing) after writing out what is deferred. */
+/* Sync the tree (tests, fuzzing) after closing an open run. */
 void chunk_sync(struct chunk *c)
 {
-	chunk_settle(c);
+	chunk_run_close(c);
 	chunk_tree_flush(c);
 }
 
@@ -574,22 +602,26 @@ static int __attribute__((noinline)) run_area_bits(const struct chunk *c, int bi
 	return 0;
 }
 
-int chunk_area_bits(const struct chunk *c, int bit_off)
+/* chunk_area_bits; `no_run`: the caller knows there is no open run. */
+static inline __attribute__((always_inline)) int area_bits(const struct chunk *c, int bit_off, bool no_run)
 {
-	/* an open run's bits are still clear in the allocation map, or not
-	 * written at all */
-	if (bit_off < c->start_bits || bit_off >= c->end_bits || c->map_unwritten ||
-	    !bit_test(c->alloc_map, (size_t)bit_off))
-		return run_area_bits(c, bit_off);
+	/* an open run's bits are still clear in the allocation map */
+	if (bit_off < c->start_bits || bit_off >= c->end_bits || !bit_test(c->alloc_map, (size_t)bit_off))
+		return no_run ? 0 : run_area_bits(c, bit_off);
 	if (!bit_test(c->bound_map, (size_t)bit_off))
 		return 0;
 	return (int)bitmap_next_set(c->bound_map, (size_t)c->nr_bits + 1, (size_t)bit_off + 1) - bit_off;
 }
 
-int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
+int chunk_area_bits(const struct chunk *c, int bit_off)
 {
-	chunk_settle(c);
+	return area_bits(c, bit_off, false);
+}
 
+/* chunk_free_span with no open run. */
+static inline __attribute__((always_inline)) int free_span(struct chunk *c, int bit_off, int bits,
+							    int nr_areas)
+{
 	int bmask = c->block_bits - 1;
 	int sb = bit_off >> c->block_shift, eb = (bit_off + bits - 1) >> c->block_shift;
 	int s_off = bit_off & bmask, e_off = ((bit_off + bits - 1) & bmask) + 1;
@@ -632,11 +664,32 @@ int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
 	return bits;
 }
 
+int chunk_free_span(struct chunk *c, int bit_off, int bits, int nr_areas)
+{
+	chunk_run_close(c);
+	return free_span(c, bit_off, bits, nr_areas);
+}
+
+/* chunk_free with an open run: validated first, then the run closed. */
+static int __attribute__((noinline)) free_in_run(struct chunk *c, int bit_off)
+{
+	int bits = area_bits(c, bit_off, false);
+
+	if (!bits)
+		return -1;
+	chunk_run_write(c);
+	return free_span(c, bit_off, bits, 1) * PCPU_MIN_ALLOC_BYTES;
+}
+
 int chunk_free(struct chunk *c, int off)
 {
 	int bits;
 
-	if (off < 0 || off % PCPU_MIN_ALLOC_BYTES || !(bits = chunk_area_bits(c, off / PCPU_MIN_ALLOC_BYTES)))
+	if (off < 0 || off % PCPU_MIN_ALLOC_BYTES)
 		return -1;
-	return chunk_free_span(c, off / PCPU_MIN_ALLOC_BYTES, bits, 1) * PCPU_MIN_ALLOC_BYTES;
+	if (__builtin_expect(c->run_bits != 0, 0))
+		return free_in_run(c, off / PCPU_MIN_ALLOC_BYTES);
+	if (!(bits = area_bits(c, off / PCPU_MIN_ALLOC_BYTES, true)))
+		return -1;
+	return free_span(c, off / PCPU_MIN_ALLOC_BYTES, bits, 1) * PCPU_MIN_ALLOC_BYTES;
 }

@@ -27,13 +27,6 @@ struct chunk *chunk_create_in(void *block, int nr_pages, size_t page_size, size_
 			      size_t tail_bytes);
 void chunk_destroy(struct chunk *c);
 
-/*
- * Write out what a chunk defers (chunk_map.h: an open run, a new chunk's
- * unwritten allocation map): afterwards every map word and every hint is
- * in place, for a caller that reads them directly or without the lock.
- */
-void chunk_write_out(struct chunk *c);
-
 
 /*
  * Allocate `bits` at alignment align_bits, scanning the allocation map from
@@ -164,7 +157,7 @@ static inline bool chunk_is_empty(const struct chunk *c)
 	return c->free_bytes == chunk_usable_bytes(c);
 }
 
-/* Bring the summary tree up to date (chunk_write_out first). */
+/* Bring the summary tree up to date (an open run closed first). */
 void chunk_sync(struct chunk *c);
 
 /*

@@ -97,7 +97,7 @@ int chunk_find_fit(struct chunk *c, int bits, int align_bits, bool pop_only)
 {
 	int misfit = -1, off;
 
-	chunk_settle(c);        /* the walk reads the block hints and maps */
+	chunk_run_close(c);     /* the walk reads the block hints and maps */
 	if (first_free_fits(c, bits, align_bits, pop_only))
 		return c->chunk_md.first_free;
 	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))
@@ -120,8 +120,8 @@ int chunk_find_next_fit(const struct chunk *c, int prev, int bits, int align_bit
 {
 	int misfit = -1, b0 = prev >> c->block_shift;
 
-	if (c->run_bits || c->map_unwritten)
-		return -1;      /* deferred writes: chunk_find_fit settles them */
+	if (c->run_bits)
+		return -1;      /* stale block hints: chunk_find_fit closes the run */
 	if (first_free_fits(c, bits, align_bits, pop_only))
 		return c->chunk_md.first_free;
 	if (c->chunk_md.contig < bits || nofit_covers(c, bits, align_bits, pop_only))

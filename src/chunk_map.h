@@ -9,11 +9,7 @@
  * allocator above maps, populates and zeroes.  This layer is pure logic and
  * is tested without any OS memory.
  *
- *   alloc_map   one bit per fragment, 1 = in use.  A chunk created with
- *               nothing hidden starts with no word of it written
- *               (map_unwritten: every bit reads 0, through chunk_area_bits
- *               only) until it is first needed (chunk_settle), so that a
- *               chunk filled by one open run writes each word once;
+ *   alloc_map   one bit per fragment, 1 = in use;
  *   bound_map   nr_bits + 1 bits; a set bit marks where a live allocation
  *               starts and where it ends (one past its last fragment).  Inside
  *               a live allocation only its start bit is set, so a free needs
@@ -46,15 +42,16 @@
  *               maps, block hints, empty-page counts, dirty bits and tree
  *               still describe the chunk as it was at run_start: its only
  *               free run [run_start, end_bits).  The run's areas are
- *               [run_start, first_free); an open run always has room for
+ *               [run_start, first_free) (none yet when the front path
+ *               opened it after its own allocation); an open run always has room for
  *               one more area (chunk_md.contig >= run_bits), else it is
  *               closed.  Closing writes the areas into the maps and block
- *               hints at once (chunk_settle); every chunk function but
+ *               hints at once (chunk_run_close); every chunk function but
  *               chunk_alloc's run path and the readers of chunk_md and the
- *               counters settles a chunk first, and chunk_area_bits reads
- *               the run.  The lock-free reader chunk_area_bits_shared knows
- *               neither deferral: the pool settles its chunks at creation
- *               and never allocates with chunk_alloc.  run_bits 0: none;
+ *               counters closes it first, and chunk_area_bits reads it.  The
+ *               lock-free reader chunk_area_bits_shared does not know it:
+ *               its callers (the pool) never allocate with chunk_alloc, so
+ *               their chunks never have an open run.  run_bits 0: none;
  *   nofit       a remembered failure: when nofit_bits > 0, no free run (on
  *               populated pages when nofit_pop) holds nofit_bits bits at
  *               alignment nofit_align.  Allocations keep it true; a free, or
@@ -115,7 +112,6 @@ struct chunk {
 	int run_start;          /* the open bump run (see above), */
 	int run_bits;           /* run_bits 0 when there is none; */
 	int run_pop_end;        /* the end of the populated pages from run_start */
-	bool map_unwritten;     /* no alloc_map word written yet (see above) */
 
 	bool owns_mem;          /* chunk_create's malloc: chunk_destroy frees it */
 

@@ -1,10 +1,7 @@
 /*
- * chunk_run.c - writing a chunk's deferred state (the open bump run, the
- * unwritten allocation map), and the bump path's block hints (see
- * chunk_run.h).  Pure logic on chunk metadata.
+ * chunk_run.c - closing the open bump run, and the bump path's block
+ * hints (see chunk_run.h).  Pure logic on chunk metadata.
  */
-#include <string.h>
-
 #include "chunk_run.h"
 #include "block.h"
 #include "chunk_hints.h"
@@ -52,8 +49,9 @@ void chunk_bump_blocks(struct chunk *c, int off, int bits)
 /* The run's areas are [run_start, first_free) (to end_bits when they
  * filled the chunk): maps_take_many writes them a word at a time, the
  * block hints move once. */
-static void run_write(struct chunk *c, int end)
+void chunk_run_write(struct chunk *c)
 {
+	int end = c->chunk_md.contig ? c->chunk_md.first_free : c->end_bits;
 	int bits = c->run_bits, n = (end - c->run_start) / bits;
 
 	c->run_bits = 0;
@@ -61,27 +59,4 @@ static void run_write(struct chunk *c, int end)
 		maps_take_many(c, c->run_start, bits, n);
 		chunk_bump_blocks(c, c->run_start, n * bits);
 	}
-}
-
-void chunk_settle_slow(struct chunk *c)
-{
-	int end = c->chunk_md.contig ? c->chunk_md.first_free : c->end_bits;
-
-	if (c->map_unwritten) {
-		/* maps_take stores the words an area covers whole without
-		 * reading them; every other word is zeroed first */
-		size_t words = BITS_TO_LONGS((size_t)c->nr_bits), lo = words, hi = words;
-
-		if (c->run_bits) {
-			lo = ((size_t)c->run_start + BITS_PER_LONG - 1) / BITS_PER_LONG;
-			hi = (size_t)end / BITS_PER_LONG;
-			if (hi < lo)
-				hi = lo;
-		}
-		memset(c->alloc_map, 0, lo * sizeof(long));
-		memset(c->alloc_map + hi, 0, (words - hi) * sizeof(long));
-		c->map_unwritten = false;
-	}
-	if (c->run_bits)
-		run_write(c, end);
 }

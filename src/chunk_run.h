@@ -1,10 +1,9 @@
 /*
- * chunk_run.h - a chunk's deferred writes (chunk_map.h): chunk_alloc's open
- * bump run, written into the maps and block hints at once when it closes,
- * and a new chunk's allocation map, written when first needed; and the
- * block hints of the bump path, which the run shares with chunk.c.  Below
- * the fit search (chunk_fit.c) and the allocator (chunk.c), both of which
- * settle a chunk before they read its maps or block hints.
+ * chunk_run.h - closing chunk_alloc's open bump run (chunk_map.h): writing
+ * its areas into the maps and block hints at once, and the block hints of
+ * the bump path, which the run shares with chunk.c.  Below the fit search
+ * (chunk_fit.c) and the allocator (chunk.c), both of which close the run
+ * before they read the maps or the block hints.
  */
 #ifndef PCPU_CHUNK_RUN_H
 #define PCPU_CHUNK_RUN_H
@@ -19,27 +18,15 @@
  */
 void chunk_bump_blocks(struct chunk *c, int off, int bits);
 
-/*
- * Write what is deferred (chunk_map.h): the allocation map's words, when
- * none is written yet (those the open run covers whole are left to it),
- * then the open run's areas into the maps and the block hints, closing it.
- * Afterwards the maps and every hint are written out.
- */
-void chunk_settle_slow(struct chunk *c);
+/* Write the open run's areas into the maps and the block hints and close
+ * it (run_bits becomes 0). */
+void chunk_run_write(struct chunk *c);
 
 /* Before reading or writing the maps or the block hints. */
-static inline void chunk_settle(struct chunk *c)
-{
-	if (__builtin_expect(c->run_bits != 0 || c->map_unwritten, 0))
-		chunk_settle_slow(c);
-}
-
-/* Before reading or writing the block hints or empty-page counts only (an
- * unwritten allocation map can stay). */
-static inline void chunk_close_run(struct chunk *c)
+static inline void chunk_run_close(struct chunk *c)
 {
 	if (__builtin_expect(c->run_bits != 0, 0))
-		chunk_settle_slow(c);
+		chunk_run_write(c);
 }
 
 #endif

@@ -232,7 +232,7 @@ static int check_run(const struct chunk *c, char *msg, size_t msglen)
 	struct block_md want = tail_hints(c, ff);
 	const struct block_md *cm = &c->chunk_md;
 
-	if (bits < 0 || s < c->start_bits || ff <= s || ff > c->end_bits || (ff - s) % bits)
+	if (bits < 0 || s < c->start_bits || ff < s || ff > c->end_bits || (ff - s) % bits)
 		FAIL("run: %d bits from %d to first_free %d is not whole areas in [%d,%d)", bits, s, ff,
 		     c->start_bits, c->end_bits);
 	if (cm->contig < bits)
@@ -271,45 +271,10 @@ static int verify_open_run(struct chunk *c, char *msg, size_t msglen)
 	return ret;
 }
 
-/*
- * An allocation map not written yet reads all 0, which only a chunk that
- * never allocated can have (or one whose open run is taken out, above):
- * every counter and hint must say so, and no boundary bit be written.
- */
-static int check_unwritten(const struct chunk *c, char *msg, size_t msglen)
-{
-	struct block_md empty, want = tail_hints(c, 0);
-	int populated = (int)bitmap_weight_range(c->populated, 0, (size_t)c->nr_pages);
-
-	if (c->start_bits || c->end_bits != c->nr_bits)
-		FAIL("unwritten allocation map with a hidden head or tail");
-	block_init_empty(&empty, c->block_bits);
-	for (int b = 0; b < c->nr_pages; b++)
-		if (memcmp(&c->md[b], &empty, sizeof(empty)))
-			FAIL("unwritten map: block %d is not an empty block (contig %d, free %d)", b,
-			     c->md[b].contig, c->md[b].free);
-	if (memcmp(&c->chunk_md, &want, sizeof(want)))
-		FAIL("unwritten map: chunk hints contig %d@%d first %d left %d right %d, not one free run",
-		     c->chunk_md.contig, c->chunk_md.contig_start, c->chunk_md.first_free,
-		     c->chunk_md.left_free, c->chunk_md.right_free);
-	if (c->free_bytes != chunk_usable_bytes(c) || c->nr_alloc || c->nr_empty_pages != c->nr_pages ||
-	    c->nr_empty_pop_pages != populated || c->nr_populated != populated)
-		FAIL("unwritten map: free_bytes %d, nr_alloc %d, empty pages %d (populated %d), populated "
-		     "%d: not a chunk with nothing allocated", c->free_bytes, c->nr_alloc,
-		     c->nr_empty_pages, c->nr_empty_pop_pages, c->nr_populated);
-	if (c->bound_clean || c->nofit_bits)
-		FAIL("unwritten map: bound_clean %d, nofit %d", c->bound_clean, c->nofit_bits);
-	if (msglen)
-		msg[0] = '\0';
-	return 0;
-}
-
 int chunk_verify(struct chunk *c, char *msg, size_t msglen)
 {
 	if (c->run_bits)
 		return verify_open_run(c, msg, msglen);
-	if (c->map_unwritten)
-		return check_unwritten(c, msg, msglen);
 	if (check_blocks(c, msg, msglen) || check_chunk_hints(c, msg, msglen) ||
 	    check_counters(c, msg, msglen) || check_bounds(c, msg, msglen) ||
 	    check_nofit(c, msg, msglen))

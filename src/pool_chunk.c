@@ -115,9 +115,6 @@ struct pcpu_chunk *pool_chunk_new(int pages, size_t head_bytes, size_t tail_byte
 		return NULL;
 	ch->map = chunk_create_in((char *)ch + record_bytes(pages), pages, pcpu_pool.page_size, head_bytes,
 				  tail_bytes);
-	/* every map word written: pcpu_free reads the boundary map without
-	 * the lock, memcheck and the stats read the maps directly */
-	chunk_write_out(ch->map);
 	ch->meta_bytes = bytes;
 	ch->slot = -1;
 	ch->zero_off = -1;
