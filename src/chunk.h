@@ -72,7 +72,8 @@ int chunk_area_bits(const struct chunk *c, int bit_off);
 
 /*
  * The size in bits of the live allocation starting at bit_off if it is at
- * most max_bits, else 0, read without the lock: the caller must own that
+ * most max_bits, else 0, read without the lock (from the maps only: never
+ * on a chunk with an open run, chunk_map.h): the caller must own that
  * allocation (no one else can free it meanwhile), so its boundary bits are
  * stable; words shared with other allocations are read atomically (every
  * write to bound_map is a relaxed atomic store, see bitops.h).  Its end bit
