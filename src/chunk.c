@@ -523,7 +523,6 @@ static void __attribute__((noinline)) run_open_empty(struct chunk *c, int bits)
 {
 	c->run_start = c->chunk_md.first_free;
 	c->run_bits = bits;
-	c->run_pop_end = populated_end(c, c->run_start, c->end_bits);
 }
 
 /* Open a run at first_free (bump_fits holds) and take its first area. */
@@ -577,7 +576,7 @@ int chunk_alloc(struct chunk *c, size_t size, size_t align, bool pop_only)
 	if (c->run_bits) {
 		/* first_free is aligned: an open run of this size with room
 		 * (and populated pages) left */
-		if (c->run_bits == (int)bits && (!pop_only || ff + (int)bits <= c->run_pop_end))
+		if (c->run_bits == (int)bits && (!pop_only || chunk_range_populated(c, ff, (int)bits)))
 			return run_take(c, (int)bits) * PCPU_MIN_ALLOC_BYTES;
 		return alloc_in_run(c, (int)bits, align_bits, pop_only);
 	}

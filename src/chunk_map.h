@@ -43,9 +43,9 @@
  *               still describe the chunk as it was at run_start: its only
  *               free run [run_start, end_bits).  The run's areas are
  *               [run_start, first_free) (none yet when the front path
- *               opened it after its own allocation); an open run always has room for
- *               one more area (chunk_md.contig >= run_bits), else it is
- *               closed.  Closing writes the areas into the maps and block
+ *               opened it after its own allocation); an open run always
+ *               has room for one more area (chunk_md.contig >= run_bits),
+ *               else it is closed.  Closing writes the areas into the maps and block
  *               hints at once (chunk_run_close); every chunk function but
  *               chunk_alloc's run path and the readers of chunk_md and the
  *               counters closes it first, and chunk_area_bits reads it.  The
@@ -109,9 +109,8 @@ struct chunk {
 				   one is (but at 0); words after the one holding
 				   it are not written yet */
 
-	int run_start;          /* the open bump run (see above), */
-	int run_bits;           /* run_bits 0 when there is none; */
-	int run_pop_end;        /* the end of the populated pages from run_start */
+	int run_start;          /* the open bump run (see above); */
+	int run_bits;           /* 0 when there is none */
 
 	bool owns_mem;          /* chunk_create's malloc: chunk_destroy frees it */
 
