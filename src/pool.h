@@ -311,6 +311,10 @@ static inline void pool_handle_split(const void *handle, size_t *idx, int *off)
 	*off = (int)(rel & pcpu_pool.stride_mask);
 }
 
+/* A zeroed live map for a chunk index, its lines the 64-byte cache lines
+ * that POOL_LIVE_LINE_BITS counts (pool_find_areas ends batches at them). */
+unsigned long *pool_live_map_new(void);
+
 static inline unsigned long *pool_live_map(size_t idx)
 {
 	return __atomic_load_n(&pcpu_pool.live_maps[idx], __ATOMIC_ACQUIRE);

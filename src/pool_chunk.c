@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "bitops.h"
 #include "os.h"
@@ -83,6 +84,16 @@ static int unit_ranges(const struct pcpu_chunk *ch, int page_start, int page_end
 static enum os_depop_how depop_how(const struct pcpu_chunk *ch)
 {
 	return ch->mapped_rw ? pcpu_pool.depop_how : OS_DEPOP_PROTECT;
+}
+
+unsigned long *pool_live_map_new(void)
+{
+	size_t bytes = BITS_TO_LONGS(pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES) * sizeof(unsigned long);
+	unsigned long *map = aligned_alloc(64, PCPU_ALIGN_UP(bytes, (size_t)64));
+
+	if (map)
+		memset(map, 0, bytes);
+	return map;
 }
 
 /*
@@ -191,7 +202,7 @@ struct pcpu_chunk *pool_create_chunk(void)
 	/* The index's live map: allocated with its first chunk, never freed. */
 	if (ch && !pcpu_pool.live_maps[idx])
 		__atomic_store_n(&pcpu_pool.live_maps[idx],
-				 calloc(BITS_TO_LONGS(ch->map->nr_bits), sizeof(unsigned long)),
+				 pool_live_map_new(),
 				 __ATOMIC_RELEASE);
 	if (!ch || !pcpu_pool.live_maps[idx]) {
 		if (ch)

@@ -320,8 +320,7 @@ static int do_init(const struct pcpu_config *user)
 	pcpu_pool.chunk_used = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
 	pcpu_pool.live_maps = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.live_maps));
 	if (pcpu_pool.live_maps)
-		pcpu_pool.live_maps[0] = calloc(BITS_TO_LONGS(pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES),
-						sizeof(unsigned long));
+		pcpu_pool.live_maps[0] = pool_live_map_new();
 	pcpu_pool.chunk_unclean = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
 	pcpu_pool.unit_iov = calloc(pcpu_pool.nr_cpus, sizeof(*pcpu_pool.unit_iov));
 
