@@ -18,9 +18,9 @@
 			fputc('\n', stderr); ret = -1; goto out; } while (0)
 
 /*
- * The live map of index i: every set bit starts an allocation (of the
- * reserved chunk below its end, else of the chunk), and a map whose index
- * has no chunk is empty.  Adds the set bits to *nr_live.
+ * The live map of index i: it starts a cache line; every set bit starts an
+ * allocation (of the reserved chunk below its end, else of the chunk), and
+ * a map whose index has no chunk is empty.  Adds the set bits to *nr_live.
  */
 static int check_live_map(int i, const struct pcpu_chunk *ch, uint64_t *nr_live, char *msg,
 			  size_t msglen)
@@ -31,6 +31,8 @@ static int check_live_map(int i, const struct pcpu_chunk *ch, uint64_t *nr_live,
 
 	if (!live)
 		return 0;
+	if ((uintptr_t)live % 64)
+		PCPU_VERIFY_FAIL("live map %d at %p: not on a cache line", i, (const void *)live);
 	for (size_t b = bitmap_next_set(live, nbits, 0); b < nbits; b = bitmap_next_set(live, nbits, b + 1)) {
 		const struct pcpu_chunk *owner = rc && (int)b < rc->map->end_bits ? rc : ch;
 
