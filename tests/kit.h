@@ -33,6 +33,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "child_wait.h"
 #include "percpu.h"
 
 /* ---- forked children ------------------------------------------------------- */
@@ -43,6 +44,7 @@ struct kit_child {
 	pid_t pid;
 	int status;             /* from waitpid() */
 	unsigned timeout;       /* the alarm() it ran under, 0 for none */
+	bool killed;            /* by the parent, 30 s after its alarm was due */
 	char *err;              /* everything it wrote to stderr */
 	char *out;              /* everything it wrote to kit_report_fd */
 };
@@ -95,9 +97,11 @@ static inline char *kit_read_tmpfile(FILE *f)
  * Run fn(arg) in a forked child and wait for it.  The child starts with
  * CHECK counters at zero, rng_state = seed (unless seed is 0), stderr and
  * kit_report_fd going to temp files, and alarm(timeout) when timeout > 0
- * (a hang then ends it: kit_hung).  It exits with fn's return value if
- * that is not 0, else 1 if a CHECK or TCHECK failed, else 0; fn may also
- * exit by itself (exit() runs atexit handlers, a crash is a signal).
+ * (a hang then ends it: kit_hung; so does the parent's SIGKILL half a
+ * minute later if the alarm did not, child_wait.h).  It exits with fn's
+ * return value if that is not 0, else 1 if a CHECK or TCHECK failed, else
+ * 0; fn may also exit by itself (exit() runs atexit handlers, a crash is
+ * a signal).
  */
 static inline struct kit_child *kit_fork(int (*fn)(long), long arg, uint64_t seed, unsigned timeout)
 {
@@ -124,7 +128,8 @@ static inline struct kit_child *kit_fork(int (*fn)(long), long arg, uint64_t see
 		fflush(stderr);
 		_exit(rc ? rc : check_failed || __atomic_load_n(&check_thread_failed, __ATOMIC_RELAXED));
 	}
-	REQUIRE(waitpid(c.pid, &c.status, 0) == c.pid, "waitpid: %s", strerror(errno));
+	REQUIRE(child_wait(c.pid, &c.status, timeout ? timeout + 30 : 0, &c.killed) == c.pid,
+		"waitpid: %s", strerror(errno));
 	c.timeout = timeout;
 	free(c.err);
 	free(c.out);
@@ -133,10 +138,10 @@ static inline struct kit_child *kit_fork(int (*fn)(long), long arg, uint64_t see
 	return &c;
 }
 
-/* Ended by its own alarm: it hung. */
+/* Ended by its own alarm, or by the parent past it: it hung. */
 static inline bool kit_hung(const struct kit_child *c)
 {
-	return c->timeout && WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGALRM;
+	return c->killed || (c->timeout && WIFSIGNALED(c->status) && WTERMSIG(c->status) == SIGALRM);
 }
 
 static inline bool kit_exited(const struct kit_child *c, int code)

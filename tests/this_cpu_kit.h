@@ -31,6 +31,7 @@
 #include <unistd.h>
 
 #include "check.h"
+#include "child_wait.h"
 #include "cpu.h"
 #include "cpu_kit.h"
 #include "os_cpu.h"
@@ -54,19 +55,13 @@ static uint64_t kit_seed;
 
 static bool kit_quiet;
 
-/*
- * Run fn(arg) in a forked child under alarm(300); true if it exited 0.
- * The parent also kills the child after KIT_RUN_DEADLINE seconds: a child
- * whose threads deadlock inside a sanitizer's runtime may never act on
- * its own alarm, and a hang must fail the test, not the whole CTest run.
- */
-#define KIT_RUN_DEADLINE 330
+/* Run fn(arg) in a forked child under alarm(300), killed by the parent
+ * (child_wait.h) if it outlives that by half a minute; true if it exited 0. */
 KIT_FN bool kit_run(const char *name, int (*fn)(long), long arg)
 {
-	struct timespec start, now;
-	long tick_us = 100;
+	bool killed;
 	int status;
-	pid_t pid, got;
+	pid_t pid;
 
 	fflush(stdout);
 	fflush(stderr);
@@ -83,22 +78,9 @@ KIT_FN bool kit_run(const char *name, int (*fn)(long), long arg)
 		fflush(stdout);
 		_exit(rc || check_failed ? 1 : 0);
 	}
-	clock_gettime(CLOCK_MONOTONIC, &start);
-	while ((got = waitpid(pid, &status, WNOHANG)) == 0) {
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		if ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 >=
-		    KIT_RUN_DEADLINE * 1000L) {
-			printf("  %s(%ld): no exit after %d s: killed\n", name, arg, KIT_RUN_DEADLINE);
-			kill(pid, SIGKILL);
-			got = waitpid(pid, &status, 0);
-			break;
-		}
-		/* Poll at 0.1 ms at first (most children are quick), 20 ms later. */
-		usleep((useconds_t)tick_us);
-		if (tick_us < 20000)
-			tick_us *= 2;
-	}
-	REQUIRE(got == pid, "waitpid");
+	REQUIRE(child_wait(pid, &status, 330, &killed) == pid, "waitpid");
+	if (killed)
+		printf("  %s(%ld): no exit after 330 s: killed\n", name, arg);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s(%ld): child status %#x", name, arg,
 	      status);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
