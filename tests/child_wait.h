@@ -17,6 +17,9 @@
 #include <time.h>
 #include <unistd.h>
 
+/* How long past a child's own alarm its parent waits before killing it. */
+#define CHILD_WAIT_GRACE 30
+
 /*
  * waitpid(pid) for at most `seconds` (0: no limit), then SIGKILL it and
  * reap it.  Returns pid, or -1 if waitpid failed; *killed tells whether

@@ -44,7 +44,7 @@ struct kit_child {
 	pid_t pid;
 	int status;             /* from waitpid() */
 	unsigned timeout;       /* the alarm() it ran under, 0 for none */
-	bool killed;            /* by the parent, 30 s after its alarm was due */
+	bool killed;            /* by the parent, CHILD_WAIT_GRACE s after its alarm was due */
 	char *err;              /* everything it wrote to stderr */
 	char *out;              /* everything it wrote to kit_report_fd */
 };
@@ -128,7 +128,7 @@ static inline struct kit_child *kit_fork(int (*fn)(long), long arg, uint64_t see
 		fflush(stderr);
 		_exit(rc ? rc : check_failed || __atomic_load_n(&check_thread_failed, __ATOMIC_RELAXED));
 	}
-	REQUIRE(child_wait(c.pid, &c.status, timeout ? timeout + 30 : 0, &c.killed) == c.pid,
+	REQUIRE(child_wait(c.pid, &c.status, timeout ? timeout + CHILD_WAIT_GRACE : 0, &c.killed) == c.pid,
 		"waitpid: %s", strerror(errno));
 	c.timeout = timeout;
 	free(c.err);

@@ -55,8 +55,10 @@ static uint64_t kit_seed;
 
 static bool kit_quiet;
 
-/* Run fn(arg) in a forked child under alarm(300), killed by the parent
- * (child_wait.h) if it outlives that by half a minute; true if it exited 0. */
+/* Run fn(arg) in a forked child under alarm(KIT_RUN_ALARM), killed by the
+ * parent (child_wait.h) if it outlives that by CHILD_WAIT_GRACE seconds;
+ * true if it exited 0. */
+#define KIT_RUN_ALARM 300
 KIT_FN bool kit_run(const char *name, int (*fn)(long), long arg)
 {
 	bool killed;
@@ -70,7 +72,7 @@ KIT_FN bool kit_run(const char *name, int (*fn)(long), long arg)
 	if (pid == 0) {
 		check_passed = check_failed = 0;
 		rng_state = kit_seed + (uint64_t)arg * 7919;
-		alarm(300);
+		alarm(KIT_RUN_ALARM);
 		int rc = fn(arg);
 
 		if (!kit_quiet || check_failed)
@@ -78,9 +80,9 @@ KIT_FN bool kit_run(const char *name, int (*fn)(long), long arg)
 		fflush(stdout);
 		_exit(rc || check_failed ? 1 : 0);
 	}
-	REQUIRE(child_wait(pid, &status, 330, &killed) == pid, "waitpid");
+	REQUIRE(child_wait(pid, &status, KIT_RUN_ALARM + CHILD_WAIT_GRACE, &killed) == pid, "waitpid");
 	if (killed)
-		printf("  %s(%ld): no exit after 330 s: killed\n", name, arg);
+		printf("  %s(%ld): no exit after %d s: killed\n", name, arg, KIT_RUN_ALARM + CHILD_WAIT_GRACE);
 	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "%s(%ld): child status %#x", name, arg,
 	      status);
 	return WIFEXITED(status) && WEXITSTATUS(status) == 0;
