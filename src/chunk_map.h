@@ -45,13 +45,14 @@
  *               [run_start, first_free) (none yet when the front path
  *               opened it after its own allocation); an open run always
  *               has room for one more area (chunk_md.contig >= run_bits),
- *               else it is closed.  Closing writes the areas into the maps and block
- *               hints at once (chunk_run_close); every chunk function but
- *               chunk_alloc's run path and the readers of chunk_md and the
- *               counters closes it first, and chunk_area_bits reads it.  The
- *               lock-free reader chunk_area_bits_shared does not know it:
- *               its callers (the pool) never allocate with chunk_alloc, so
- *               their chunks never have an open run.  run_bits 0: none;
+ *               else it is closed.  Closing writes the areas into the maps
+ *               and block hints at once (chunk_run_close); every chunk
+ *               function but chunk_alloc's run path and the readers of
+ *               chunk_md and the counters closes it first, and
+ *               chunk_area_bits reads it.  The lock-free reader
+ *               chunk_area_bits_shared does not know it: its callers (the
+ *               pool) never allocate with chunk_alloc, so their chunks
+ *               never have an open run.  run_bits 0: none;
  *   nofit       a remembered failure: when nofit_bits > 0, no free run (on
  *               populated pages when nofit_pop) holds nofit_bits bits at
  *               alignment nofit_align.  Allocations keep it true; a free, or
