@@ -19,6 +19,11 @@
 
 /* How long past a child's own alarm its parent waits before killing it. */
 #define CHILD_WAIT_GRACE 30
+/* The deadline of a child forked inside a test's child to run a step that
+ * takes well under a second (fork and exec cases): no alarm of its own,
+ * and shorter than the alarm of the child that waits for it, so a hang is
+ * reported there and leaves no orphan behind. */
+#define CHILD_WAIT_STEP 20
 
 /*
  * waitpid(pid) for at most `seconds` (0: no limit), then SIGKILL it and

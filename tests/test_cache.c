@@ -279,6 +279,7 @@ static int child_fork(long arg)
 {
 	struct pcpu_config cfg = config(0);
 	void *h[64];
+	bool killed = false;
 	int status;
 
 	(void)arg;
@@ -299,8 +300,9 @@ static int child_fork(long arg)
 		ok = ok && pcpu_verify() == 0;
 		_exit(ok ? 0 : 1);
 	}
-	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child with cached objects");
+	REQUIRE(pid > 0 && child_wait(pid, &status, CHILD_WAIT_STEP, &killed) == pid, "fork");
+	CHECK(!killed && WIFEXITED(status) && WEXITSTATUS(status) == 0, "child with cached objects%s",
+	      killed ? ": hung, killed" : "");
 	for (int i = 32; i < 64; i++)
 		pcpu_free(h[i]);
 	CHECK(pcpu_verify() == 0, "parent after fork");
@@ -327,6 +329,7 @@ static int child_spare(long kind)
 	enum { N = 100 };
 	void *h[N];
 	uint64_t hits, cached;
+	bool killed = false;
 	int status;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
@@ -387,8 +390,9 @@ static int child_spare(long kind)
 			pcpu_free(h[i]);
 		_exit(ok && pcpu_verify() == 0 ? 0 : 1);
 	}
-	REQUIRE(pid > 0 && waitpid(pid, &status, 0) == pid, "fork");
-	CHECK(WIFEXITED(status) && WEXITSTATUS(status) == 0, "child with objects in the spares");
+	REQUIRE(pid > 0 && child_wait(pid, &status, CHILD_WAIT_STEP, &killed) == pid, "fork");
+	CHECK(!killed && WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	      "child with objects in the spares%s", killed ? ": hung, killed" : "");
 
 	/* pcpu_balance empties the spares too. */
 	CHECK(pcpu_balance() == 0, "balance");

@@ -84,14 +84,15 @@ static void __attribute__((noreturn)) child_alloc_exit(bool quick)
 static int reap(pid_t pid, const char *what, int round)
 {
 	int status;
+	bool killed;
 
-	if (waitpid(pid, &status, 0) != pid) {
+	if (child_wait(pid, &status, CHILD_ALARM + CHILD_WAIT_GRACE, &killed) != pid) {
 		fprintf(stderr, "%s round %d: waitpid: %s\n", what, round, strerror(errno));
 		return 3;
 	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
 		return 0;
-	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM)
+	if (killed || (WIFSIGNALED(status) && WTERMSIG(status) == SIGALRM))
 		return HUNG;
 	fprintf(stderr, "%s round %d: child status %#x\n", what, round, status);
 	return 3;

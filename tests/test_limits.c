@@ -311,6 +311,7 @@ static int child_misuse(long kind)
 	struct sigaction sa = { .sa_handler = on_abort };
 	pthread_t t;
 	int off, status;
+	bool killed = false;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "pcpu_init");
 	g_live = add(48, 16);
@@ -358,7 +359,8 @@ static int child_misuse(long kind)
 			void *h = pcpu_alloc(32, 4);
 
 			REQUIRE(h && write(fds[1], &h, sizeof(h)) == sizeof(h), "alloc, send");
-			REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+			REQUIRE(child_wait(pid, &status, CHILD_WAIT_STEP, &killed) == pid, "waitpid");
+			REQUIRE(!killed, "the child that frees the handle hung: killed");
 			_exit(WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status));
 		}
 		/* ...and the child, where that handle was never allocated, frees it. */

@@ -20,6 +20,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <poll.h>
 #include <string.h>
 #include <sys/auxv.h>
 #include <sys/stat.h>
@@ -82,7 +83,9 @@ static bool copy_self(const char *path, gid_t gid, mode_t mode)
  */
 static bool run_as_nobody(const char *path, char *const env[], char *line, size_t len, bool *skip)
 {
+	struct pollfd pfd;
 	int fds[2], status;
+	bool killed;
 	pid_t pid;
 
 	REQUIRE(pipe(fds) == 0, "pipe");
@@ -100,11 +103,17 @@ static bool run_as_nobody(const char *path, char *const env[], char *line, size_
 		_exit(127);
 	}
 	close(fds[1]);
-	ssize_t n = read(fds[0], line, len - 1);
+	/* A probe that hangs is killed at the deadline, whether or not it wrote. */
+	pfd = (struct pollfd){ .fd = fds[0], .events = POLLIN };
+	ssize_t n = poll(&pfd, 1, CHILD_WAIT_STEP * 1000) == 1 ? read(fds[0], line, len - 1) : -1;
 
 	close(fds[0]);
 	line[n > 0 ? n : 0] = 0;
-	REQUIRE(waitpid(pid, &status, 0) == pid, "waitpid");
+	REQUIRE(child_wait(pid, &status, CHILD_WAIT_STEP, &killed) == pid, "waitpid");
+	if (killed) {
+		CHECK(false, "%s ran as nobody: hung, killed after %d s", path, CHILD_WAIT_STEP);
+		return false;
+	}
 	if (WIFEXITED(status) && WEXITSTATUS(status) == 77) {
 		*skip = true;
 		return false;

@@ -40,6 +40,7 @@
 #define NR_CPUS 4
 #define UNIT (64u << 10)
 #define PERIOD 2000
+#define FORK_CHILD_ALARM 60  /* seconds a fork child of a worker may take */
 
 /* A pattern object (kit.h; size rounded to 4) and who allocated it. */
 struct obj {
@@ -130,7 +131,7 @@ static void child_after_fork(struct worker *w)
 	static struct obj mine[64];
 	int n = 0, bad = 0;
 
-	alarm(60);
+	alarm(FORK_CHILD_ALARM);
 	for (int k = 0; k < w->n; k++)
 		bad += !kit_intact(&w->objs[k].o);
 	for (int k = 0; k < w->n; k += 2)
@@ -164,7 +165,8 @@ static void child_after_fork(struct worker *w)
 
 static void worker_fork(struct worker *w)
 {
-	int status;
+	bool killed = false;
+	int status = 0;
 	pid_t pid = fork();
 
 	TCHECK(pid >= 0, "fork: %s", strerror(errno));
@@ -172,8 +174,9 @@ static void worker_fork(struct worker *w)
 		child_after_fork(w);
 	if (pid < 0)
 		return;
-	TCHECK(waitpid(pid, &status, 0) == pid && WIFEXITED(status) && WEXITSTATUS(status) == 0,
-	       "thread %d: fork child status %#x", w->id, status);
+	TCHECK(child_wait(pid, &status, FORK_CHILD_ALARM + CHILD_WAIT_GRACE, &killed) == pid && !killed &&
+	       WIFEXITED(status) && WEXITSTATUS(status) == 0,
+	       "thread %d: fork child status %#x%s", w->id, status, killed ? " (hung, killed)" : "");
 	w->forks++;
 }
 
