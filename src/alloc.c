@@ -211,19 +211,25 @@ static __attribute__((noinline)) void *alloc_hit_slow(void *h, size_t size, unsi
 static inline __attribute__((always_inline)) void *alloc_fast(size_t size, size_t align,
 							     unsigned int flags)
 {
-	size_t rounded = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES), idx;
+	size_t rounded = PCPU_ALIGN_UP(size, (size_t)PCPU_MIN_ALLOC_BYTES);
 	bool zeroed;
-	int off;
 
 	if (__builtin_expect(pool_ready() && size - 1 < CACHE_MAX_SIZE && !(align & (align - 1)) &&
 			     cache_serves(rounded, align, flags), 1)) {
-		void *h = cache_pop(rounded, &idx, &off, &zeroed);
+		void *h = cache_pop(rounded, &zeroed);
 
 		if (__builtin_expect(h != NULL, 1)) {
 			if (__builtin_expect(op_hooks_on() || rounded > 64 ||
 					     (!(flags & PCPU_ATOMIC) && pool_balance_unkicked()), 0))
 				return alloc_hit_slow(h, rounded, flags, zeroed);
-			PCPU_PROBE(alloc, rounded, cache_class_align(rounded), flags, h, idx, (size_t)off);
+			if (PCPU_PROBES_ENABLED) {
+				size_t idx;
+				int off;
+
+				pool_handle_split(h, &idx, &off);
+				PCPU_PROBE(alloc, rounded, cache_class_align(rounded), flags, h, idx,
+					   (size_t)off);
+			}
 			if (!zeroed)
 				zero_units(h, rounded, true);
 			return h;
@@ -337,27 +343,28 @@ static __attribute__((noinline)) void free_slow(void *ptr)
  */
 PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 {
-	unsigned long *live;
+	const unsigned long *bound;
 	size_t idx, bit;
 	int off, bits;
 
 	if (!ptr)
 		return;
+	/* A chunk at idx (its boundary map published) has its part of the
+	 * live map accessible. */
 	if (__builtin_expect(pcpu_cache_enabled && !op_hooks_on() && pool_ready() &&
 			     pool_handle_locate(ptr, &idx, &off) && !(off % PCPU_MIN_ALLOC_BYTES) &&
 			     !(idx == 0 && off < pcpu_pool.reserved_end) &&
-			     (live = pool_live_map(idx)) != NULL, 1)) {
+			     (bound = pool_live_bound_map(idx)) != NULL, 1)) {
 		bit = (size_t)off / PCPU_MIN_ALLOC_BYTES;
 		/* Sized without a lock: a live allocation's boundary bits are
 		 * stable while its owner, the caller, frees it. */
-		if (__builtin_expect(bit_test_atomic(live, bit), 1)) {
-			bits = chunk_area_bits_near(pool_live_bound_map(idx), (int)bit,
-						    CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
+		if (__builtin_expect(bit_test_atomic(pool_live_words(), pool_live_bit(ptr)), 1)) {
+			bits = chunk_area_bits_near(bound, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits < 0, 0))     /* it ends in a later word */
 				bits = chunk_area_bits_far(pool_live_dyn_chunk(idx)->map, (int)bit,
 							   CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits > 0 && cache_takes(bits, off) &&
-					     cache_push(ptr, live, bit, bits), 1)) {
+					     cache_push(ptr, pool_live_words(), pool_live_bit(ptr), bits), 1)) {
 				PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
 				return;
 			}

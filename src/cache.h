@@ -90,11 +90,10 @@ static inline void cache_unlock(struct pcpu_cache *c)
 }
 
 /* The caller holds c and b (of size's class) is not empty: pop an object and
- * make it live (its chunk index and byte offset in *idx, *off; whether it
- * reads zero in *zeroed); unlocks c. */
+ * make it live (whether it reads zero in *zeroed); unlocks c. */
 static inline __attribute__((always_inline)) void *cache_hand_out(struct pcpu_cache *c,
 								   struct cache_bin *b, size_t size,
-								   size_t *idx, int *off, bool *zeroed)
+								   bool *zeroed)
 {
 	void *h = b->slots[--b->n];
 
@@ -103,8 +102,7 @@ static inline __attribute__((always_inline)) void *cache_hand_out(struct pcpu_ca
 		b->clean = b->n;
 
 	/* Live from here: the object belongs to the user. */
-	pool_handle_split(h, idx, off);
-	bit_set_atomic(pcpu_pool.live_maps[*idx], (size_t)*off / PCPU_MIN_ALLOC_BYTES);
+	bit_set_atomic(pool_live_words(), pool_live_bit(h));
 	b->nr_alloc++;
 	c->bytes -= size;
 	__atomic_store_n(&c->net, c->net + 1, __ATOMIC_RELAXED);
@@ -115,12 +113,11 @@ static inline __attribute__((always_inline)) void *cache_hand_out(struct pcpu_ca
 
 /*
  * The allocation fast path: an object of size bytes from the calling CPU's
- * cache, live, not annotated for memory checkers, zeroed if *zeroed; its
- * chunk index and offset in *idx, *off.  NULL when the cache is busy or
- * that bin is empty (the caller takes cache_alloc's path).
+ * cache, live, not annotated for memory checkers, zeroed if *zeroed.  NULL
+ * when the cache is busy or that bin is empty (the caller takes
+ * cache_alloc's path).
  */
-static inline __attribute__((always_inline)) void *cache_pop(size_t size, size_t *idx, int *off,
-							    bool *zeroed)
+static inline __attribute__((always_inline)) void *cache_pop(size_t size, bool *zeroed)
 {
 	struct pcpu_cache *c = cache_lock_fast();
 	struct cache_bin *b;
@@ -132,7 +129,7 @@ static inline __attribute__((always_inline)) void *cache_pop(size_t size, size_t
 		cache_unlock(c);
 		return NULL;
 	}
-	return cache_hand_out(c, b, size, idx, off, zeroed);
+	return cache_hand_out(c, b, size, zeroed);
 }
 
 /*
@@ -146,15 +143,13 @@ static inline void *cache_alloc(size_t size, unsigned int flags, bool *zeroed)
 	struct pcpu_cache *c = cache_lock_this();
 	struct cache_bin *b;
 	void *h;
-	size_t idx;
-	int off;
 
 	if (__builtin_expect(!c, 0))
 		return NULL;
 	b = &c->bins[size / PCPU_MIN_ALLOC_BYTES - 1];
 	if (__builtin_expect(b->n == 0, 0))
 		return cache_alloc_empty(c, size, flags, zeroed);      /* unlocks c */
-	h = cache_hand_out(c, b, size, &idx, &off, zeroed);
+	h = cache_hand_out(c, b, size, zeroed);
 	if (memcheck_active())
 		cache_annotate(h, (int)(size / PCPU_MIN_ALLOC_BYTES), true);
 	return h;

@@ -154,6 +154,19 @@ int os_bind_node(void *addr, size_t size, int node);
 void *os_meta_alloc(size_t size);
 void os_meta_free(void *addr, size_t size);
 
+/*
+ * Metadata address space too large to commit up front (the pool's flat
+ * live map): os_meta_reserve maps size bytes inaccessible, charging no
+ * memory; os_meta_commit makes the whole pages around [addr, addr + size)
+ * readable and writable (zeroed where never written; committing a range
+ * twice keeps its contents), counting the call in sc; os_meta_unreserve
+ * unmaps it all.  Not subject to fault injection.  NULL or -1 + errno
+ * ENOMEM on failure.
+ */
+void *os_meta_reserve(size_t size);
+int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc);
+void os_meta_unreserve(void *addr, size_t size);
+
 /* ---- loaded modules ---------------------------------------------------- */
 
 /* True if addr lies in a loadable segment of the main program. */

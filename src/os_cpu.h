@@ -124,6 +124,8 @@ os_rseq_trylock_here(ptrdiff_t area, char *base, size_t stride, unsigned int nr)
 		: [area] "r"(area), [nr] "r"(nr), [stride] "r"(stride), [base] "r"(base)
 		: "memory", "cc"
 		: busy);
+	if (!at)                /* base + cpu x stride: tell the compiler */
+		__builtin_unreachable();
 	return (void *)at;
 busy:
 	__asm__ __volatile__("movq $0, %%fs:8(%0)" : : "r"(area) : "memory");

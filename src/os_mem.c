@@ -116,6 +116,42 @@ void os_meta_free(void *addr, size_t size)
 		munmap(addr, page_round(size));
 }
 
+void *os_meta_reserve(size_t size)
+{
+	size_t len = page_round(size);
+	void *p;
+
+	if (!len) {
+		errno = size ? ENOMEM : EINVAL;
+		return NULL;
+	}
+	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED) {
+		errno = ENOMEM;
+		return NULL;
+	}
+	return p;
+}
+
+int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc)
+{
+	uintptr_t start = (uintptr_t)addr & ~(uintptr_t)(os_page_size() - 1);
+	size_t len = page_round((uintptr_t)addr + size - start);
+
+	sc->mprotect++;
+	if (mprotect((void *)start, len, PROT_READ | PROT_WRITE)) {
+		errno = ENOMEM;
+		return -1;
+	}
+	return 0;
+}
+
+void os_meta_unreserve(void *addr, size_t size)
+{
+	if (addr)
+		munmap(addr, page_round(size));
+}
+
 /*
  * Check addr/size for an operation on one range, then ask os_fault_check(op);
  * returns the page-rounded length, or 0 with errno set.

@@ -142,16 +142,26 @@ struct pcpu_pool {
 	 * for the free path to size an object without going through the chunk. */
 	const unsigned long **bound_maps;
 	/*
-	 * The exact state of every object handed to the user: per chunk index,
-	 * one bit per 4-byte fragment, set where an allocation the user owns
-	 * starts (not where a cached object, a static-variable block or a free
-	 * area starts).  Bits change with atomic read-modify-writes, without a
-	 * lock: a free clears the bit first, and a free that finds it clear is
-	 * invalid (double, interior, foreign) and aborts before anything else
-	 * changes.  A map is allocated with its index's first chunk and never
-	 * freed, so a lockless reader never reads freed memory.
+	 * The exact state of every object handed to the user: one bit per
+	 * 4-byte fragment of the handle range, set where an allocation the
+	 * user owns starts (not where a cached object, a static-variable block
+	 * or a free area starts).  Bits change with atomic read-modify-writes,
+	 * without a lock: a free clears the bit first, and a free that finds
+	 * it clear is invalid (double, interior, foreign) and aborts before
+	 * anything else changes.
+	 *
+	 * One flat map for the whole region (live_flat, reserved at init,
+	 * inaccessible), so a handle's bit is its distance from handle_base
+	 * over 4: live_bias is live_flat less handle_base / 256 words, and
+	 * word h / 256 of it holds bit h / 4 % 64 for a handle h.  Index i's
+	 * part (live_maps[i], stride / 4 bits from bit i x stride / 4) is made
+	 * accessible with the index's first chunk and never given back, so a
+	 * lockless reader that found a chunk at i never faults.
 	 */
-	unsigned long **live_maps;         /* [max_chunks] */
+	unsigned long *live_flat;
+	size_t live_flat_bytes;
+	unsigned long *live_bias;
+	unsigned long **live_maps;         /* [max_chunks]: NULL until then */
 	long nr_static_blocks;             /* static-variable blocks in the reserved chunk (lock) */
 	/* Objects between a chunk and a client's holding (a cache's batch
 	 * being refilled or given back): added to and taken from under the
@@ -311,9 +321,22 @@ static inline void pool_handle_split(const void *handle, size_t *idx, int *off)
 	*off = (int)(rel & pcpu_pool.stride_mask);
 }
 
-/* A zeroed live map for a chunk index, its lines the 64-byte cache lines
- * that POOL_LIVE_LINE_BITS counts (pool_find_areas ends batches at them). */
-unsigned long *pool_live_map_new(void);
+/* Index idx's part of the flat live map, made accessible (zeroed the first
+ * time), its lines the 64-byte cache lines that POOL_LIVE_LINE_BITS counts
+ * (pool_find_areas ends batches at them); NULL + ENOMEM on failure. */
+unsigned long *pool_live_map_new(size_t idx);
+
+/* The live bit of a handle inside some chunk's unit-0 range, as a bit of
+ * the map pool_live_words() returns (no range check). */
+static inline size_t pool_live_bit(const void *handle)
+{
+	return (uintptr_t)handle / PCPU_MIN_ALLOC_BYTES;
+}
+
+static inline unsigned long *pool_live_words(void)
+{
+	return pcpu_pool.live_bias;
+}
 
 static inline unsigned long *pool_live_map(size_t idx)
 {

@@ -86,14 +86,18 @@ static enum os_depop_how depop_how(const struct pcpu_chunk *ch)
 	return ch->mapped_rw ? pcpu_pool.depop_how : OS_DEPOP_PROTECT;
 }
 
-unsigned long *pool_live_map_new(void)
+unsigned long *pool_live_map_new(size_t idx)
 {
+	struct os_syscalls sc = { 0 };
+	/* Index idx's part starts at bit idx x stride / 4: a whole number of
+	 * 64-byte lines, as the stride is at least a page. */
+	unsigned long *map = pcpu_pool.live_flat + (idx << pcpu_pool.stride_shift) / PCPU_MIN_ALLOC_BYTES /
+						    BITS_PER_LONG;
 	size_t bytes = BITS_TO_LONGS(pcpu_pool.unit_size / PCPU_MIN_ALLOC_BYTES) * sizeof(unsigned long);
-	unsigned long *map = aligned_alloc(64, PCPU_ALIGN_UP(bytes, (size_t)64));
+	int rc = os_meta_commit(map, bytes, &sc);
 
-	if (map)
-		memset(map, 0, bytes);
-	return map;
+	count_syscalls(&sc);
+	return rc ? NULL : map;
 }
 
 /*
@@ -202,7 +206,7 @@ struct pcpu_chunk *pool_create_chunk(void)
 	/* The index's live map: allocated with its first chunk, never freed. */
 	if (ch && !pcpu_pool.live_maps[idx])
 		__atomic_store_n(&pcpu_pool.live_maps[idx],
-				 pool_live_map_new(),
+				 pool_live_map_new((size_t)idx),
 				 __ATOMIC_RELEASE);
 	if (!ch || !pcpu_pool.live_maps[idx]) {
 		if (ch)

@@ -142,7 +142,8 @@ static void set_reclaim(const struct pcpu_config *cfg)
 
 /* ---- address space and the first chunk ------------------------------------- */
 
-/* Reserve [guard | region], halving the region while the system refuses. */
+/* Reserve [guard | region] and the region's flat live map (1/32 of it),
+ * halving the region while the system refuses. */
 static int reserve_region(size_t want, size_t stride)
 {
 	size_t size = want / stride * stride;
@@ -151,15 +152,21 @@ static int reserve_region(size_t want, size_t stride)
 		size = stride;
 	for (;;) {
 		void *m = os_reserve(2 * size, stride);
+		size_t live_bytes = size / PCPU_MIN_ALLOC_BYTES / CHAR_BIT;
+		void *live = m ? os_meta_reserve(live_bytes) : NULL;
 
-		if (m) {
+		if (live) {
 			pcpu_pool.mapping = m;
 			pcpu_pool.mapping_size = 2 * size;
 			pcpu_pool.guard_size = size;
 			pcpu_pool.region = (char *)m + size;
 			pcpu_pool.region_size = size;
+			pcpu_pool.live_flat = live;
+			pcpu_pool.live_flat_bytes = live_bytes;
 			return 0;
 		}
+		if (m)
+			os_unreserve(m, 2 * size);
 		if (size == stride)
 			return -1;
 		size = size / 2 / stride * stride;
@@ -243,9 +250,8 @@ static void reset_pool(void)
 	free(pcpu_pool.chunk_table);
 	free(pcpu_pool.bound_maps);
 	free(pcpu_pool.chunk_used);
-	if (pcpu_pool.live_maps)
-		free(pcpu_pool.live_maps[0]);
 	free(pcpu_pool.live_maps);
+	os_meta_unreserve(pcpu_pool.live_flat, pcpu_pool.live_flat_bytes);
 	free(pcpu_pool.chunk_unclean);
 	free(pcpu_pool.unit_iov);
 	free(pcpu_pool.slots);
@@ -313,6 +319,9 @@ static int do_init(const struct pcpu_config *user)
 	if (reserve_region(cfg.addr_space, stride))
 		goto fail;
 	pcpu_pool.handle_base = (uintptr_t)pcpu_pool.region - pcpu_pool.guard_size;
+	/* Page aligned: handle_base / 256 is a whole number of live words. */
+	pcpu_pool.live_bias = (unsigned long *)((uintptr_t)pcpu_pool.live_flat -
+						pcpu_pool.handle_base / PCPU_MIN_ALLOC_BYTES / CHAR_BIT);
 	pcpu_pool.stride_mask = stride - 1;
 	pcpu_pool.max_chunks = (int)(pcpu_pool.region_size >> pcpu_pool.stride_shift);
 	pcpu_pool.chunk_table = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.chunk_table));
@@ -320,7 +329,7 @@ static int do_init(const struct pcpu_config *user)
 	pcpu_pool.chunk_used = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
 	pcpu_pool.live_maps = calloc((size_t)pcpu_pool.max_chunks, sizeof(*pcpu_pool.live_maps));
 	if (pcpu_pool.live_maps)
-		pcpu_pool.live_maps[0] = pool_live_map_new();
+		pcpu_pool.live_maps[0] = pool_live_map_new(0);
 	pcpu_pool.chunk_unclean = calloc(BITS_TO_LONGS(pcpu_pool.max_chunks), sizeof(unsigned long));
 	pcpu_pool.unit_iov = calloc(pcpu_pool.nr_cpus, sizeof(*pcpu_pool.unit_iov));
 
