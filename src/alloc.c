@@ -27,8 +27,9 @@
 
 #define KNOWN_FLAGS (PCPU_ATOMIC | PCPU_RESERVED | PCPU_NOWARN)
 
-/* The probe's reason code (probes.h) for a failure message. */
-static inline int fail_reason(unsigned flags, const char *msg)
+/* The probe's reason code (probes.h) for a failure message (unused when
+ * probes compile to nothing). */
+static inline __attribute__((unused)) int fail_reason(unsigned flags, const char *msg)
 {
 	if (flags & PCPU_RESERVED)
 		return PCPU_FAIL_RESERVED;
