@@ -173,13 +173,14 @@ static int child_ratelimit(long arg)
 enum bad_kind {
 	BAD_DOUBLE_FREE, BAD_INTERIOR, BAD_MALLOC, BAD_GARBAGE, BAD_STALE, BAD_MISALIGNED,
 	BAD_SIZE_FREED, BAD_SIZE_INTERIOR, BAD_RESERVED_DOUBLE, BAD_DESTROYED_CHUNK,
-	BAD_HIDDEN_TAIL, BAD_UNIT_GAP, BAD_STATIC, BAD_BEFORE_INIT, NR_BAD
+	BAD_HIDDEN_TAIL, BAD_UNIT_GAP, BAD_UNUSED_INDEX, BAD_STATIC, BAD_BEFORE_INIT, NR_BAD
 };
 static const char *const bad_name[NR_BAD] = {
 	"double free", "interior pointer", "malloc pointer", "garbage", "stale handle",
 	"misaligned handle", "alloc_size of freed", "alloc_size of interior",
 	"reserved double free", "handle in a destroyed chunk", "first chunk hidden tail",
-	"gap between units", "static variable", "free before initialisation",
+	"gap between units", "handle in an index never used", "static variable",
+	"free before initialisation",
 };
 
 #ifdef PCPU_DEFINE
@@ -260,6 +261,12 @@ static int child_bad(long arg)
 #else
 		printf("PCPU_DEFINE not available: freeing garbage instead\n");
 #endif
+		break;
+	case BAD_UNUSED_INDEX:                   /* its part of the live map was never mapped */
+		bad = (unsigned char *)(pcpu_pool.handle_base +
+					((size_t)(pcpu_pool.max_chunks - 1) << pcpu_pool.stride_shift)) + 64;
+		REQUIRE(pcpu_pool.max_chunks > 2 && !pool_handle_chunk(bad, &off) &&
+			!pool_live_map((size_t)pcpu_pool.max_chunks - 1), "an index that never had a chunk");
 		break;
 	case BAD_HIDDEN_TAIL: case BAD_UNIT_GAP:
 		REQUIRE(pool_handle_chunk(g_live.h, &off) == pcpu_pool.first_chunk, "first chunk");
