@@ -46,9 +46,9 @@ extern __thread unsigned int cache_home_cpu
 
 /*
  * The fast paths' lock: the calling CPU's cache (in lock mode, the home
- * unit's), else its spare, locked; NULL when both are taken (or, in rseq
- * mode, there is none for this CPU: more CPUs than units): the caller takes
- * the slow path, then the pool.  Makes no call.
+ * unit's), else the first of its spares that is free, locked; NULL when all
+ * are taken (or, in rseq mode, there is none for this CPU: more CPUs than
+ * units): the caller takes the slow path, then the pool.  Makes no call.
  */
 static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(void)
 {
@@ -71,8 +71,12 @@ static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(
 	}
 	if (cpu >= nr_caches)
 		return NULL;
-	c = &caches[nr_caches + cpu];       /* the spare */
-	return cache_lock_try(&c->lk) ? c : NULL;
+	for (unsigned int s = 1; s <= CACHE_SPARES; s++) {
+		c = &caches[s * nr_caches + cpu];
+		if (cache_lock_try(&c->lk))
+			return c;
+	}
+	return NULL;
 }
 
 /* The slow paths' lock: cache_lock_fast, the home unit refreshed first in
@@ -254,13 +258,14 @@ static inline int cache_free(void *handle, size_t idx, int off)
 
 /*
  * Tests only.  cache_test_hold takes (hold) or drops the lock of CPU cpu's
- * cache, or of its spare, leaving it held as a fast path preempted inside
- * would; -1 if there is no such cache.  While one is held nothing may take
+ * cache (which 0) or of its spare number which (1 to CACHE_SPARES), leaving
+ * it held as a fast path preempted inside would; -1 if there is no such
+ * cache.  While one is held nothing may take
  * every cache's lock (pcpu_stats_get, pcpu_verify, pcpu_balance, fork).
  * cache_test_count: objects held now by the CPUs' caches or by the spares
  * (read without their locks: for a test whose other threads are quiet).
  */
-int cache_test_hold(unsigned int cpu, bool spare, bool hold);
+int cache_test_hold(unsigned int cpu, unsigned int which, bool hold);
 size_t cache_test_count(bool spares);
 
 #endif

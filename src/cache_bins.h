@@ -63,14 +63,18 @@ struct pcpu_cache {
 
 /* Set at initialisation (cache.c), then read-only. */
 #define CACHE_HIDDEN __attribute__((visibility("hidden")))
-extern struct pcpu_cache *caches CACHE_HIDDEN;  /* [2 x nr_caches]: each CPU's, then the spares */
+/* Spare caches per CPU (cache.c says why two). */
+#define CACHE_SPARES 2
+/* [(1 + CACHE_SPARES) x nr_caches]: each CPU's, then the first spares, then
+ * the second: CPU i's are caches[i], caches[nr_caches + i], ... */
+extern struct pcpu_cache *caches CACHE_HIDDEN;
 extern unsigned int nr_caches CACHE_HIDDEN;     /* CPUs (units) with a cache */
 extern size_t cache_limit CACHE_HIDDEN;         /* bytes per cache */
 
 /* Every cache, the spares included. */
 static inline unsigned int nr_all_caches(void)
 {
-	return 2 * nr_caches;
+	return (1 + CACHE_SPARES) * nr_caches;
 }
 
 static inline bool is_spare(const struct pcpu_cache *c)

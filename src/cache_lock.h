@@ -23,7 +23,7 @@
  *         cache of the unit pcpu_current_cpu() names; `remote` is unused.
  *
  * Either way a fast path never waits: a busy cache sends the caller to its
- * CPU's spare cache (locked by exchange in both modes, no `remote`), then
+ * CPU's spare caches (locked by exchange in both modes, no `remote`), then
  * to the pool.  Releasing is a store with release order.
  */
 #ifndef PCPU_CACHE_LOCK_H

@@ -309,32 +309,33 @@ static int child_fork(long arg)
 	return 0;
 }
 
-/* Hold (or drop) the lock of every CPU's cache, or of every spare, as
- * threads preempted inside them would. */
-static void hold_all(bool spare, bool hold)
+/* Hold (or drop) the lock of every CPU's cache (which 0) or of every
+ * CPU's spare number which, as threads preempted inside them would. */
+static void hold_all(unsigned int which, bool hold)
 {
 	for (unsigned int cpu = 0; cpu < pcpu_nr_cpus(); cpu++)
-		REQUIRE(cache_test_hold(cpu, spare, hold) == 0, "cpu %u: hold %d %d", cpu, spare, hold);
+		REQUIRE(cache_test_hold(cpu, which, hold) == 0, "cpu %u: hold %u %d", cpu, which, hold);
 }
 
 /*
  * A CPU's cache held (its holder preempted): allocations and frees go
- * through the CPU's spare, which pcpu_verify checks and pcpu_balance and
- * fork handle like any cache; with the spare held too, through the pool.
- * kind 1: a double free of an object in a spare aborts.
+ * through the CPU's first spare, which pcpu_verify checks and pcpu_balance
+ * and fork handle like any cache; with it held too, through the second;
+ * with every spare held too, through the pool.  kind 1: a double free of
+ * an object in a spare aborts.
  */
 static int child_spare(long kind)
 {
 	struct pcpu_config cfg = { .nr_cpus = 0, .flags = PCPU_CFG_NO_BALANCER };
 	enum { N = 100 };
 	void *h[N];
-	uint64_t hits, cached;
+	uint64_t hits, cached, refills;
 	bool killed = false;
 	int status;
 
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
 	REQUIRE(pcpu_balance() == 0 && kit_stats().nr_cached == 0, "empty caches");
-	hold_all(false, true);
+	hold_all(0, true);
 	for (int i = 0; i < N; i++)
 		h[i] = pcpu_alloc(16, 0);
 	for (int i = 0; i < N; i++) {
@@ -346,7 +347,7 @@ static int child_spare(long kind)
 	      "%zu in the spares", cache_test_count(false), cache_test_count(true));
 	if (kind == 1)
 		pcpu_free(h[N - 1]);    /* double free of an object in a spare: aborts */
-	hold_all(false, false);
+	hold_all(0, false);
 	struct pcpu_stats st = kit_stats();
 
 	/* Every allocation was a hit in a spare or refilled it (through the
@@ -358,11 +359,32 @@ static int child_spare(long kind)
 	CHECK(st.cached_bytes <= st.cache_limit_bytes, "within the limit");
 	CHECK(pcpu_verify() == 0, "verify with objects in the spares");
 
-	/* Both held: the pool serves, the caches hold what they held. */
+	/* The cache and the first spare held: the second spare serves. */
+	hits = st.nr_cache_hits;
+	refills = st.nr_cache_refills;
+	hold_all(0, true);
+	hold_all(1, true);
+	for (int i = 0; i < N; i++)
+		h[i] = pcpu_alloc(16, 0);
+	for (int i = 0; i < N; i++) {
+		REQUIRE(h[i], "alloc %d through the second spare", i);
+		pcpu_free(h[i]);
+	}
+	hold_all(1, false);
+	hold_all(0, false);
+	st = kit_stats();
+	CHECK(st.nr_cache_hits - hits + (st.nr_cache_refills - refills) == N && st.nr_alloc == 2 * N &&
+	      st.nr_cur_alloc == 0 && cache_test_count(true) >= 2 * N,
+	      "cache and first spare held: the second spare served (%llu hits, %llu refills, "
+	      "%zu in the spares)", (unsigned long long)(st.nr_cache_hits - hits),
+	      (unsigned long long)(st.nr_cache_refills - refills), cache_test_count(true));
+	CHECK(pcpu_verify() == 0, "verify with objects in both spares");
+
+	/* All held: the pool serves, the caches hold what they held. */
 	hits = st.nr_cache_hits;
 	cached = st.nr_cached;
-	hold_all(false, true);
-	hold_all(true, true);
+	for (unsigned int w = 0; w <= CACHE_SPARES; w++)
+		hold_all(w, true);
 	for (int i = 0; i < N; i++)
 		h[i] = pcpu_alloc(16, 0);
 	for (int i = 0; i < N; i++) {
@@ -370,11 +392,11 @@ static int child_spare(long kind)
 		CHECK(kit_zeroed(h[i], 16, 4), "zeroed");
 		pcpu_free(h[i]);
 	}
-	hold_all(true, false);
-	hold_all(false, false);
+	for (unsigned int w = 0; w <= CACHE_SPARES; w++)
+		hold_all(w, false);
 	st = kit_stats();
-	CHECK(st.nr_cache_hits == hits && st.nr_cached == cached && st.nr_alloc == 2 * N &&
-	      st.nr_cur_alloc == 0, "both held: through the pool (%llu hits, %llu cached)",
+	CHECK(st.nr_cache_hits == hits && st.nr_cached == cached && st.nr_alloc == 3 * N &&
+	      st.nr_cur_alloc == 0, "all held: through the pool (%llu hits, %llu cached)",
 	      (unsigned long long)st.nr_cache_hits, (unsigned long long)st.nr_cached);
 	CHECK(pcpu_verify() == 0, "verify");
 
@@ -418,8 +440,8 @@ static int child_off(long how)
 	struct pcpu_stats st = kit_stats();
 
 	if (how == 2) {
-		/* Two CPUs, each with a cache and a spare. */
-		CHECK(st.cache_limit_bytes == 2 * 2 * 4096 && st.nr_cache_hits > 900,
+		/* Two CPUs, each with a cache and its spares. */
+		CHECK(st.cache_limit_bytes == (1 + CACHE_SPARES) * 2 * 4096 && st.nr_cache_hits > 900,
 		      "PCPU_CACHE_SIZE=4k: limit %llu", (unsigned long long)st.cache_limit_bytes);
 	} else {
 		CHECK(st.cache_limit_bytes == 0 && st.nr_cache_hits == 0 && st.nr_cached == 0,

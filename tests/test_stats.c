@@ -25,6 +25,7 @@
 #include <unistd.h>
 
 #include "bitops.h"
+#include "cache_bins.h"
 #include "pool_init.h"
 #include "pool_verify.h"
 #include "kit.h"
@@ -370,7 +371,7 @@ static void check_report(bool exact_max)
 	REQUIRE(pcpu_stats_get(&st) == 0, "stats");
 	CHECK(st.nr_cached == 0 && st.cached_bytes == 0, "caches drained");
 	/* Four CPUs, each with a cache and a spare. */
-	CHECK(st.cache_limit_bytes == (caches_on ? 2 * 4ull * (32 << 10) : 0), "cache limit %llu",
+	CHECK(st.cache_limit_bytes == (caches_on ? (1 + CACHE_SPARES) * 4ull * (32 << 10) : 0), "cache limit %llu",
 	      (unsigned long long)st.cache_limit_bytes);
 	text = capture_report();
 	parse_report(text);
