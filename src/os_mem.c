@@ -93,7 +93,8 @@ int os_unreserve(void *addr, size_t size)
 	return munmap(addr, len);
 }
 
-void *os_meta_alloc(size_t size)
+/* A private anonymous mapping of size bytes (page-rounded) for metadata. */
+static void *meta_map(size_t size, int prot, int flags)
 {
 	size_t len = page_round(size);
 	void *p;
@@ -102,12 +103,17 @@ void *os_meta_alloc(size_t size)
 		errno = size ? ENOMEM : EINVAL;
 		return NULL;
 	}
-	p = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p = mmap(NULL, len, prot, MAP_PRIVATE | MAP_ANONYMOUS | flags, -1, 0);
 	if (p == MAP_FAILED) {
 		errno = ENOMEM;
 		return NULL;
 	}
 	return p;
+}
+
+void *os_meta_alloc(size_t size)
+{
+	return meta_map(size, PROT_READ | PROT_WRITE, 0);
 }
 
 void os_meta_free(void *addr, size_t size)
@@ -118,19 +124,7 @@ void os_meta_free(void *addr, size_t size)
 
 void *os_meta_reserve(size_t size)
 {
-	size_t len = page_round(size);
-	void *p;
-
-	if (!len) {
-		errno = size ? ENOMEM : EINVAL;
-		return NULL;
-	}
-	p = mmap(NULL, len, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
-	if (p == MAP_FAILED) {
-		errno = ENOMEM;
-		return NULL;
-	}
-	return p;
+	return meta_map(size, PROT_NONE, MAP_NORESERVE);
 }
 
 int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc)
