@@ -345,7 +345,8 @@ static __attribute__((noinline)) void free_slow(void *ptr)
 PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 {
 	const unsigned long *bound;
-	size_t idx, bit;
+	unsigned long *live = pool_live_words();
+	size_t idx, bit, live_bit = pool_live_bit(ptr);
 	int off, bits;
 
 	if (!ptr)
@@ -359,13 +360,13 @@ PCPU_PUBLIC void pcpu_free(void __percpu *ptr)
 		bit = (size_t)off / PCPU_MIN_ALLOC_BYTES;
 		/* Sized without a lock: a live allocation's boundary bits are
 		 * stable while its owner, the caller, frees it. */
-		if (__builtin_expect(bit_test_atomic(pool_live_words(), pool_live_bit(ptr)), 1)) {
+		if (__builtin_expect(bit_test_atomic(live, live_bit), 1)) {
 			bits = chunk_area_bits_near(bound, (int)bit, CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits < 0, 0))     /* it ends in a later word */
 				bits = chunk_area_bits_far(pool_live_dyn_chunk(idx)->map, (int)bit,
 							   CACHE_MAX_SIZE / PCPU_MIN_ALLOC_BYTES);
 			if (__builtin_expect(bits > 0 && cache_takes(bits, off) &&
-					     cache_push(ptr, pool_live_words(), pool_live_bit(ptr), bits), 1)) {
+					     cache_push(ptr, live, live_bit, bits), 1)) {
 				PCPU_PROBE(free, ptr, (size_t)bits * PCPU_MIN_ALLOC_BYTES);
 				return;
 			}
