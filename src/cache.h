@@ -260,12 +260,15 @@ static inline int cache_free(void *handle, size_t idx, int off)
  * Tests only.  cache_test_hold takes (hold) or drops the lock of CPU cpu's
  * cache (which 0) or of its spare number which (1 to CACHE_SPARES), leaving
  * it held as a fast path preempted inside would; -1 if there is no such
- * cache.  While one is held nothing may take
- * every cache's lock (pcpu_stats_get, pcpu_verify, pcpu_balance, fork).
+ * cache.  While one is held nothing may take every cache's lock
+ * (pcpu_stats_get, pcpu_verify, pcpu_balance, fork).
  * cache_test_count: objects held now by the CPUs' caches or by the spares
  * (read without their locks: for a test whose other threads are quiet).
  */
 int cache_test_hold(unsigned int cpu, unsigned int which, bool hold);
 size_t cache_test_count(bool spares);
+/* Tests only: where the slots of CPU cpu's cache (which 0) or spare which
+ * lie, in *start; their bytes, 0 if there is no such cache. */
+size_t cache_test_slots(unsigned int cpu, unsigned int which, void **start);
 
 #endif

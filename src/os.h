@@ -167,6 +167,11 @@ void *os_meta_reserve(size_t size);
 int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc);
 void os_meta_unreserve(void *addr, size_t size);
 
+/* Give back the memory of the whole pages inside [addr, addr + size) of a
+ * read-write metadata mapping; they read as zero when next touched.  Best
+ * effort, no error.  Not subject to fault injection. */
+void os_meta_discard(void *addr, size_t size);
+
 /* ---- loaded modules ---------------------------------------------------- */
 
 /* True if addr lies in a loadable segment of the main program. */

@@ -140,6 +140,16 @@ int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc)
 	return 0;
 }
 
+void os_meta_discard(void *addr, size_t size)
+{
+	uintptr_t page = os_page_size();
+	uintptr_t start = ((uintptr_t)addr + page - 1) & ~(page - 1);
+	uintptr_t end = ((uintptr_t)addr + size) & ~(page - 1);
+
+	if (end > start)
+		(void)madvise((void *)start, end - start, MADV_DONTNEED);
+}
+
 void os_meta_unreserve(void *addr, size_t size)
 {
 	if (addr)

@@ -21,6 +21,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -425,6 +426,67 @@ static int child_spare(long kind)
 	return 0;
 }
 
+/* Resident pages strictly inside every cache's slots (mincore). */
+static size_t resident_slot_pages(void)
+{
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	size_t n = 0;
+
+	for (unsigned int cpu = 0; cpu < pcpu_nr_cpus(); cpu++) {
+		for (unsigned int w = 0; w <= CACHE_SPARES; w++) {
+			void *at;
+			size_t len = cache_test_slots(cpu, w, &at);
+			uintptr_t a = ((uintptr_t)at + page - 1) & ~(page - 1);
+			uintptr_t e = ((uintptr_t)at + len) & ~(page - 1);
+			unsigned char vec[256];
+
+			REQUIRE(len, "cpu %u cache %u has slots", cpu, w);
+			for (; a < e; a += page) {
+				REQUIRE(mincore((void *)a, page, vec) == 0, "mincore");
+				n += vec[0] & 1;
+			}
+		}
+	}
+	return n;
+}
+
+/*
+ * Draining an emptied cache gives its slot pages back: after objects of
+ * every class went through the caches (and the spares, their CPUs' caches
+ * held), pcpu_balance() leaves none of their pages resident, and the
+ * caches work on.
+ */
+static int child_slot_pages(long arg)
+{
+	static void *h[NR_CLASSES * 64];
+	struct pcpu_config cfg = { .nr_cpus = 0, .flags = PCPU_CFG_NO_BALANCER };
+	size_t before, after;
+	int n = 0;
+
+	(void)arg;
+	REQUIRE(pcpu_init(&cfg) == 0, "init");
+	for (unsigned int w = 0; w <= CACHE_SPARES; w++) {
+		for (unsigned int held = 0; held < w; held++)
+			hold_all(held, true);
+		for (size_t size = 4; size <= CACHE_MAX_SIZE; size += 4)
+			for (int i = 0; i < 64; i++)
+				REQUIRE((h[n++] = pcpu_alloc(size, 0)), "alloc %zu", size);
+		while (n)
+			pcpu_free(h[--n]);
+		for (unsigned int held = 0; held < w; held++)
+			hold_all(held, false);
+	}
+	before = resident_slot_pages();
+	CHECK(before > 0, "the slots were written: %zu pages resident", before);
+	REQUIRE(pcpu_balance() == 0, "balance");
+	after = resident_slot_pages();
+	CHECK(after == 0, "after pcpu_balance, %zu of %zu slot pages still resident", after, before);
+	for (int i = 0; i < 1000; i++)
+		pcpu_free(pcpu_alloc(16, 0));
+	CHECK(pcpu_verify() == 0 && kit_stats().nr_cur_alloc == 0, "the caches work on");
+	return 0;
+}
+
 /* PCPU_CFG_NO_CACHE, and PCPU_CACHE_SIZE=0, turn the caches off. */
 static int child_off(long how)
 {
@@ -502,6 +564,7 @@ int main(int argc, char **argv)
 	c = kit_fork(child_spare, 1, seed, 60);
 	KIT_EXPECT(c, KIT_SIGNAL(SIGABRT), "double free of an object in a spare cache");
 	CHECK(strstr(c->err, "not a live allocation"), "the message names it: %s", c->err);
+	KIT_EXPECT(kit_fork(child_slot_pages, 0, seed, 60), KIT_EXIT(0), "slot pages given back");
 	for (long how = 0; how < 3; how++)
 		KIT_EXPECT(kit_fork(child_off, how, seed, 60), KIT_EXIT(0), "cache setting %ld", how);
 	TEST_DONE();
