@@ -369,9 +369,7 @@ static void drain_cache(struct pcpu_cache *c, int64_t unused_since)
 	 * spares per CPU). */
 	cache_take(c);
 	if (!c->bytes)
-		os_meta_discard(c->bins[0].slots, (size_t)(c->bins[NR_CLASSES - 1].slots +
-							   c->bins[NR_CLASSES - 1].cap - c->bins[0].slots) *
-							  sizeof(void *));
+		os_meta_discard(c->bins[0].slots, cache_slots_bytes(c));
 	cache_unlock(c);
 	cache_remote_end(c);
 }
@@ -447,7 +445,7 @@ int cache_test_hold(unsigned int cpu, unsigned int which, bool hold)
 
 	if (cpu >= nr_caches || which > CACHE_SPARES)
 		return -1;
-	c = &caches[which * nr_caches + cpu];
+	c = cache_of(cpu, which);
 	if (hold) {
 		cache_remote_begin(c);
 		cache_take(c);
@@ -464,10 +462,9 @@ size_t cache_test_slots(unsigned int cpu, unsigned int which, void **start)
 
 	if (cpu >= nr_caches || which > CACHE_SPARES)
 		return 0;
-	c = &caches[which * nr_caches + cpu];
+	c = cache_of(cpu, which);
 	*start = c->bins[0].slots;
-	return (size_t)(c->bins[NR_CLASSES - 1].slots + c->bins[NR_CLASSES - 1].cap - c->bins[0].slots) *
-	       sizeof(void *);
+	return cache_slots_bytes(c);
 }
 
 size_t cache_test_count(bool spares)

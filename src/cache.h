@@ -72,7 +72,7 @@ static inline __attribute__((always_inline)) struct pcpu_cache *cache_lock_fast(
 	if (cpu >= nr_caches)
 		return NULL;
 	for (unsigned int s = 1; s <= CACHE_SPARES; s++) {
-		c = &caches[s * nr_caches + cpu];
+		c = cache_of(cpu, s);
 		if (cache_lock_try(&c->lk))
 			return c;
 	}

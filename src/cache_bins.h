@@ -77,6 +77,21 @@ static inline unsigned int nr_all_caches(void)
 	return (1 + CACHE_SPARES) * nr_caches;
 }
 
+/* CPU (unit) cpu's cache (which 0) or its spare number which. */
+static inline struct pcpu_cache *cache_of(unsigned int cpu, unsigned int which)
+{
+	return &caches[which * nr_caches + cpu];
+}
+
+/* Bytes of c's slots: its bins' slot arrays lie back to back, from
+ * bins[0].slots on. */
+static inline size_t cache_slots_bytes(const struct pcpu_cache *c)
+{
+	const struct cache_bin *last = &c->bins[NR_CLASSES - 1];
+
+	return (size_t)(last->slots + last->cap - c->bins[0].slots) * sizeof(void *);
+}
+
 static inline bool is_spare(const struct pcpu_cache *c)
 {
 	return c >= caches + nr_caches;

@@ -159,13 +159,12 @@ void os_meta_free(void *addr, size_t size);
  * live map): os_meta_reserve maps size bytes inaccessible, charging no
  * memory; os_meta_commit makes the whole pages around [addr, addr + size)
  * readable and writable (zeroed where never written; committing a range
- * twice keeps its contents), counting the call in sc; os_meta_unreserve
- * unmaps it all.  Not subject to fault injection.  NULL or -1 + errno
- * ENOMEM on failure.
+ * twice keeps its contents), counting the call in sc; os_meta_free unmaps
+ * it all.  Not subject to fault injection.  NULL or -1 + errno ENOMEM on
+ * failure.
  */
 void *os_meta_reserve(size_t size);
 int os_meta_commit(void *addr, size_t size, struct os_syscalls *sc);
-void os_meta_unreserve(void *addr, size_t size);
 
 /* Give back the memory of the whole pages inside [addr, addr + size) of a
  * read-write metadata mapping; they read as zero when next touched.  Best

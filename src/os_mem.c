@@ -150,12 +150,6 @@ void os_meta_discard(void *addr, size_t size)
 		(void)madvise((void *)start, end - start, MADV_DONTNEED);
 }
 
-void os_meta_unreserve(void *addr, size_t size)
-{
-	if (addr)
-		munmap(addr, page_round(size));
-}
-
 /*
  * Check addr/size for an operation on one range, then ask os_fault_check(op);
  * returns the page-rounded length, or 0 with errno set.

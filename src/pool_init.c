@@ -251,7 +251,7 @@ static void reset_pool(void)
 	free(pcpu_pool.bound_maps);
 	free(pcpu_pool.chunk_used);
 	free(pcpu_pool.live_maps);
-	os_meta_unreserve(pcpu_pool.live_flat, pcpu_pool.live_flat_bytes);
+	os_meta_free(pcpu_pool.live_flat, pcpu_pool.live_flat_bytes);
 	free(pcpu_pool.chunk_unclean);
 	free(pcpu_pool.unit_iov);
 	free(pcpu_pool.slots);

@@ -318,6 +318,20 @@ static void hold_all(unsigned int which, bool hold)
 		REQUIRE(cache_test_hold(cpu, which, hold) == 0, "cpu %u: hold %u %d", cpu, which, hold);
 }
 
+/* Allocate n objects of 16 B into h (via: where they should come from),
+ * then free them all, each checked to read zero if check_zero. */
+static void alloc_then_free(void **h, int n, const char *via, bool check_zero)
+{
+	for (int i = 0; i < n; i++)
+		h[i] = pcpu_alloc(16, 0);
+	for (int i = 0; i < n; i++) {
+		REQUIRE(h[i], "alloc %d %s", i, via);
+		if (check_zero)
+			CHECK(kit_zeroed(h[i], 16, 4), "zeroed");
+		pcpu_free(h[i]);
+	}
+}
+
 /*
  * A CPU's cache held (its holder preempted): allocations and frees go
  * through the CPU's first spare, which pcpu_verify checks and pcpu_balance
@@ -337,12 +351,7 @@ static int child_spare(long kind)
 	REQUIRE(pcpu_init(&cfg) == 0, "init");
 	REQUIRE(pcpu_balance() == 0 && kit_stats().nr_cached == 0, "empty caches");
 	hold_all(0, true);
-	for (int i = 0; i < N; i++)
-		h[i] = pcpu_alloc(16, 0);
-	for (int i = 0; i < N; i++) {
-		REQUIRE(h[i], "alloc %d", i);
-		pcpu_free(h[i]);
-	}
+	alloc_then_free(h, N, "through the first spare", false);
 	CHECK(cache_test_count(false) == 0 && cache_test_count(true) >= N,
 	      "with the CPUs' caches held, freed objects went to the spares: %zu in the caches, "
 	      "%zu in the spares", cache_test_count(false), cache_test_count(true));
@@ -365,12 +374,7 @@ static int child_spare(long kind)
 	refills = st.nr_cache_refills;
 	hold_all(0, true);
 	hold_all(1, true);
-	for (int i = 0; i < N; i++)
-		h[i] = pcpu_alloc(16, 0);
-	for (int i = 0; i < N; i++) {
-		REQUIRE(h[i], "alloc %d through the second spare", i);
-		pcpu_free(h[i]);
-	}
+	alloc_then_free(h, N, "through the second spare", false);
 	hold_all(1, false);
 	hold_all(0, false);
 	st = kit_stats();
@@ -386,13 +390,7 @@ static int child_spare(long kind)
 	cached = st.nr_cached;
 	for (unsigned int w = 0; w <= CACHE_SPARES; w++)
 		hold_all(w, true);
-	for (int i = 0; i < N; i++)
-		h[i] = pcpu_alloc(16, 0);
-	for (int i = 0; i < N; i++) {
-		REQUIRE(h[i], "alloc %d through the pool", i);
-		CHECK(kit_zeroed(h[i], 16, 4), "zeroed");
-		pcpu_free(h[i]);
-	}
+	alloc_then_free(h, N, "through the pool", true);
 	for (unsigned int w = 0; w <= CACHE_SPARES; w++)
 		hold_all(w, false);
 	st = kit_stats();
